@@ -1,0 +1,92 @@
+"""Trial checkpoints: safetensors for tensors, a small JSON for the rest.
+
+A checkpoint holds the trainable tensors only (the LoRA adapter, or the whole student when fully
+finetuned, plus any distillation heads), the optimiser's tensors and the step, so a trial resumed from it
+continues exactly where it stopped. A checkpoint is written to a temporary folder and renamed, so a crash
+mid-write never leaves a half checkpoint that looks whole.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+MODEL_FILE, OPTIM_FILE, META_FILE = "trainable.safetensors", "optimizer.safetensors", "state.json"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing files or does not match the model it is loaded into."""
+
+
+def trainable_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().contiguous() for n, p in module.named_parameters() if p.requires_grad}
+
+
+def save(
+    path: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer, meta: dict[str, Any]
+) -> Path:
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    tensors = {f"{key}/{n}": t for key, m in modules.items() for n, t in trainable_state(m).items()}
+    save_file(tensors, str(tmp / MODEL_FILE))
+    opt_tensors, opt_meta = _flatten_optimizer(optimizer)
+    save_file(opt_tensors, str(tmp / OPTIM_FILE))
+    (tmp / META_FILE).write_text(json.dumps({**meta, "optimizer": opt_meta}))
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
+    return path
+
+
+def load(path: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Load into ``modules`` and ``optimizer`` in place; returns the JSON meta (step, scheduler, ...)."""
+    missing = [f for f in (MODEL_FILE, OPTIM_FILE, META_FILE) if not (path / f).is_file()]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} is incomplete: missing {', '.join(missing)}")
+    try:
+        tensors = load_file(str(path / MODEL_FILE))
+        meta = json.loads((path / META_FILE).read_text())
+        opt_tensors = load_file(str(path / OPTIM_FILE))
+    except Exception as e:  # safetensors and json raise several types for a damaged file
+        raise CheckpointError(f"checkpoint {path} is corrupt: {type(e).__name__}: {e}") from e
+    for key, module in modules.items():
+        expected = set(trainable_state(module))
+        state = {n.split("/", 1)[1]: t for n, t in tensors.items() if n.split("/", 1)[0] == key}
+        if set(state) != expected:
+            raise CheckpointError(
+                f"checkpoint {path} does not match {key}: {len(expected ^ set(state))} tensors differ"
+            )
+        module.load_state_dict(state, strict=False)
+    optimizer.load_state_dict(_unflatten_optimizer(opt_tensors, meta.pop("optimizer")))
+    return dict(meta)
+
+
+def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    state = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, pstate in state["state"].items():
+        for name, value in pstate.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{pid}/{name}"] = value.contiguous()
+            else:
+                scalars.setdefault(str(pid), {})[name] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        pid, name = key.split("/", 1)
+        state.setdefault(int(pid), {})[name] = value
+    for pid, values in meta["scalars"].items():
+        state.setdefault(int(pid), {}).update(values)
+    # JSON turned tuples (e.g. Adam's betas) into lists; the optimiser expects them back as they were.
+    groups = [{k: (tuple(v) if isinstance(v, list) and k != "params" else v) for k, v in g.items()}
+              for g in meta["param_groups"]]
+    return {"state": state, "param_groups": groups}

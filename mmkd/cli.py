@@ -1,0 +1,232 @@
+"""The ``mmkd`` command: parses arguments and calls one function per subcommand.
+
+    mmkd sweep run sweeps/quickstart.yaml [--name N] [--storage DIR] [--address ADDR] [--set a.b=v ...]
+    mmkd sweep resume NAME_OR_PATH [--storage DIR]
+    mmkd sweep status NAME_OR_PATH [--storage DIR]
+    mmkd sweep validate SWEEP.yaml [--set a.b=v ...]
+    mmkd trial run SWEEP.yaml [--lr X --rank R --teacher T --student S] [--out DIR]
+    mmkd curves NAME_OR_PATH [--out DIR]
+    mmkd zoo build [--sweep SWEEP.yaml] [--sizes xs,s]
+    mmkd data show TASK --lang L [--split dev] [-n 5]
+    mmkd wlr FILE.jsonl [--json]
+
+Exit codes: 0 ok; 2 bad input (one line on stderr naming the bad key or value; nothing launched);
+1 runtime failure; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from mmkd.errors import UserInputError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserInputError as e:
+        print(f"mmkd: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        hint = getattr(args, "resume_hint", None)
+        print("\nmmkd: interrupted" + (f"; resume with: {hint}" if hint else ""), file=sys.stderr)
+        return 130
+
+
+# ---------------------------------------------------------------------------------------------------
+# Subcommands
+# ---------------------------------------------------------------------------------------------------
+
+
+def sweep_run(args: argparse.Namespace) -> int:
+    from mmkd import config
+    from mmkd.sweep import runner
+
+    sweep = config.load(args.sweep, args.set)
+    name = args.name or sweep.name
+    args.resume_hint = f"mmkd sweep resume {Path(args.storage or sweep.storage) / name}"
+    return runner.run(sweep, name=args.name, storage=args.storage, address=args.address)
+
+
+def sweep_resume(args: argparse.Namespace) -> int:
+    from mmkd.sweep import runner
+
+    args.resume_hint = f"mmkd sweep resume {args.experiment}"
+    return runner.resume(args.experiment, storage=args.storage, address=args.address)
+
+
+def sweep_status(args: argparse.Namespace) -> int:
+    from mmkd.sweep import runner
+
+    print(runner.status(args.experiment, storage=args.storage))
+    return 0
+
+
+def sweep_validate(args: argparse.Namespace) -> int:
+    from mmkd import config
+
+    sweep = config.load(args.sweep, args.set)
+    print(config.dump(sweep), end="")
+    pairs = ", ".join(f"{t}:{s}" for t, s in sweep.pairs())
+    print(f"# valid: {sweep.search.num_samples} trials over teacher:student pairs {pairs}", file=sys.stderr)
+    return 0
+
+
+def trial_run(args: argparse.Namespace) -> int:
+    from mmkd.trial import run_local
+
+    report = run_local(args.sweep, args.set, out=Path(args.out), lr=args.lr, rank=args.rank,
+                       teacher=args.teacher, student=args.student)
+    print(json.dumps({k: v for k, v in report.items() if not k.startswith("eval/") or k.count("/") == 2 and
+                      k.split("/")[1] in {"zero_shot", "low_resource", "source", "score"}}, indent=1))
+    return 0
+
+
+def curves(args: argparse.Namespace) -> int:
+    from mmkd.curves.aggregate import find_experiment
+    from mmkd.curves.report import build_curves
+
+    exp = find_experiment(args.experiment, args.storage or "runs")
+    report = build_curves(exp, Path(args.out) if args.out else None)
+    print(f"curves and report: {report}")
+    return 0
+
+
+def zoo_build(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from mmkd import config
+    from mmkd.models import get_family
+    from mmkd.models.zoo import ZooSettings, ensure_built, zoo_corpus
+
+    sweep = config.load(args.sweep)
+    settings = ZooSettings(**sweep.family.zoo.model_dump())
+    family = get_family("tiny")
+    sizes = args.sizes.split(",") if args.sizes else [s.name for s in family.sizes]
+    for size in sizes:
+        family.size(size)  # validates the name before anything trains
+    corpus = zoo_corpus(settings)
+    for size in sizes:
+        with tqdm(total=settings.steps, desc=f"zoo {size}", unit="step") as bar:
+            def progress(step: int, loss: float, bar: tqdm = bar) -> None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+
+            path = ensure_built(size, settings, corpus, progress=progress)
+        print(f"{size}: {path}")
+    return 0
+
+
+def data_show(args: argparse.Namespace) -> int:
+    from mmkd.data import format_examples, get_task
+
+    task = get_task(args.task)
+    print(format_examples(task, args.split, args.lang, args.n))
+    return 0
+
+
+def wlr(args: argparse.Namespace) -> int:
+    from mmkd.eval.langid import get_langid
+    from mmkd.eval.wlr_file import format_table, score_jsonl, to_json
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise UserInputError(f"{path}: no such file")
+    stats = score_jsonl(path, langid=get_langid(args.backend), tau=args.tau, source_lang=args.source_lang)
+    print(json.dumps(to_json(stats), indent=1) if args.json else format_table(stats))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------
+# Parser
+# ---------------------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mmkd", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(title="commands")
+
+    sweep = _group(sub, "sweep", "run, resume, inspect and validate sweeps")
+    run = _cmd(sweep, "run", sweep_run, "run a sweep (local Ray unless --address)")
+    run.add_argument("sweep", help="sweep YAML, or the name of a shipped sweep (quickstart)")
+    run.add_argument("--name", help="experiment name (default: the YAML's name)")
+    run.add_argument("--storage", help="directory or URI holding experiments (default: the YAML's, ./runs)")
+    run.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    _set_option(run)
+    res = _cmd(sweep, "resume", sweep_resume, "continue an interrupted sweep")
+    res.add_argument("experiment", help="experiment directory, or its name under --storage")
+    res.add_argument("--storage")
+    res.add_argument("--address")
+    st = _cmd(sweep, "status", sweep_status, "trial states and the best trials so far")
+    st.add_argument("experiment")
+    st.add_argument("--storage")
+    val = _cmd(sweep, "validate", sweep_validate, "check a sweep YAML and print it resolved")
+    val.add_argument("sweep")
+    _set_option(val)
+
+    trial = _group(sub, "trial", "run one trial without Ray (debugging)")
+    tr = _cmd(trial, "run", trial_run, "run one trial of a sweep locally")
+    tr.add_argument("sweep")
+    _set_option(tr)
+    tr.add_argument("--lr", type=float, help="default: the geometric middle of the searched range")
+    tr.add_argument("--rank", type=int, help="adapter rank (0 = full finetuning); default: the first searched")
+    tr.add_argument("--teacher", help="teacher size; default: the first of the space")
+    tr.add_argument("--student", help="student size; default: the first of the space")
+    tr.add_argument("--out", default="runs/trial", help="folder for checkpoint, results, examples")
+
+    cur = _cmd(sub, "curves", curves, "scaling curves, tables and a report from a sweep")
+    cur.add_argument("experiment")
+    cur.add_argument("--storage")
+    cur.add_argument("--out", help="output folder (default: <experiment>/mmkd/curves)")
+
+    zoo = _group(sub, "zoo", "the offline tiny model family")
+    zb = _cmd(zoo, "build", zoo_build, "pretrain (or find cached) tiny models")
+    zb.add_argument("--sweep", default="quickstart", help="take the zoo settings from this sweep")
+    zb.add_argument("--sizes", help="comma-separated sizes (default: all)")
+
+    data = _group(sub, "data", "tasks and their examples")
+    ds = _cmd(data, "show", data_show, "print examples of a task")
+    ds.add_argument("task")
+    ds.add_argument("--lang", required=True)
+    ds.add_argument("--split", default="dev", choices=["train", "dev", "test"])
+    ds.add_argument("-n", type=int, default=5)
+
+    w = _cmd(sub, "wlr", wlr, "wrong-language rate of any system's outputs (JSON lines: output, lang)")
+    w.add_argument("file")
+    w.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    w.add_argument("--tau", type=float, default=0.3)
+    w.add_argument("--backend", default="fasttext", help="language-ID backend")
+    w.add_argument("--source-lang", default="en", help="for src_rate: outputs in this language")
+    return p
+
+
+def _group(sub: argparse._SubParsersAction, name: str, help: str) -> argparse._SubParsersAction:
+    parser = sub.add_parser(name, help=help, description=help)
+    parser.set_defaults(func=lambda _args, parser=parser: (parser.print_help(), 2)[1])
+    return parser.add_subparsers(title="commands")
+
+
+def _cmd(
+    sub: argparse._SubParsersAction, name: str, func: Callable[[argparse.Namespace], int], help: str
+) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help, description=help)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def _set_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. train.max_steps=50 (repeatable)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

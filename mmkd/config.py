@@ -1,0 +1,292 @@
+"""The typed sweep schema: ``load(path, overrides) -> SweepConfig``. All validation lives here.
+
+A sweep YAML names a task and its languages, a model family, the search space and budget, the
+distillation settings, training, stopping, resources and storage. Every mistake — an unknown key, a wrong
+type, an impossible value — raises ``UserInputError`` with one line naming the key path and the bad
+value, before Ray starts or anything downloads::
+
+    sweeps/x.yaml: search.lr.low: must be > 0 (got -0.001)
+    sweeps/x.yaml: unknown key search.lrr (did you mean 'lr'?)
+
+Overrides (``--set train.max_steps=50``) are parsed as YAML scalars and applied before validation.
+A sweep is a path, or the name of a YAML file shipped in ``sweeps/`` (``quickstart``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mmkd.errors import UserInputError
+from mmkd.registry import did_you_mean
+
+SHIPPED_SWEEPS = Path(__file__).resolve().parent.parent / "sweeps"
+
+PositiveInt = Annotated[int, Field(ge=1)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class TaskConfig(_Strict):
+    name: str = Field("builtin/cldr", description="Task name from the task registry (`mmkd data show`).")
+    languages: list[str] | None = Field(
+        None, min_length=1, description="Evaluation languages besides the source; default: all of the task's."
+    )
+    n_train: PositiveInt = Field(2000, description="Source-language training examples.")
+    n_dev: PositiveInt = Field(48, description="Dev examples per language, evaluated every `eval_every` steps.")
+    seed: int = Field(0, description="Seed of the generated data.")
+
+
+class ZooConfig(_Strict):
+    """Pretraining of the offline tiny family (cached by content hash; shared by every sweep)."""
+
+    steps: PositiveInt = 600
+    batch_size: PositiveInt = 32
+    lr: PositiveFloat = 3e-3
+    corpus_lines: PositiveInt = Field(1500, description="Corpus lines per language.")
+
+
+class FamilyConfig(_Strict):
+    name: str = Field("tiny", description="Model family (tiny, mt5, byt5, nllb, mbart50).")
+    zoo: ZooConfig = ZooConfig()
+
+
+class LogRange(_Strict):
+    low: PositiveFloat
+    high: PositiveFloat
+    log: bool = True
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LogRange:
+        if self.low > self.high:
+            raise ValueError(f"low must be <= high (got low={self.low}, high={self.high})")
+        return self
+
+
+class SearchConfig(_Strict):
+    num_samples: PositiveInt = Field(8, description="Trials in the sweep.")
+    seed: int = Field(0, description="Seed of Optuna's TPE sampler.")
+    n_startup_trials: PositiveInt = Field(4, description="Random trials before TPE models the space.")
+    lr: LogRange | PositiveFloat = Field(LogRange(low=1e-4, high=1e-2), description="Learning rate.")
+    adapter_rank: list[Annotated[int, Field(ge=0)]] = Field(
+        [0, 8], min_length=1, description="LoRA ranks to choose from; 0 = full finetuning."
+    )
+    teacher: list[str] = Field(["l"], min_length=1, description="Teacher sizes of the family.")
+    student: list[str] = Field(["xs", "s", "m"], min_length=1, description="Student sizes of the family.")
+    metric: str = Field("eval/score", description="The objective reported by trials.")
+    mode: Literal["max", "min"] = "max"
+
+
+class DistillConfig(_Strict):
+    temperature: PositiveFloat = Field(2.0, description="Softmax temperature of token-level KD.")
+    task: Annotated[float, Field(ge=0)] = Field(1.0, description="Weight of the task cross-entropy.")
+    token: Annotated[float, Field(ge=0)] = Field(1.0, description="Weight of token-level KD.")
+
+
+class TeacherConfig(_Strict):
+    """Finetuning of each teacher size on the source-language task (once per sweep, cached)."""
+
+    steps: PositiveInt = 400
+    lr: PositiveFloat = 2e-3
+    batch_size: PositiveInt = 32
+
+
+class TrainConfig(_Strict):
+    max_steps: PositiveInt = Field(200, description="Optimiser steps per trial.")
+    batch_size: PositiveInt = 32
+    grad_accum: PositiveInt = Field(1, description="Micro-batches per optimiser step.")
+    eval_every: PositiveInt = Field(50, description="Evaluate, report and checkpoint every N steps.")
+    warmup_steps: Annotated[int, Field(ge=0)] = 20
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    max_source_len: PositiveInt = Field(128, description="Tokens (bytes for ByT5) kept of each input.")
+    max_target_len: PositiveInt = Field(96, description="Tokens kept of each target.")
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
+        "auto", description="auto = bf16 on a GPU that supports it, else full precision."
+    )
+    seed: int = 0
+
+
+class EvalConfig(_Strict):
+    max_new_tokens: PositiveInt = 96
+    batch_size: PositiveInt = 64
+    tau: float = Field(0.3, gt=0, lt=1, description="LID probability below which an output is undetermined.")
+    langid: str = Field("fasttext", description="Language-ID backend.")
+
+
+class ResourcesConfig(_Strict):
+    cpu: PositiveFloat = Field(1, description="CPUs per trial.")
+    gpu: Annotated[float, Field(ge=0)] = Field(0, description="GPUs per trial (fractions allowed).")
+    max_concurrent: PositiveInt | None = Field(None, description="Default: as many as the cluster fits.")
+
+
+class SweepConfig(_Strict):
+    name: str = Field("sweep", pattern=r"^[A-Za-z0-9_.-]+$", description="Experiment name under storage.")
+    storage: str = Field("runs", description="Directory or URI that holds experiments.")
+    task: TaskConfig = TaskConfig()
+    family: FamilyConfig = FamilyConfig()
+    search: SearchConfig = SearchConfig()
+    distill: DistillConfig = DistillConfig()
+    teacher: TeacherConfig = TeacherConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    resources: ResourcesConfig = ResourcesConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SweepConfig:
+        if self.train.eval_every > self.train.max_steps:
+            raise _KeyError("train.eval_every", f"must be <= train.max_steps ({self.train.max_steps})",
+                            self.train.eval_every)
+        self._check_models()
+        self._check_task()
+        from mmkd.eval.langid import LANGID_BACKENDS
+
+        if self.eval.langid not in LANGID_BACKENDS:
+            names = LANGID_BACKENDS.names()
+            raise _KeyError("eval.langid", f"unknown backend{did_you_mean(self.eval.langid, names)}; "
+                            f"known: {', '.join(names)}", self.eval.langid)
+        return self
+
+    def _check_models(self) -> None:
+        from mmkd.models import FAMILIES, get_family
+
+        if self.family.name not in FAMILIES:
+            names = FAMILIES.names()
+            raise _KeyError("family.name", f"unknown family{did_you_mean(self.family.name, names)}; "
+                            f"known: {', '.join(names)}", self.family.name)
+        family = get_family(self.family.name)
+        sizes = [s.name for s in family.sizes]
+        for key in ("teacher", "student"):
+            for name in getattr(self.search, key):
+                if name not in sizes:
+                    raise _KeyError(f"search.{key}", f"family {family.name!r} has no size"
+                                    f"{did_you_mean(name, sizes)}; sizes: {', '.join(sizes)}", name)
+        if not self.pairs():
+            raise _KeyError("search", "no teacher is larger than any student, so no ratio > 1 can be realised "
+                            f"(teacher={self.search.teacher}, student={self.search.student})", None)
+
+    def _check_task(self) -> None:
+        from mmkd.data import get_task
+
+        try:
+            get_task(self.task.name, **self.task_options())
+        except UserInputError as e:
+            raise _KeyError("task", str(e), None) from None
+
+    def task_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"n_train": self.task.n_train, "n_dev": self.task.n_dev, "seed": self.task.seed}
+        if self.task.languages is not None:
+            options["languages"] = self.task.languages
+        return options
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every (teacher, student) pair of the space with a teacher larger than its student."""
+        from mmkd.models import get_family
+
+        family = get_family(self.family.name)
+        return [
+            (t, s)
+            for t in self.search.teacher
+            for s in self.search.student
+            if family.size(t).params > family.size(s).params
+        ]
+
+
+class _KeyError(ValueError):
+    """A cross-field error that knows its key path (pydantic would put it at the root)."""
+
+    def __init__(self, key: str, message: str, value: Any) -> None:
+        super().__init__(message)
+        self.key, self.message, self.value = key, message, value
+
+
+def resolve_path(sweep: str | Path) -> Path:
+    """A YAML path, or the name of a shipped sweep (``quickstart``)."""
+    path = Path(sweep)
+    if path.is_file():
+        return path
+    shipped = SHIPPED_SWEEPS / f"{sweep}.yaml"
+    if not path.suffix and shipped.is_file():
+        return shipped
+    names = sorted(p.stem for p in SHIPPED_SWEEPS.glob("*.yaml"))
+    raise UserInputError(f"{sweep}: no such sweep file{did_you_mean(str(sweep), names)}; shipped: {', '.join(names)}")
+
+
+def load(sweep: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SweepConfig:
+    path = resolve_path(sweep)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UserInputError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise UserInputError(f"{path}: the top level must be a mapping of keys (got {type(raw).__name__})")
+    raw.setdefault("name", path.stem)
+    for item in overrides:
+        apply_override(raw, item)
+    return from_dict(raw, source=str(path))
+
+
+def from_dict(raw: dict[str, Any], source: str = "config") -> SweepConfig:
+    try:
+        return SweepConfig.model_validate(raw)
+    except ValidationError as e:
+        raise UserInputError(f"{source}: {_describe(e)}") from None
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """Apply ``a.b.c=value`` (value parsed as YAML) to the nested dict ``raw``."""
+    key, sep, value = item.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise UserInputError(f"--set {item!r}: expected KEY.PATH=VALUE, e.g. train.max_steps=50")
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise UserInputError(f"--set {item!r}: {part} is a value, not a section")
+        node = child
+    try:
+        node[parts[-1]] = yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise UserInputError(f"--set {item!r}: value is not valid YAML") from None
+
+
+def _describe(error: ValidationError) -> str:
+    """One line for the first error: key path, what is wrong, the bad value."""
+    err = error.errors()[0]
+    loc = [str(p) for p in err["loc"] if not str(p).startswith(("function-", "constrained-"))]
+    # pydantic reports union members as extra path parts (e.g. "LogRange", "float"); drop them.
+    loc = [p for p in loc if not p[:1].isupper() and p not in {"float", "int", "str", "list[str]"}]
+    path = ".".join(loc) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        known = _known_keys(loc[:-1])
+        return f"unknown key {path}{did_you_mean(loc[-1], known)}; known keys here: {', '.join(known)}"
+    if err["type"] == "value_error" and isinstance(err.get("ctx", {}).get("error"), _KeyError):
+        inner: _KeyError = err["ctx"]["error"]
+        shown = "" if inner.value is None else f" (got {inner.value!r})"
+        return f"{inner.key}: {inner.message}{shown}"
+    msg = err["msg"].removeprefix("Value error, ")
+    if msg.startswith("Input should be"):
+        msg = "must be" + msg.removeprefix("Input should be")
+    return f"{path}: {msg} (got {err.get('input')!r})"
+
+
+def _known_keys(loc: list[str]) -> list[str]:
+    model: type[BaseModel] = SweepConfig
+    for part in loc:
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            break
+        model = annotation
+    return sorted(model.model_fields)
+
+
+def dump(config: SweepConfig) -> str:
+    """The resolved config as YAML (what ``mmkd sweep validate`` prints and the sweep stores)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,96 @@
+"""Teacher preparation: each teacher size a sweep needs, finetuned once on the source-language task.
+
+A teacher is finetuned in full on the source-language training split and saved with ``save_pretrained``
+under ``<experiment>/mmkd/teachers/<size>-<hash>/``; the hash covers the base model, the task and the
+finetuning settings, so a changed teacher is rebuilt and an unchanged one is reused (on resume, too).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mmkd.config import SweepConfig
+from mmkd.data import get_task
+from mmkd.data.collate import batch_indices, encode_batch
+from mmkd.models import load_seq2seq
+from mmkd.models.zoo import warmup_cosine
+
+DONE_FILE = "mmkd_teacher.json"
+
+
+def teacher_dir(root: Path, size: str, base: str, sweep: SweepConfig) -> Path:
+    key = json.dumps(
+        [base, _base_fingerprint(base), sweep.task.name, sweep.task_options(), sweep.teacher.model_dump(),
+         sweep.train.max_source_len, sweep.train.max_target_len],
+        sort_keys=True,
+    )
+    return root / f"{size}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def _base_fingerprint(base: str) -> str:
+    """The zoo's build record for local models (changes when the model is rebuilt), else the id."""
+    record = Path(base) / "mmkd_zoo.json"
+    return record.read_text() if record.is_file() else base
+
+
+def ensure_teacher(
+    root: Path, size: str, base: str, sweep: SweepConfig, progress: Callable[[int, float], None] | None = None
+) -> Path:
+    final = teacher_dir(root, size, base, sweep)
+    if (final / DONE_FILE).is_file():
+        return final
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
+    try:
+        stats = finetune(base, sweep, tmp, progress)
+        (tmp / DONE_FILE).write_text(json.dumps({"size": size, "base": base, **stats}))
+        try:
+            tmp.rename(final)
+        except OSError:  # a concurrent preparation won the race; its teacher is identical
+            if not (final / DONE_FILE).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def finetune(
+    base: str, sweep: SweepConfig, out_dir: Path, progress: Callable[[int, float], None] | None = None
+) -> dict[str, Any]:
+    """Full finetuning with the task cross-entropy; saves model + tokenizer to ``out_dir``."""
+    torch.manual_seed(sweep.train.seed)
+    task = get_task(sweep.task.name, **sweep.task_options())
+    train = task.examples("train", task.source_lang)
+    model, tokenizer = load_seq2seq(base)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device).train()
+    settings = sweep.teacher
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(min(50, settings.steps // 10), settings.steps))
+    start, loss_value = time.perf_counter(), float("nan")
+    for step in range(1, settings.steps + 1):
+        idx = batch_indices(len(train), step, settings.batch_size, sweep.train.seed)
+        batch = encode_batch(tokenizer, [train[i] for i in idx], sweep.train.max_source_len,
+                             sweep.train.max_target_len)
+        loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        loss_value = loss.item()
+        if progress is not None:
+            progress(step, loss_value)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    seconds = time.perf_counter() - start
+    return {"final_loss": loss_value, "seconds": seconds, "seconds_per_step": seconds / settings.steps}

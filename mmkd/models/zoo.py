@@ -1,0 +1,244 @@
+"""The offline tiny family: byte-level T5 models pretrained here on the multilingual CLDR corpus.
+
+``mmkd zoo build`` pretrains every size with T5 span corruption on the built-in task's corpus (every
+language), so each model knows every language before any English-only finetuning. Models are saved with
+``save_pretrained`` (safetensors) next to a ``ByT5Tokenizer`` and loaded with ``from_pretrained`` — the
+same code path as hub models. A build is cached under ``<cache>/zoo/<size>-<hash>/``, the hash covering
+the architecture, the pretraining settings and the corpus, so a changed corpus or setting rebuilds and an
+unchanged one is reused by every later sweep. The cache is ``$MMKD_CACHE`` (default ``~/.cache/mmkd``);
+on a multi-node cluster point it at shared storage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+# Bump when the pretraining code changes in a way that changes the weights it produces.
+ZOO_VERSION = 1
+
+# d_model, d_ff, layers (encoder = decoder), heads; d_kv = d_model // heads. Tied embeddings (T5 v1.0)
+# keep the byte vocabulary (384 ids) from dominating the smallest sizes.
+TINY_SIZES: dict[str, tuple[int, int, int, int]] = {
+    "xs": (32, 64, 1, 2),
+    "s": (64, 128, 2, 4),
+    "m": (96, 192, 3, 4),
+    "l": (128, 256, 4, 4),
+}
+
+
+@dataclass(frozen=True)
+class ZooSettings:
+    """How the tiny family is pretrained (part of the cache key)."""
+
+    steps: int = 600
+    batch_size: int = 32
+    lr: float = 3e-3
+    warmup_steps: int = 50
+    max_len: int = 96
+    noise_density: float = 0.15
+    mean_span: float = 3.0
+    seed: int = 0
+    corpus_lines: int = 1500
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("MMKD_CACHE", Path.home() / ".cache" / "mmkd"))
+
+
+def tiny_config(size: str) -> Any:
+    from transformers import ByT5Tokenizer, T5Config
+
+    d_model, d_ff, layers, heads = TINY_SIZES[size]
+    tok = ByT5Tokenizer()
+    return T5Config(
+        vocab_size=len(tok),  # 384: bytes + specials + sentinels; tok.vocab_size (256) would be too small
+        d_model=d_model,
+        d_ff=d_ff,
+        d_kv=d_model // heads,
+        num_layers=layers,
+        num_decoder_layers=layers,
+        num_heads=heads,
+        dropout_rate=0.0,
+        feed_forward_proj="relu",
+        tie_word_embeddings=True,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        decoder_start_token_id=tok.pad_token_id,
+    )
+
+
+@lru_cache(maxsize=None)
+def tiny_param_count(size: str) -> int:
+    from transformers import T5ForConditionalGeneration
+
+    with torch.device("meta"):
+        model = T5ForConditionalGeneration(tiny_config(size))
+    return sum(p.numel() for p in model.parameters())
+
+
+def zoo_corpus(settings: ZooSettings) -> list[str]:
+    """Every language of the built-in task, interleaved so each batch mixes languages."""
+    from mmkd.data import get_task
+
+    task = get_task("builtin/cldr", seed=settings.seed)
+    per_lang = [task.corpus(lang)[: settings.corpus_lines] for lang in task.languages]
+    return [line for group in zip(*per_lang, strict=False) for line in group]
+
+
+def zoo_key(size: str, settings: ZooSettings, corpus: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps([ZOO_VERSION, size, TINY_SIZES[size], asdict(settings)]).encode())
+    for line in corpus:
+        h.update(line.encode())
+        h.update(b"\n")
+    return h.hexdigest()[:12]
+
+
+def zoo_path(size: str, settings: ZooSettings, corpus: Sequence[str], root: Path | None = None) -> Path:
+    return (root or cache_root()) / "zoo" / f"{size}-{zoo_key(size, settings, corpus)}"
+
+
+def span_corrupt(
+    ids: Sequence[int], rng: random.Random, sentinels: Sequence[int], noise_density: float, mean_span: float
+) -> tuple[list[int], list[int]]:
+    """T5 span corruption of one sequence: (input with sentinels, target of sentinel + masked spans).
+
+    Like T5's ``random_spans_noise_mask``: the noise and non-noise tokens are each cut into the same
+    number of random segments and interleaved, starting with a non-noise segment.
+    """
+    n = len(ids)
+    n_noise = min(max(1, round(n * noise_density)), n - 1)
+    n_spans = max(1, min(round(n_noise / mean_span), n_noise, n - n_noise, len(sentinels)))
+
+    def segments(total: int) -> list[int]:
+        cuts = sorted(rng.sample(range(1, total), n_spans - 1)) if n_spans > 1 else []
+        bounds = [0, *cuts, total]
+        return [b - a for a, b in zip(bounds, bounds[1:], strict=False)]
+
+    noise_lens, keep_lens = segments(n_noise), segments(n - n_noise)
+    inp: list[int] = []
+    tgt: list[int] = []
+    pos = 0
+    for i, (keep, noise) in enumerate(zip(keep_lens, noise_lens, strict=True)):
+        inp.extend(ids[pos : pos + keep])
+        pos += keep
+        inp.append(sentinels[i])
+        tgt.append(sentinels[i])
+        tgt.extend(ids[pos : pos + noise])
+        pos += noise
+    return inp, tgt
+
+
+def _pad(seqs: list[list[int]], fill: int) -> torch.Tensor:
+    width = max(len(s) for s in seqs)
+    return torch.tensor([s + [fill] * (width - len(s)) for s in seqs])
+
+
+def pretrain(
+    size: str,
+    corpus: Sequence[str],
+    settings: ZooSettings,
+    out_dir: Path,
+    progress: Callable[[int, float], None] | None = None,
+) -> dict[str, float]:
+    """Pretrain one tiny model with span corruption and save it (model + tokenizer) to ``out_dir``."""
+    from transformers import ByT5Tokenizer, T5ForConditionalGeneration
+
+    torch.manual_seed(settings.seed)
+    rng = random.Random(settings.seed)
+    tok = ByT5Tokenizer()
+    sentinels = [tok.convert_tokens_to_ids(f"<extra_id_{i}>") for i in range(100)]
+    encoded = [tok(line, add_special_tokens=False)["input_ids"][: settings.max_len - 1] for line in corpus]
+    encoded = [ids for ids in encoded if len(ids) >= 4]
+    model = T5ForConditionalGeneration(tiny_config(size))
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(settings.warmup_steps, settings.steps))
+    eos, pad = tok.eos_token_id, tok.pad_token_id
+    start, loss_ema = time.perf_counter(), math.nan
+    for step in range(settings.steps):
+        pairs = [
+            span_corrupt(encoded[rng.randrange(len(encoded))], rng, sentinels, settings.noise_density,
+                         settings.mean_span)
+            for _ in range(settings.batch_size)
+        ]
+        inputs = _pad([p[0] + [eos] for p in pairs], pad)
+        labels = _pad([p[1] + [eos] for p in pairs], -100)
+        loss = model(input_ids=inputs, attention_mask=inputs.ne(pad), labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        loss_ema = loss.item() if math.isnan(loss_ema) else 0.95 * loss_ema + 0.05 * loss.item()
+        if progress is not None:
+            progress(step + 1, loss_ema)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+    stats = {
+        "params": float(sum(p.numel() for p in model.parameters())),
+        "final_loss": loss_ema,
+        "seconds": time.perf_counter() - start,
+        "seconds_per_step": (time.perf_counter() - start) / max(1, settings.steps),
+    }
+    (out_dir / "mmkd_zoo.json").write_text(json.dumps({"size": size, "settings": asdict(settings), **stats}))
+    return stats
+
+
+def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    return factor
+
+
+def ensure_built(
+    size: str,
+    settings: ZooSettings,
+    corpus: Sequence[str] | None = None,
+    root: Path | None = None,
+    progress: Callable[[int, float], None] | None = None,
+) -> Path:
+    """The cached model directory for ``size``, pretraining it first if it is not there.
+
+    Safe when several processes build the same size at once: each writes to a temporary directory and
+    renames it into place; the loser of the race discards its copy.
+    """
+    corpus = zoo_corpus(settings) if corpus is None else corpus
+    final = zoo_path(size, settings, corpus, root)
+    if (final / "mmkd_zoo.json").exists():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    try:
+        pretrain(size, corpus, settings, tmp, progress)
+        try:
+            tmp.rename(final)
+        except OSError:  # another process finished first; its copy is as good as ours
+            if not (final / "mmkd_zoo.json").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def find_built(size: str, settings: ZooSettings, root: Path | None = None) -> Path | None:
+    path = zoo_path(size, settings, zoo_corpus(settings), root)
+    return path if (path / "mmkd_zoo.json").exists() else None

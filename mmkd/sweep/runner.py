@@ -1,0 +1,282 @@
+"""Build, run, resume and inspect a sweep: the thin glue between a SweepConfig and Ray Tune.
+
+    mmkd sweep run sweeps/quickstart.yaml            # local Ray, storage ./runs, name from the YAML
+    mmkd sweep resume runs/quickstart                # continue an interrupted sweep
+    mmkd sweep status runs/quickstart
+
+Per sweep, once: shared artefacts (tiny zoo if the family needs it, each teacher finetuned on the source
+language) are prepared as Ray tasks on the sweep's storage; then ``tune.Tuner`` runs the trials with
+``OptunaSearch`` over the define-by-run space; at the end the tidy results table lands under
+``<storage>/<name>/mmkd/`` and the best trials are printed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from mmkd import config as config_mod
+from mmkd.config import SweepConfig
+from mmkd.errors import UserInputError
+
+MMKD_DIR = "mmkd"
+CONFIG_FILE = "config.yaml"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """Where a sweep lives: ``<storage>/<name>/`` (Tune's experiment dir) and its ``mmkd/`` artefacts."""
+
+    storage: Path
+    name: str
+
+    @property
+    def path(self) -> Path:
+        return self.storage / self.name
+
+    @property
+    def mmkd(self) -> Path:
+        return self.path / MMKD_DIR
+
+    @classmethod
+    def locate(cls, name_or_path: str, storage: str | None = None) -> Experiment:
+        """An experiment dir, or a name under ``storage`` (default ``./runs``)."""
+        path = Path(name_or_path)
+        if not (path / MMKD_DIR / CONFIG_FILE).is_file():
+            path = Path(storage or "runs") / name_or_path
+        if not (path / MMKD_DIR / CONFIG_FILE).is_file():
+            raise UserInputError(f"{name_or_path}: no sweep there (looked for {path / MMKD_DIR / CONFIG_FILE})")
+        path = path.resolve()
+        return cls(path.parent, path.name)
+
+
+def run(
+    sweep: SweepConfig, *, name: str | None = None, storage: str | None = None, address: str | None = None
+) -> int:
+    exp = Experiment(Path(storage or sweep.storage).resolve(), name or sweep.name)
+    if exp.path.exists():
+        raise UserInputError(
+            f"sweep {exp.name!r} already exists at {exp.path}; resume it with: mmkd sweep resume {exp.path}"
+            " (or pick another --name)"
+        )
+    sweep = sweep.model_copy(update={"name": exp.name, "storage": str(exp.storage)})
+    exp.mmkd.mkdir(parents=True)
+    (exp.mmkd / CONFIG_FILE).write_text(config_mod.dump(sweep))
+    _init_ray(address)
+    artefacts = prepare_artefacts(sweep, exp)
+    tuner = _tuner(sweep, exp, artefacts)
+    return _fit(tuner, exp)
+
+
+def resume(name_or_path: str, *, storage: str | None = None, address: str | None = None) -> int:
+    from ray import tune
+
+    from mmkd.trial import tune_trial
+
+    exp = Experiment.locate(name_or_path, storage)
+    sweep = config_mod.load(exp.mmkd / CONFIG_FILE)
+    _init_ray(address)
+    # Re-preparing is a cache lookup: zoo and teachers are keyed by content and found on disk.
+    prepare_artefacts(sweep, exp)
+    tuner = tune.Tuner.restore(
+        str(exp.path),
+        trainable=_trainable(sweep, tune_trial),
+        resume_unfinished=True,
+        resume_errored=True,
+    )
+    return _fit(tuner, exp)
+
+
+def _init_ray(address: str | None) -> None:
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    if address:
+        ray.init(address=address)
+    else:
+        ray.init(include_dashboard=False, configure_logging=True, logging_level="warning")
+
+
+def _trainable(sweep: SweepConfig, fn: Any) -> Any:
+    from ray import tune
+
+    return tune.with_resources(fn, {"cpu": sweep.resources.cpu, "gpu": sweep.resources.gpu})
+
+
+def _tuner(sweep: SweepConfig, exp: Experiment, artefacts: dict[str, Any]) -> Any:
+    import optuna
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    from mmkd.sweep.space import Space
+    from mmkd.trial import tune_trial
+
+    search = OptunaSearch(
+        space=Space(sweep, artefacts),
+        metric=sweep.search.metric,
+        mode=sweep.search.mode,
+        sampler=optuna.samplers.TPESampler(seed=sweep.search.seed, n_startup_trials=sweep.search.n_startup_trials),
+    )
+    return tune.Tuner(
+        _trainable(sweep, tune_trial),
+        tune_config=tune.TuneConfig(
+            search_alg=search,
+            num_samples=sweep.search.num_samples,
+            max_concurrent_trials=sweep.resources.max_concurrent,
+            # One actor runs trial after trial: ~0.1 s start-up instead of ~1.7 s per trial.
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=exp.name,
+            storage_path=str(exp.storage),
+            failure_config=tune.FailureConfig(max_failures=2),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            verbose=1,
+        ),
+    )
+
+
+def _fit(tuner: Any, exp: Experiment) -> int:
+    tuner.fit()
+    write_results(exp)
+    print_best(exp)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------
+# Shared artefacts
+# ---------------------------------------------------------------------------------------------------
+
+
+def prepare_artefacts(sweep: SweepConfig, exp: Experiment) -> dict[str, Any]:
+    """Model directories (or hub ids) of every size the space uses, and each teacher finetuned once.
+
+    Runs as Ray tasks so the tiny zoo's sizes pretrain in parallel and each teacher starts as soon as its
+    base model exists; everything is cached by content, so a rerun or resume only looks it up.
+    """
+    from mmkd.models import get_family
+    from mmkd.models.zoo import ZooSettings
+
+    family = get_family(sweep.family.name)
+    pairs = sweep.pairs()
+    sizes = sorted({s for pair in pairs for s in pair}, key=lambda n: -family.size(n).params)
+    zoo = ZooSettings(**sweep.family.zoo.model_dump())
+    prep = {"num_cpus": sweep.resources.cpu, "num_gpus": sweep.resources.gpu}
+    models: dict[str, Any] = {}
+    for size in sizes:
+        source = family.size(size).source
+        if source.startswith("zoo:"):
+            models[size] = _build_zoo_model.options(**prep).remote(size, zoo)  # type: ignore[attr-defined]
+        else:
+            models[size] = source
+    teachers = {
+        t: _prepare_teacher.options(**prep).remote(  # type: ignore[attr-defined]
+            str(exp.mmkd / "teachers"), t, models[t], sweep.model_dump(mode="json")
+        )
+        for t in sorted({t for t, _ in pairs})
+    }
+    resolved = {
+        "models": {k: (ray.get(v) if isinstance(v, ray.ObjectRef) else v) for k, v in models.items()},
+        "teachers": {k: ray.get(v) for k, v in teachers.items()},
+    }
+    return resolved
+
+
+def _progress(label: str, total: int) -> Any:
+    from ray.experimental.tqdm_ray import tqdm
+
+    bar = tqdm(total=total, desc=label)
+
+    def update(step: int, loss: float) -> None:
+        bar.update(1)
+        if step % 50 == 0 or step == total:
+            bar.set_description(f"{label} loss {loss:.3f}")
+        if step == total:
+            bar.close()
+
+    return update
+
+
+@ray.remote
+def _build_zoo_model(size: str, settings: Any) -> str:
+    from mmkd.models.zoo import ensure_built
+
+    return str(ensure_built(size, settings, progress=_progress(f"zoo {size}", settings.steps)))
+
+
+@ray.remote
+def _prepare_teacher(root: str, size: str, base: str, sweep_dict: dict[str, Any]) -> str:
+    from mmkd.distill.teacher import ensure_teacher
+
+    sweep = config_mod.from_dict(sweep_dict)
+    progress = _progress(f"teacher {size}", sweep.teacher.steps)
+    return str(ensure_teacher(Path(root), size, base, sweep, progress=progress))
+
+
+
+# ---------------------------------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------------------------------
+
+
+def write_results(exp: Experiment) -> Path:
+    from mmkd.curves.aggregate import load_results, write_tables
+
+    df = load_results(exp.path)
+    paths = write_tables(df, exp.mmkd)
+    return paths[0]
+
+
+BEST_COLUMNS = {
+    "trial_id": "trial",
+    "student": "student",
+    "teacher": "teacher",
+    "ratio": "ratio",
+    "lr": "lr",
+    "adapter_rank": "rank",
+    "step": "step",
+    "eval/source/chrf": "en chrF",
+    "eval/score": "0-shot chrF",
+    "eval/zero_shot/wlr": "0-shot WLR",
+    "eval/low_resource/wlr": "low-res WLR",
+    "stopped_by": "stopped_by",
+}
+
+
+def best_table(exp: Experiment, n: int = 10) -> str:
+    from mmkd.curves.aggregate import load_results
+
+    df = load_results(exp.path)
+    if df.empty or "eval/score" not in df:
+        return "(no evaluations yet)"
+    sweep = config_mod.load(exp.mmkd / CONFIG_FILE)
+    last = df.sort_values("step").groupby("trial_id").tail(1)
+    last = last.sort_values(sweep.search.metric, ascending=sweep.search.mode == "min").head(n)
+    cols = [c for c in BEST_COLUMNS if c in last]
+    shown = last[cols].rename(columns=BEST_COLUMNS)
+    return str(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+def print_best(exp: Experiment) -> None:
+    print(f"\nBest trials of {exp.path} (final evaluation of each trial):", file=sys.stdout)
+    print(best_table(exp))
+    print(f"\nResults table: {exp.mmkd / 'results.csv'}    curves: mmkd curves {exp.path}")
+
+
+def status(name_or_path: str, storage: str | None = None) -> str:
+    from mmkd.curves.aggregate import trial_status
+
+    exp = Experiment.locate(name_or_path, storage)
+    states = trial_status(exp.path)
+    counts: dict[str, int] = {}
+    for s in states.values():
+        counts[s] = counts.get(s, 0) + 1
+    sweep = config_mod.load(exp.mmkd / CONFIG_FILE)
+    head = (
+        f"sweep {exp.name} at {exp.path}: {len(states)}/{sweep.search.num_samples} trials "
+        f"({', '.join(f'{k.lower()} {v}' for k, v in sorted(counts.items())) or 'none started'})"
+    )
+    return head + "\n" + best_table(exp, n=sweep.search.num_samples)

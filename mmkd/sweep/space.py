@@ -1,0 +1,48 @@
+"""The sweep's search space as an Optuna define-by-run function (what ``OptunaSearch`` samples).
+
+Searched: ``lr`` (log scale), ``adapter_rank`` (0 = full finetuning) and ``models`` — a
+``teacher:student`` pair of the family (a teacher larger than its student), from which the real
+parameter counts and ``ratio`` = teacher_params / student_params are recorded. A pair is one categorical
+parameter because Optuna's TPE cannot sample a categorical whose choices change from trial to trial.
+The constants returned (the resolved sweep, prepared artefacts) reach every trial's config unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+from mmkd.config import LogRange, SweepConfig
+from mmkd.models import get_family
+
+
+class Space:
+    """A picklable define-by-run space (Tune saves the searcher with the experiment for resume)."""
+
+    def __init__(self, sweep: SweepConfig, artefacts: dict[str, Any]) -> None:
+        self.sweep = sweep.model_dump(mode="json")
+        self.artefacts = artefacts
+        self.lr = sweep.search.lr
+        self.ranks = list(sweep.search.adapter_rank)
+        self.pairs = [f"{t}:{s}" for t, s in sweep.pairs()]
+        family = get_family(sweep.family.name)
+        self.params = {size.name: size.params for size in family.sizes}
+
+    def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
+        if isinstance(self.lr, LogRange):
+            trial.suggest_float("lr", self.lr.low, self.lr.high, log=self.lr.log)
+        trial.suggest_categorical("adapter_rank", self.ranks)
+        teacher, student = str(trial.suggest_categorical("models", self.pairs)).split(":")
+        constants: dict[str, Any] = {
+            "teacher": teacher,
+            "student": student,
+            "teacher_params": self.params[teacher],
+            "student_params": self.params[student],
+            "ratio": self.params[teacher] / self.params[student],
+            "sweep": self.sweep,
+            "artefacts": self.artefacts,
+        }
+        if not isinstance(self.lr, LogRange):
+            constants["lr"] = self.lr
+        return constants
