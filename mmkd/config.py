@@ -119,6 +119,29 @@ class EvalConfig(_Strict):
     langid: str = Field("fasttext", description="Language-ID backend.")
 
 
+class WLRStopConfig(_Strict):
+    """Stop trials that drift into the wrong language (see mmkd/sweep/stopping.py)."""
+
+    metric: str = Field("eval/low_resource/wlr", description="A WLR metric the trials report.")
+    threshold: float = Field(0.5, ge=0, le=1, description="Stop above this WLR (a floor in rung mode).")
+    grace_evals: Annotated[int, Field(ge=0)] = Field(1, description="Evaluations before the rule applies.")
+    mode: Literal["absolute", "rung"] = "absolute"
+    quantile: float = Field(0.75, gt=0, lt=1, description="rung mode: stop above this quantile of peers.")
+    min_peers: PositiveInt = Field(3, description="rung mode: peers needed at a step before judging.")
+
+
+class ASHAConfig(_Strict):
+    """Asynchronous successive halving on the objective (Tune's ASHAScheduler)."""
+
+    grace_evals: PositiveInt = Field(1, description="Evaluations every trial gets before it can be cut.")
+    reduction_factor: float = Field(3, gt=1)
+
+
+class StopConfig(_Strict):
+    wlr: WLRStopConfig | None = Field(None, description="Wrong-language stopping; null = off.")
+    asha: ASHAConfig | None = Field(None, description="ASHA on search.metric; null = off.")
+
+
 class ResourcesConfig(_Strict):
     cpu: PositiveFloat = Field(1, description="CPUs per trial.")
     gpu: Annotated[float, Field(ge=0)] = Field(0, description="GPUs per trial (fractions allowed).")
@@ -135,6 +158,7 @@ class SweepConfig(_Strict):
     teacher: TeacherConfig = TeacherConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    stop: StopConfig = StopConfig()
     resources: ResourcesConfig = ResourcesConfig()
 
     @model_validator(mode="after")

@@ -124,6 +124,7 @@ def _tuner(sweep: SweepConfig, exp: Experiment, artefacts: dict[str, Any]) -> An
         _trainable(sweep, tune_trial),
         tune_config=tune.TuneConfig(
             search_alg=search,
+            scheduler=_scheduler(sweep),
             num_samples=sweep.search.num_samples,
             max_concurrent_trials=sweep.resources.max_concurrent,
             # One actor runs trial after trial: ~0.1 s start-up instead of ~1.7 s per trial.
@@ -134,9 +135,36 @@ def _tuner(sweep: SweepConfig, exp: Experiment, artefacts: dict[str, Any]) -> An
             storage_path=str(exp.storage),
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            stop=_stopper(sweep, exp),
             verbose=1,
         ),
     )
+
+
+def _scheduler(sweep: SweepConfig) -> Any:
+    from ray.tune.schedulers import ASHAScheduler
+
+    asha = sweep.stop.asha
+    if asha is None:
+        return None
+    return ASHAScheduler(
+        time_attr="step",
+        metric=sweep.search.metric,
+        mode=sweep.search.mode,
+        max_t=sweep.train.max_steps,
+        grace_period=asha.grace_evals * sweep.train.eval_every,
+        reduction_factor=asha.reduction_factor,
+    )
+
+
+def _stopper(sweep: SweepConfig, exp: Experiment) -> Any:
+    from mmkd.sweep.stopping import WLRRule, WLRStopper
+
+    cfg = sweep.stop.wlr
+    if cfg is None:
+        return None
+    rule = WLRRule(cfg.threshold, cfg.grace_evals, cfg.mode, cfg.quantile, cfg.min_peers)
+    return WLRStopper(rule, cfg.metric, exp.mmkd)
 
 
 def _fit(tuner: Any, exp: Experiment) -> int:
