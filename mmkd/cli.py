@@ -86,8 +86,9 @@ def trial_run(args: argparse.Namespace) -> int:
 
     report = run_local(args.sweep, args.set, out=Path(args.out), lr=args.lr, rank=args.rank,
                        teacher=args.teacher, student=args.student)
-    print(json.dumps({k: v for k, v in report.items() if not k.startswith("eval/") or k.count("/") == 2 and
-                      k.split("/")[1] in {"zero_shot", "low_resource", "source", "score"}}, indent=1))
+    per_language = {k for k in report if k.count("/") == 2 and k.split("/")[1] not in {"zero_shot", "low_resource",
+                                                                                      "source"}}
+    print(json.dumps({k: v for k, v in report.items() if k not in per_language}, indent=1))
     return 0
 
 

@@ -282,7 +282,11 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
 
 def _describe(error: ValidationError) -> str:
     """One line for the first error: key path, what is wrong, the bad value."""
-    err = error.errors()[0]
+    errors = error.errors()
+    # For a union (``lr: 0.01`` or ``lr: {low, high}``) pydantic reports one error per member; the
+    # "wrong kind of value" ones are noise next to a member that matched the kind but not the range.
+    specific = [e for e in errors if e["type"] not in {"model_type", "model_attributes_type", "dict_type"}]
+    err = (specific or errors)[0]
     loc = [str(p) for p in err["loc"] if not str(p).startswith(("function-", "constrained-"))]
     # pydantic reports union members as extra path parts (e.g. "LogRange", "float"); drop them.
     loc = [p for p in loc if not p[:1].isupper() and p not in {"float", "int", "str", "list[str]"}]

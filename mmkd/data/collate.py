@@ -1,0 +1,34 @@
+"""Batches: deterministic sampling by step, and tokenisation into model inputs."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from mmkd.data.base import Example
+
+
+def batch_indices(n: int, step: int, batch_size: int, seed: int) -> list[int]:
+    """The example indices of training step ``step``: a pure function of (seed, step), so a trial resumed
+    at step k sees exactly the batches it would have seen without the interruption."""
+    rng = random.Random(f"{seed}:{step}")
+    return [rng.randrange(n) for _ in range(batch_size)]
+
+
+def encode_batch(
+    tokenizer: Any, examples: Sequence[Example], max_source_len: int, max_target_len: int
+) -> dict[str, torch.Tensor]:
+    """input_ids, attention_mask and labels (padding -> -100, ignored by the loss)."""
+    enc = tokenizer(
+        [e.source for e in examples], max_length=max_source_len, truncation=True, padding=True,
+        return_tensors="pt",
+    )
+    labels = tokenizer(
+        text_target=[e.target for e in examples], max_length=max_target_len, truncation=True, padding=True,
+        return_tensors="pt",
+    )["input_ids"]
+    labels[labels == tokenizer.pad_token_id] = -100
+    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels}

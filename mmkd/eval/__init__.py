@@ -1,0 +1,1 @@
+"""Evaluation: generation, sacrebleu chrF, language identification and the wrong-language rate."""

@@ -1,0 +1,40 @@
+"""Greedy generation in batches, longest inputs first (less padding), results in input order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+
+def generate(
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 64,
+    max_new_tokens: int = 64,
+    max_source_len: int | None = None,
+) -> list[str]:
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    outputs: list[str] = [""] * len(texts)
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                enc = tokenizer(
+                    [texts[i] for i in idx], return_tensors="pt", padding=True,
+                    truncation=max_source_len is not None, max_length=max_source_len,
+                ).to(device)
+                generated = model.generate(
+                    **enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1
+                )
+                for i, text in zip(idx, tokenizer.batch_decode(generated, skip_special_tokens=True), strict=True):
+                    outputs[i] = text
+    finally:
+        model.train(was_training)
+    return outputs

@@ -1,0 +1,81 @@
+"""Sweep config: every shipped YAML loads; each kind of mistake is one line naming key and value."""
+
+from pathlib import Path
+
+import pytest
+
+from mmkd import config
+from mmkd.errors import UserInputError
+
+SWEEPS = sorted((Path(__file__).resolve().parent.parent / "sweeps").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=[p.stem for p in SWEEPS])
+def test_every_shipped_sweep_loads(path):
+    sweep = config.load(path)
+    assert sweep.name == path.stem
+    assert sweep.pairs()
+
+
+def test_a_shipped_sweep_is_found_by_name_and_overrides_apply():
+    sweep = config.load("quickstart", ["train.max_steps=50", "train.eval_every=25", "search.adapter_rank=[0, 4]", "task.languages=[te]"])
+    assert sweep.train.max_steps == 50
+    assert sweep.search.adapter_rank == [0, 4]
+    assert sweep.task.languages == ["te"]
+
+
+def test_dump_round_trips(tmp_path):
+    sweep = config.load("quickstart")
+    (tmp_path / "x.yaml").write_text(config.dump(sweep))
+    assert config.load(tmp_path / "x.yaml").model_dump() == {**sweep.model_dump(), "name": "quickstart"}
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("search.lrr=0.1", "unknown key search.lrr (did you mean 'lr'?)"),
+        ("trian.max_steps=5", "unknown key trian (did you mean 'train'?)"),
+        ("search.lr.low=-0.001", "search.lr.low: must be greater than 0 (got -0.001)"),
+        ("search.lr=0", "search.lr: must be greater than 0 (got 0)"),
+        ("search.lr={low: 0.1, high: 0.01}", "low must be <= high (got low=0.1, high=0.01)"),
+        ("search.adapter_rank=[8, -1]", "search.adapter_rank.1: must be greater than or equal to 0 (got -1)"),
+        ("search.num_samples=0", "search.num_samples: must be greater than or equal to 1 (got 0)"),
+        ("search.num_samples=many", "search.num_samples: must be a valid integer"),
+        ("search.teacher=[xxl]", "search.teacher: family 'tiny' has no size; sizes: xs, s, m, l (got 'xxl')"),
+        ("search.student=[xss]", "did you mean 'xs'?"),
+        ("search.teacher=[xs]", "no teacher is larger than any student"),
+        ("family.name=mt6", "family.name: unknown family (did you mean 'mt5'?); known:"),
+        ("task.languages=[]", "task.languages: List should have at least 1 item"),
+        ("task.languages=[sw]", "'sw' cannot be scored"),
+        ("task.languages=[xx]", "'xx' is not an XTREME-R language"),
+        ("task.name=builtin/cldrr", "unknown task 'builtin/cldrr' (did you mean 'builtin/cldr'?)"),
+        ("train.eval_every=1000", "train.eval_every: must be <= train.max_steps (240) (got 1000)"),
+        ("eval.tau=1.5", "eval.tau: must be less than 1 (got 1.5)"),
+        ("eval.langid=fasttxt", "eval.langid: unknown backend (did you mean 'fasttext'?); known:"),
+        ("stop.wlr.mode=relative", "stop.wlr.mode: must be 'absolute' or 'rung' (got 'relative')"),
+        ("resources.gpu=-1", "resources.gpu: must be greater than or equal to 0 (got -1)"),
+        ("name=a/b", "name: String should match pattern"),
+    ],
+)
+def test_bad_values_are_one_line_naming_the_key_and_value(override, expected):
+    with pytest.raises(UserInputError) as err:
+        config.load("quickstart", [override])
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(str(config.SHIPPED_SWEEPS / "quickstart.yaml") + ": ")
+    assert expected in message
+
+
+def test_bad_files_and_override_syntax(tmp_path):
+    with pytest.raises(UserInputError, match="no such sweep file"):
+        config.load(tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("task: [unclosed")
+    with pytest.raises(UserInputError, match="not valid YAML"):
+        config.load(tmp_path / "bad.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(UserInputError, match="top level must be a mapping"):
+        config.load(tmp_path / "list.yaml")
+    with pytest.raises(UserInputError, match="expected KEY.PATH=VALUE"):
+        config.load("quickstart", ["train.max_steps"])
+    with pytest.raises(UserInputError, match="is a value, not a section"):
+        config.load("quickstart", ["name.x=1"])
