@@ -1,6 +1,6 @@
 """One trial: distil a student from a finetuned teacher, evaluate it zero-shot, report to Ray Tune.
 
-Ray Tune calls ``tune_trial(config)`` for every trial of a sweep; for debugging, the same recipe runs
+Ray Tune calls ``tune_trial`` for every trial of a sweep; for debugging, the same recipe runs
 without Ray::
 
     mmkd trial run sweeps/quickstart.yaml --set trial.lr=3e-3 --set trial.student=s --out /tmp/trial
@@ -47,17 +47,20 @@ from mmkd.models import count_params, get_family, load_seq2seq, wrap_student
 from mmkd.models.zoo import warmup_cosine
 
 EXAMPLES_FILE = "mmkd_examples.jsonl"
+CHECKPOINT_DIR = "checkpoint"
 
 
 class Session(Protocol):
     """Where a trial reports to: Ray Tune inside a sweep, a local folder for ``mmkd trial run``."""
 
-    trial_dir: Path
-
     @contextmanager
-    def restored(self) -> Iterator[Path | None]: ...
+    def restored(self) -> Iterator[Path | None]:
+        """The folder of the latest checkpoint (holding ``checkpoint/``), or None for a fresh start."""
+        ...
 
-    def report(self, metrics: dict[str, Any], checkpoint_dir: Path) -> None: ...
+    def report(self, metrics: dict[str, Any], folder: Path) -> None:
+        """Report metrics with the folder to keep as this step's checkpoint."""
+        ...
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -93,9 +96,9 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
 
     # --- setup: resume ---
     step = 0
-    with session.restored() as ckpt:
-        if ckpt is not None:
-            meta = checkpoint.load(ckpt, {"student": student}, optimizer)
+    with session.restored() as folder:
+        if folder is not None:
+            meta = checkpoint.load(folder / CHECKPOINT_DIR, {"student": student}, optimizer)
             scheduler.load_state_dict(meta["scheduler"])
             step = meta["step"]
     student, teacher, optimizer = accelerator.prepare(student, teacher, optimizer)
@@ -146,7 +149,6 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
         if step % train_cfg.eval_every == 0 or step == train_cfg.max_steps:
             started = time.perf_counter()
             evaluation = evaluate(accelerator.unwrap_model(student), tokenizer, task, dev, sweep, langid)
-            _write_examples(session.trial_dir / EXAMPLES_FILE, step, evaluation)
             report = {
                 "step": step,
                 **{("train/loss" if k == "loss" else f"train/loss_{k}"): v / n_steps for k, v in sums.items()},
@@ -156,14 +158,17 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
                 "time/train_step_s": train_seconds / n_steps,
                 "time/eval_s": time.perf_counter() - started,
             }
+            # The per-example rows travel with the checkpoint: they reach the sweep's storage wherever the
+            # trial ran, and they always belong to the step of the checkpoint next to them.
             with tempfile.TemporaryDirectory() as tmp:
-                ckpt_dir = checkpoint.save(
-                    Path(tmp) / "checkpoint",
+                checkpoint.save(
+                    Path(tmp) / CHECKPOINT_DIR,
                     {"student": accelerator.unwrap_model(student)},
                     optimizer,
                     {"step": step, "scheduler": scheduler.state_dict()},
                 )
-                session.report(report, ckpt_dir)
+                _write_examples(Path(tmp) / EXAMPLES_FILE, step, evaluation)
+                session.report(report, Path(tmp))
             sums, n_steps, train_seconds = {}, 0, 0.0
     return report
 
@@ -278,9 +283,10 @@ def run_local(
     return run(config, LocalSession(out))
 
 
-def tune_trial(config: dict[str, Any]) -> None:
-    """The Ray Tune trainable."""
-    run(config, TuneSession())
+def tune_trial(config: dict[str, Any], sweep: dict[str, Any], artefacts: dict[str, Any]) -> None:
+    """The Ray Tune trainable: ``config`` holds the searched values; the sweep-wide constants come
+    through ``tune.with_parameters`` so they stay out of trial names and the searcher's state."""
+    run({**config, "sweep": sweep, "artefacts": artefacts}, TuneSession())
 
 
 class TuneSession:
@@ -288,7 +294,6 @@ class TuneSession:
         from ray import tune
 
         self._tune = tune
-        self.trial_dir = Path(tune.get_context().get_trial_dir())
 
     @contextmanager
     def restored(self) -> Iterator[Path | None]:
@@ -297,30 +302,31 @@ class TuneSession:
             yield None
             return
         with ckpt.as_directory() as path:
-            yield Path(path) / "checkpoint"
+            yield Path(path)
 
-    def report(self, metrics: dict[str, Any], checkpoint_dir: Path) -> None:
+    def report(self, metrics: dict[str, Any], folder: Path) -> None:
         from ray.tune import Checkpoint
 
-        self._tune.report(metrics, checkpoint=Checkpoint.from_directory(str(checkpoint_dir.parent)))
+        self._tune.report(metrics, checkpoint=Checkpoint.from_directory(str(folder)))
 
 
 @dataclass
 class LocalSession:
-    """``mmkd trial run``: reports to stdout and ``<dir>/result.jsonl``; checkpoints under ``<dir>``."""
+    """``mmkd trial run``: reports to stdout and ``<dir>/result.jsonl``; keeps the latest checkpoint and
+    per-example file in ``<dir>``, so running the same command again resumes."""
 
     trial_dir: Path
 
     @contextmanager
     def restored(self) -> Iterator[Path | None]:
-        path = self.trial_dir / "checkpoint"
-        yield path if path.is_dir() else None
+        yield self.trial_dir if (self.trial_dir / CHECKPOINT_DIR).is_dir() else None
 
-    def report(self, metrics: dict[str, Any], checkpoint_dir: Path) -> None:
+    def report(self, metrics: dict[str, Any], folder: Path) -> None:
         self.trial_dir.mkdir(parents=True, exist_ok=True)
-        target = self.trial_dir / "checkpoint"
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(checkpoint_dir, target)
+        for item in (CHECKPOINT_DIR, EXAMPLES_FILE):
+            shutil.rmtree(self.trial_dir / item, ignore_errors=True)
+        shutil.copytree(folder / CHECKPOINT_DIR, self.trial_dir / CHECKPOINT_DIR)
+        shutil.copy2(folder / EXAMPLES_FILE, self.trial_dir / EXAMPLES_FILE)
         with (self.trial_dir / "result.jsonl").open("a") as f:
             f.write(json.dumps(metrics) + "\n")
         keys = ("step", "train/loss", "eval/source/chrf", "eval/score", "eval/zero_shot/wlr", "eval/low_resource/wlr")

@@ -68,24 +68,21 @@ def run(
     exp.mmkd.mkdir(parents=True)
     (exp.mmkd / CONFIG_FILE).write_text(config_mod.dump(sweep))
     _init_ray(address)
-    artefacts = prepare_artefacts(sweep, exp)
-    tuner = _tuner(sweep, exp, artefacts)
+    tuner = _tuner(sweep, exp, prepare_artefacts(sweep, exp))
     return _fit(tuner, exp)
 
 
 def resume(name_or_path: str, *, storage: str | None = None, address: str | None = None) -> int:
     from ray import tune
 
-    from mmkd.trial import tune_trial
-
     exp = Experiment.locate(name_or_path, storage)
     sweep = config_mod.load(exp.mmkd / CONFIG_FILE)
     _init_ray(address)
     # Re-preparing is a cache lookup: zoo and teachers are keyed by content and found on disk.
-    prepare_artefacts(sweep, exp)
+    artefacts = prepare_artefacts(sweep, exp)
     tuner = tune.Tuner.restore(
         str(exp.path),
-        trainable=_trainable(sweep, tune_trial),
+        trainable=_trainable(sweep, artefacts),
         resume_unfinished=True,
         resume_errored=True,
     )
@@ -100,9 +97,12 @@ def _init_ray(address: str | None) -> None:
         ray.init(include_dashboard=False, configure_logging=True, logging_level="warning")
 
 
-def _trainable(sweep: SweepConfig, fn: Any) -> Any:
+def _trainable(sweep: SweepConfig, artefacts: dict[str, Any]) -> Any:
     from ray import tune
 
+    from mmkd.trial import tune_trial
+
+    fn = tune.with_parameters(tune_trial, sweep=sweep.model_dump(mode="json"), artefacts=artefacts)
     return tune.with_resources(fn, {"cpu": sweep.resources.cpu, "gpu": sweep.resources.gpu})
 
 
@@ -112,16 +112,15 @@ def _tuner(sweep: SweepConfig, exp: Experiment, artefacts: dict[str, Any]) -> An
     from ray.tune.search.optuna import OptunaSearch
 
     from mmkd.sweep.space import Space
-    from mmkd.trial import tune_trial
 
     search = OptunaSearch(
-        space=Space(sweep, artefacts),
+        space=Space(sweep),
         metric=sweep.search.metric,
         mode=sweep.search.mode,
         sampler=optuna.samplers.TPESampler(seed=sweep.search.seed, n_startup_trials=sweep.search.n_startup_trials),
     )
     return tune.Tuner(
-        _trainable(sweep, tune_trial),
+        _trainable(sweep, artefacts),
         tune_config=tune.TuneConfig(
             search_alg=search,
             scheduler=_scheduler(sweep),

@@ -4,7 +4,7 @@ Searched: ``lr`` (log scale), ``adapter_rank`` (0 = full finetuning) and ``model
 ``teacher:student`` pair of the family (a teacher larger than its student), from which the real
 parameter counts and ``ratio`` = teacher_params / student_params are recorded. A pair is one categorical
 parameter because Optuna's TPE cannot sample a categorical whose choices change from trial to trial.
-The constants returned (the resolved sweep, prepared artefacts) reach every trial's config unchanged.
+The derived values returned as constants (sizes, parameter counts, ratio) reach every trial's config.
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ from mmkd.models import get_family
 class Space:
     """A picklable define-by-run space (Tune saves the searcher with the experiment for resume)."""
 
-    def __init__(self, sweep: SweepConfig, artefacts: dict[str, Any]) -> None:
-        self.sweep = sweep.model_dump(mode="json")
-        self.artefacts = artefacts
+    def __init__(self, sweep: SweepConfig) -> None:
         self.lr = sweep.search.lr
         self.ranks = list(sweep.search.adapter_rank)
         self.pairs = [f"{t}:{s}" for t, s in sweep.pairs()]
@@ -40,8 +38,6 @@ class Space:
             "teacher_params": self.params[teacher],
             "student_params": self.params[student],
             "ratio": self.params[teacher] / self.params[student],
-            "sweep": self.sweep,
-            "artefacts": self.artefacts,
         }
         if not isinstance(self.lr, LogRange):
             constants["lr"] = self.lr
