@@ -87,6 +87,8 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any])
     for pid, values in meta["scalars"].items():
         state.setdefault(int(pid), {}).update(values)
     # JSON turned tuples (e.g. Adam's betas) into lists; the optimiser expects them back as they were.
-    groups = [{k: (tuple(v) if isinstance(v, list) and k != "params" else v) for k, v in g.items()}
-              for g in meta["param_groups"]]
+    groups = [
+        {k: (tuple(v) if isinstance(v, list) and k != "params" else v) for k, v in g.items()}
+        for g in meta["param_groups"]
+    ]
     return {"state": state, "param_groups": groups}

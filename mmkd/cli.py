@@ -84,10 +84,20 @@ def sweep_validate(args: argparse.Namespace) -> int:
 def trial_run(args: argparse.Namespace) -> int:
     from mmkd.trial import run_local
 
-    report = run_local(args.sweep, args.set, out=Path(args.out), lr=args.lr, rank=args.rank,
-                       teacher=args.teacher, student=args.student)
-    per_language = {k for k in report if k.count("/") == 2 and k.split("/")[1] not in {"zero_shot", "low_resource",
-                                                                                      "source"}}
+    report = run_local(
+        args.sweep,
+        args.set,
+        out=Path(args.out),
+        lr=args.lr,
+        rank=args.rank,
+        teacher=args.teacher,
+        student=args.student,
+    )
+    per_language = {
+        k
+        for k in report
+        if k.count("/") == 2 and k.split("/")[1] not in {"zero_shot", "low_resource", "source"}
+    }
     print(json.dumps({k: v for k, v in report.items() if k not in per_language}, indent=1))
     return 0
 
@@ -118,6 +128,7 @@ def zoo_build(args: argparse.Namespace) -> int:
     corpus = zoo_corpus(settings)
     for size in sizes:
         with tqdm(total=settings.steps, desc=f"zoo {size}", unit="step") as bar:
+
             def progress(step: int, loss: float, bar: tqdm = bar) -> None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
@@ -179,7 +190,9 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("sweep")
     _set_option(tr)
     tr.add_argument("--lr", type=float, help="default: the geometric middle of the searched range")
-    tr.add_argument("--rank", type=int, help="adapter rank (0 = full finetuning); default: the first searched")
+    tr.add_argument(
+        "--rank", type=int, help="adapter rank (0 = full finetuning); default: the first searched"
+    )
     tr.add_argument("--teacher", help="teacher size; default: the first of the space")
     tr.add_argument("--student", help="student size; default: the first of the space")
     tr.add_argument("--out", default="runs/trial", help="folder for checkpoint, results, examples")
@@ -225,8 +238,13 @@ def _cmd(
 
 
 def _set_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. train.max_steps=50 (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. train.max_steps=50 (repeatable)",
+    )
 
 
 if __name__ == "__main__":

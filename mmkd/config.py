@@ -39,7 +39,9 @@ class TaskConfig(_Strict):
         None, min_length=1, description="Evaluation languages besides the source; default: all of the task's."
     )
     n_train: PositiveInt = Field(2000, description="Source-language training examples.")
-    n_dev: PositiveInt = Field(48, description="Dev examples per language, evaluated every `eval_every` steps.")
+    n_dev: PositiveInt = Field(
+        48, description="Dev examples per language, evaluated every `eval_every` steps."
+    )
     seed: int = Field(0, description="Seed of the generated data.")
 
 
@@ -164,16 +166,22 @@ class SweepConfig(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> SweepConfig:
         if self.train.eval_every > self.train.max_steps:
-            raise _KeyError("train.eval_every", f"must be <= train.max_steps ({self.train.max_steps})",
-                            self.train.eval_every)
+            raise _KeyError(
+                "train.eval_every",
+                f"must be <= train.max_steps ({self.train.max_steps})",
+                self.train.eval_every,
+            )
         self._check_models()
         self._check_task()
         from mmkd.eval.langid import LANGID_BACKENDS
 
         if self.eval.langid not in LANGID_BACKENDS:
             names = LANGID_BACKENDS.names()
-            raise _KeyError("eval.langid", f"unknown backend{did_you_mean(self.eval.langid, names)}; "
-                            f"known: {', '.join(names)}", self.eval.langid)
+            raise _KeyError(
+                "eval.langid",
+                f"unknown backend{did_you_mean(self.eval.langid, names)}; known: {', '.join(names)}",
+                self.eval.langid,
+            )
         return self
 
     def _check_models(self) -> None:
@@ -181,18 +189,29 @@ class SweepConfig(_Strict):
 
         if self.family.name not in FAMILIES:
             names = FAMILIES.names()
-            raise _KeyError("family.name", f"unknown family{did_you_mean(self.family.name, names)}; "
-                            f"known: {', '.join(names)}", self.family.name)
+            raise _KeyError(
+                "family.name",
+                f"unknown family{did_you_mean(self.family.name, names)}; known: {', '.join(names)}",
+                self.family.name,
+            )
         family = get_family(self.family.name)
         sizes = [s.name for s in family.sizes]
         for key in ("teacher", "student"):
             for name in getattr(self.search, key):
                 if name not in sizes:
-                    raise _KeyError(f"search.{key}", f"family {family.name!r} has no size"
-                                    f"{did_you_mean(name, sizes)}; sizes: {', '.join(sizes)}", name)
+                    raise _KeyError(
+                        f"search.{key}",
+                        f"family {family.name!r} has no size"
+                        f"{did_you_mean(name, sizes)}; sizes: {', '.join(sizes)}",
+                        name,
+                    )
         if not self.pairs():
-            raise _KeyError("search", "no teacher is larger than any student, so no ratio > 1 can be realised "
-                            f"(teacher={self.search.teacher}, student={self.search.student})", None)
+            raise _KeyError(
+                "search",
+                "no teacher is larger than any student, so no ratio > 1 can be realised "
+                f"(teacher={self.search.teacher}, student={self.search.student})",
+                None,
+            )
 
     def _check_task(self) -> None:
         from mmkd.data import get_task
@@ -203,7 +222,11 @@ class SweepConfig(_Strict):
             raise _KeyError("task", str(e), None) from None
 
     def task_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {"n_train": self.task.n_train, "n_dev": self.task.n_dev, "seed": self.task.seed}
+        options: dict[str, Any] = {
+            "n_train": self.task.n_train,
+            "n_dev": self.task.n_dev,
+            "seed": self.task.seed,
+        }
         if self.task.languages is not None:
             options["languages"] = self.task.languages
         return options
@@ -238,7 +261,9 @@ def resolve_path(sweep: str | Path) -> Path:
     if not path.suffix and shipped.is_file():
         return shipped
     names = sorted(p.stem for p in SHIPPED_SWEEPS.glob("*.yaml"))
-    raise UserInputError(f"{sweep}: no such sweep file{did_you_mean(str(sweep), names)}; shipped: {', '.join(names)}")
+    raise UserInputError(
+        f"{sweep}: no such sweep file{did_you_mean(str(sweep), names)}; shipped: {', '.join(names)}"
+    )
 
 
 def load(sweep: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SweepConfig:

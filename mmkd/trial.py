@@ -37,9 +37,9 @@ from accelerate import Accelerator
 from mmkd import checkpoint
 from mmkd.config import SweepConfig, from_dict
 from mmkd.data import Example, Task, get_task
-from mmkd.errors import UserInputError
 from mmkd.data.collate import batch_indices, encode_batch
 from mmkd.distill.losses import token_kd
+from mmkd.errors import UserInputError
 from mmkd.eval.evaluate import Evaluation, evaluate_outputs
 from mmkd.eval.generate import generate
 from mmkd.eval.langid import get_langid
@@ -82,7 +82,8 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
 
     # --- setup: models ---
     accelerator = Accelerator(
-        gradient_accumulation_steps=train_cfg.grad_accum, mixed_precision=_precision(train_cfg.mixed_precision)
+        gradient_accumulation_steps=train_cfg.grad_accum,
+        mixed_precision=_precision(train_cfg.mixed_precision),
     )
     teacher, tokenizer = load_seq2seq(config["artefacts"]["teachers"][config["teacher"]])
     teacher.eval().requires_grad_(False)
@@ -128,10 +129,12 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
         started = time.perf_counter()
         student.train()
         for micro in range(train_cfg.grad_accum):
-            idx = batch_indices(len(train), step * train_cfg.grad_accum + micro, train_cfg.batch_size,
-                                train_cfg.seed)
-            batch = encode_batch(tokenizer, [train[i] for i in idx], train_cfg.max_source_len,
-                                 train_cfg.max_target_len)
+            idx = batch_indices(
+                len(train), step * train_cfg.grad_accum + micro, train_cfg.batch_size, train_cfg.seed
+            )
+            batch = encode_batch(
+                tokenizer, [train[i] for i in idx], train_cfg.max_source_len, train_cfg.max_target_len
+            )
             batch = {k: v.to(accelerator.device) for k, v in batch.items()}
             with accelerator.accumulate(student):
                 total, terms = loss_step(student, teacher, batch, sweep)
@@ -151,7 +154,9 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
             evaluation = evaluate(accelerator.unwrap_model(student), tokenizer, task, dev, sweep, langid)
             report = {
                 "step": step,
-                **{("train/loss" if k == "loss" else f"train/loss_{k}"): v / n_steps for k, v in sums.items()},
+                **{
+                    ("train/loss" if k == "loss" else f"train/loss_{k}"): v / n_steps for k, v in sums.items()
+                },
                 **static,
                 **evaluation.metrics,
                 "unreliable_langs": ",".join(evaluation.unreliable_langs),
@@ -183,7 +188,9 @@ def loss_step(
     if weights.token > 0:
         with torch.no_grad():
             teacher_logits = teacher(**batch).logits
-        terms["token"] = token_kd(out.logits, teacher_logits, batch["labels"], temperature=weights.temperature)
+        terms["token"] = token_kd(
+            out.logits, teacher_logits, batch["labels"], temperature=weights.temperature
+        )
     total = torch.stack([getattr(weights, name) * value for name, value in terms.items()]).sum()
     return total, {name: value.item() for name, value in terms.items()}
 
@@ -329,7 +336,19 @@ class LocalSession:
         shutil.copy2(folder / EXAMPLES_FILE, self.trial_dir / EXAMPLES_FILE)
         with (self.trial_dir / "result.jsonl").open("a") as f:
             f.write(json.dumps(metrics) + "\n")
-        keys = ("step", "train/loss", "eval/source/chrf", "eval/score", "eval/zero_shot/wlr", "eval/low_resource/wlr")
-        print("  ".join(f"{k}={metrics[k]:.4g}" if isinstance(metrics[k], float) else f"{k}={metrics[k]}"
-                        for k in keys if k in metrics), flush=True)
-
+        keys = (
+            "step",
+            "train/loss",
+            "eval/source/chrf",
+            "eval/score",
+            "eval/zero_shot/wlr",
+            "eval/low_resource/wlr",
+        )
+        print(
+            "  ".join(
+                f"{k}={metrics[k]:.4g}" if isinstance(metrics[k], float) else f"{k}={metrics[k]}"
+                for k in keys
+                if k in metrics
+            ),
+            flush=True,
+        )

@@ -18,7 +18,10 @@ def test_every_shipped_sweep_loads(path):
 
 
 def test_a_shipped_sweep_is_found_by_name_and_overrides_apply():
-    sweep = config.load("quickstart", ["train.max_steps=50", "train.eval_every=25", "search.adapter_rank=[0, 4]", "task.languages=[te]"])
+    sweep = config.load(
+        "quickstart",
+        ["train.max_steps=50", "train.eval_every=25", "search.adapter_rank=[0, 4]", "task.languages=[te]"],
+    )
     assert sweep.train.max_steps == 50
     assert sweep.search.adapter_rank == [0, 4]
     assert sweep.task.languages == ["te"]
@@ -75,7 +78,7 @@ def test_bad_files_and_override_syntax(tmp_path):
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(UserInputError, match="top level must be a mapping"):
         config.load(tmp_path / "list.yaml")
-    with pytest.raises(UserInputError, match="expected KEY.PATH=VALUE"):
+    with pytest.raises(UserInputError, match=r"expected KEY\.PATH=VALUE"):
         config.load("quickstart", ["train.max_steps"])
     with pytest.raises(UserInputError, match="is a value, not a section"):
         config.load("quickstart", ["name.x=1"])

@@ -24,9 +24,21 @@ from mmkd.errors import UserInputError
 STOPPED_BY_FILE = "stopped_by.json"
 # Tune's bookkeeping in every result line; not ours to tabulate.
 TUNE_KEYS = {
-    "config", "done", "timestamp", "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "date",
-    "time_since_restore", "iterations_since_restore", "checkpoint_dir_name", "should_checkpoint",
-    "training_iteration", "experiment_tag",
+    "config",
+    "done",
+    "timestamp",
+    "time_this_iter_s",
+    "time_total_s",
+    "pid",
+    "hostname",
+    "node_ip",
+    "date",
+    "time_since_restore",
+    "iterations_since_restore",
+    "checkpoint_dir_name",
+    "should_checkpoint",
+    "training_iteration",
+    "experiment_tag",
 }
 ID_COLUMNS = ["trial_id", "trial_dir", "status", "stopped_by", "step"]
 
@@ -91,7 +103,11 @@ def load_results(exp_dir: Path) -> pd.DataFrame:
     rest = sorted(c for c in df.columns if c not in ID_COLUMNS)
     params = [c for c in rest if "/" not in c]
     metrics = [c for c in rest if "/" in c]
-    return df[ID_COLUMNS + params + metrics].sort_values(["trial_id", "step"], kind="stable").reset_index(drop=True)
+    return (
+        df[ID_COLUMNS + params + metrics]
+        .sort_values(["trial_id", "step"], kind="stable")
+        .reset_index(drop=True)
+    )
 
 
 def _stopped_by(status: str, stop: dict[str, Any] | None, last: dict[str, Any]) -> str:

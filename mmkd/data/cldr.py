@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import random
 from datetime import timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from babel.dates import format_timedelta
@@ -62,10 +62,12 @@ SPLIT_SALT = {"train": 1, "dev": 2, "test": 3, "corpus": 4}
 Record = tuple[tuple[int, str], tuple[int, str]]
 
 
-@lru_cache(maxsize=None)
+@cache
 def relative(n: int, unit: str, lang: str, future: bool) -> str:
     seconds = UNITS[unit][0] * n
-    return format_timedelta(timedelta(seconds=seconds if future else -seconds), add_direction=True, locale=lang)
+    return format_timedelta(
+        timedelta(seconds=seconds if future else -seconds), add_direction=True, locale=lang
+    )
 
 
 def _records(rng: random.Random, n: int) -> list[Record]:
@@ -89,7 +91,12 @@ class CLDRTask:
         languages: list[str] | tuple[str, ...] | None = None,
         corpus_lines: int = 2000,
     ) -> None:
-        for key, value in {"n_train": n_train, "n_dev": n_dev, "n_test": n_test, "corpus_lines": corpus_lines}.items():
+        for key, value in {
+            "n_train": n_train,
+            "n_dev": n_dev,
+            "n_test": n_test,
+            "corpus_lines": corpus_lines,
+        }.items():
             if not isinstance(value, int) or value < 1:
                 raise UserInputError(f"task.{key}: must be an integer >= 1 (got {value!r})")
         chosen = list(LANGUAGES[1:] if languages is None else languages)
@@ -97,8 +104,11 @@ class CLDRTask:
             raise UserInputError("task.languages: must name at least one language (got [])")
         for lang in chosen:
             if lang not in LANGUAGES:
-                why = "is not an XTREME-R language" if lang not in XTREME_R_LANGUAGES else (
-                    "cannot be scored: fastText lid.176 does not identify its CLDR text reliably")
+                why = (
+                    "is not an XTREME-R language"
+                    if lang not in XTREME_R_LANGUAGES
+                    else ("cannot be scored: fastText lid.176 does not identify its CLDR text reliably")
+                )
                 raise UserInputError(
                     f"task.languages: {lang!r} {why}{did_you_mean(lang, LANGUAGES)}; "
                     f"available: {' '.join(LANGUAGES[1:])}"
@@ -110,7 +120,9 @@ class CLDRTask:
 
     def examples(self, split: str, lang: str) -> list[Example]:
         if split not in SPLITS:
-            raise UserInputError(f"split: unknown {split!r}{did_you_mean(split, SPLITS)}; splits: {', '.join(SPLITS)}")
+            raise UserInputError(
+                f"split: unknown {split!r}{did_you_mean(split, SPLITS)}; splits: {', '.join(SPLITS)}"
+            )
         self._check_lang(lang)
         return _render(self._split_records(split), split, lang)
 
@@ -124,8 +136,11 @@ class CLDRTask:
                 future = rng.random() < 0.5
                 lines.append(relative(n1, u1, lang, future) + SEPARATOR + relative(n1, u1, lang, not future))
             elif kind < 0.8:  # two forms, any direction
-                lines.append(relative(n1, u1, lang, rng.random() < 0.5) + SEPARATOR
-                             + relative(n2, u2, lang, rng.random() < 0.5))
+                lines.append(
+                    relative(n1, u1, lang, rng.random() < 0.5)
+                    + SEPARATOR
+                    + relative(n2, u2, lang, rng.random() < 0.5)
+                )
             else:
                 lines.append(relative(n1, u1, lang, rng.random() < 0.5))
         return lines

@@ -23,11 +23,17 @@ def encode_batch(
 ) -> dict[str, torch.Tensor]:
     """input_ids, attention_mask and labels (padding -> -100, ignored by the loss)."""
     enc = tokenizer(
-        [e.source for e in examples], max_length=max_source_len, truncation=True, padding=True,
+        [e.source for e in examples],
+        max_length=max_source_len,
+        truncation=True,
+        padding=True,
         return_tensors="pt",
     )
     labels = tokenizer(
-        text_target=[e.target for e in examples], max_length=max_target_len, truncation=True, padding=True,
+        text_target=[e.target for e in examples],
+        max_length=max_target_len,
+        truncation=True,
+        padding=True,
         return_tensors="pt",
     )["input_ids"]
     labels[labels == tokenizer.pad_token_id] = -100

@@ -24,7 +24,8 @@ def token_kd(
     """
     if student_logits.shape[:2] != teacher_logits.shape[:2] or student_logits.shape[:2] != labels.shape:
         raise ValueError(
-            f"shapes do not match: student {tuple(student_logits.shape)}, teacher {tuple(teacher_logits.shape)}, "
+            f"shapes do not match: student {tuple(student_logits.shape)}, "
+            f"teacher {tuple(teacher_logits.shape)}, "
             f"labels {tuple(labels.shape)}"
         )
     if temperature <= 0:

@@ -29,8 +29,15 @@ DONE_FILE = "mmkd_teacher.json"
 
 def teacher_dir(root: Path, size: str, base: str, sweep: SweepConfig) -> Path:
     key = json.dumps(
-        [base, _base_fingerprint(base), sweep.task.name, sweep.task_options(), sweep.teacher.model_dump(),
-         sweep.train.max_source_len, sweep.train.max_target_len],
+        [
+            base,
+            _base_fingerprint(base),
+            sweep.task.name,
+            sweep.task_options(),
+            sweep.teacher.model_dump(),
+            sweep.train.max_source_len,
+            sweep.train.max_target_len,
+        ],
         sort_keys=True,
     )
     return root / f"{size}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
@@ -75,12 +82,15 @@ def finetune(
     model.to(device).train()
     settings = sweep.teacher
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(min(50, settings.steps // 10), settings.steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, warmup_cosine(min(50, settings.steps // 10), settings.steps)
+    )
     start, loss_value = time.perf_counter(), float("nan")
     for step in range(1, settings.steps + 1):
         idx = batch_indices(len(train), step, settings.batch_size, sweep.train.seed)
-        batch = encode_batch(tokenizer, [train[i] for i in idx], sweep.train.max_source_len,
-                             sweep.train.max_target_len)
+        batch = encode_batch(
+            tokenizer, [train[i] for i in idx], sweep.train.max_source_len, sweep.train.max_target_len
+        )
         loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

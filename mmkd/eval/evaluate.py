@@ -51,8 +51,9 @@ def evaluate_outputs(
         for ex_id, out, score, (verdict, label) in zip(
             ids[lang], outs, chrf_per_example(outs, refs), judged, strict=True
         ):
-            examples.append({"lang": lang, "id": ex_id, "chrf": score, "verdict": verdict, "label": label,
-                             "output": out})
+            examples.append(
+                {"lang": lang, "id": ex_id, "chrf": score, "verdict": verdict, "label": label, "output": out}
+            )
     zero_shot = [lang for lang in outputs if lang != source_lang]
     low = [lang for lang in zero_shot if lang in set(low_resource)]
     for group, langs in (("zero_shot", zero_shot), ("low_resource", low)):

@@ -27,13 +27,16 @@ def generate(
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
                 enc = tokenizer(
-                    [texts[i] for i in idx], return_tensors="pt", padding=True,
-                    truncation=max_source_len is not None, max_length=max_source_len,
+                    [texts[i] for i in idx],
+                    return_tensors="pt",
+                    padding=True,
+                    truncation=max_source_len is not None,
+                    max_length=max_source_len,
                 ).to(device)
-                generated = model.generate(
-                    **enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1
-                )
-                for i, text in zip(idx, tokenizer.batch_decode(generated, skip_special_tokens=True), strict=True):
+                generated = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
+                for i, text in zip(
+                    idx, tokenizer.batch_decode(generated, skip_special_tokens=True), strict=True
+                ):
                     outputs[i] = text
     finally:
         model.train(was_training)

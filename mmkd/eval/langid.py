@@ -34,20 +34,81 @@ LANGID_BACKENDS: Registry[Callable[[], LangID]] = Registry("language-ID backend"
 
 # Aliases that detectors and datasets use for the languages we score; ISO 639-3 and region variants.
 _ALIASES = {
-    "fil": "tl", "tgl": "tl", "jw": "jv", "jav": "jv", "swa": "sw", "swh": "sw", "zho": "zh", "cmn": "zh",
-    "deu": "de", "ger": "de", "fra": "fr", "fre": "fr", "spa": "es", "eng": "en", "rus": "ru", "ara": "ar",
-    "arb": "ar", "hin": "hi", "ben": "bn", "tel": "te", "tam": "ta", "mar": "mr", "urd": "ur", "mya": "my",
-    "bur": "my", "guj": "gu", "pan": "pa", "tha": "th", "vie": "vi", "tur": "tr", "est": "et", "fin": "fi",
-    "jpn": "ja", "kor": "ko", "ind": "id", "msa": "ms", "zsm": "ms", "heb": "he", "iw": "he", "kaz": "kk",
-    "kat": "ka", "mal": "ml", "ell": "el", "gre": "el", "hun": "hu", "ita": "it", "lit": "lt", "por": "pt",
-    "ukr": "uk", "fas": "fa", "pes": "fa", "per": "fa", "wol": "wo", "yor": "yo", "que": "qu", "hat": "ht",
-    "afr": "af", "aze": "az", "bul": "bg", "eus": "eu", "baq": "eu", "nld": "nl", "dut": "nl", "pol": "pl",
-    "ron": "ro", "rum": "ro", "in": "id", "ji": "yi",
+    "fil": "tl",
+    "tgl": "tl",
+    "jw": "jv",
+    "jav": "jv",
+    "swa": "sw",
+    "swh": "sw",
+    "zho": "zh",
+    "cmn": "zh",
+    "deu": "de",
+    "ger": "de",
+    "fra": "fr",
+    "fre": "fr",
+    "spa": "es",
+    "eng": "en",
+    "rus": "ru",
+    "ara": "ar",
+    "arb": "ar",
+    "hin": "hi",
+    "ben": "bn",
+    "tel": "te",
+    "tam": "ta",
+    "mar": "mr",
+    "urd": "ur",
+    "mya": "my",
+    "bur": "my",
+    "guj": "gu",
+    "pan": "pa",
+    "tha": "th",
+    "vie": "vi",
+    "tur": "tr",
+    "est": "et",
+    "fin": "fi",
+    "jpn": "ja",
+    "kor": "ko",
+    "ind": "id",
+    "msa": "ms",
+    "zsm": "ms",
+    "heb": "he",
+    "iw": "he",
+    "kaz": "kk",
+    "kat": "ka",
+    "mal": "ml",
+    "ell": "el",
+    "gre": "el",
+    "hun": "hu",
+    "ita": "it",
+    "lit": "lt",
+    "por": "pt",
+    "ukr": "uk",
+    "fas": "fa",
+    "pes": "fa",
+    "per": "fa",
+    "wol": "wo",
+    "yor": "yo",
+    "que": "qu",
+    "hat": "ht",
+    "afr": "af",
+    "aze": "az",
+    "bul": "bg",
+    "eus": "eu",
+    "baq": "eu",
+    "nld": "nl",
+    "dut": "nl",
+    "pol": "pl",
+    "ron": "ro",
+    "rum": "ro",
+    "in": "id",
+    "ji": "yi",
 }
 
 
 def normalize_lang(code: str) -> str:
-    """One canonical code: ``fil``/``tgl`` → ``tl``, ``zh-Hans``/``zh_TW``/``cmn`` → ``zh``, ``deu`` → ``de``…"""
+    """One canonical code: ``fil``/``tgl`` → ``tl``; ``zh-Hans``/``zh_TW``/``cmn`` → ``zh``; ``deu`` → ``de``.
+
+    Region suffixes are dropped; unknown codes pass through lowercased."""
     base = code.strip().lower().replace("_", "-").split("-")[0]
     return _ALIASES.get(base, base)
 
@@ -165,7 +226,12 @@ class WLRStats:
 
 
 def wlr_stats(
-    outputs: Sequence[str], lang: str, source_lang: str, langid: LangID, tau: float = 0.3, min_letters: int = 3
+    outputs: Sequence[str],
+    lang: str,
+    source_lang: str,
+    langid: LangID,
+    tau: float = 0.3,
+    min_letters: int = 3,
 ) -> WLRStats:
     return WLRStats.from_verdicts(verdicts(outputs, lang, langid, tau, min_letters), source_lang)
 

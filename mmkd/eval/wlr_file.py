@@ -55,8 +55,10 @@ def format_table(scores: dict[str, tuple[WLRStats, float | None]]) -> str:
     head = f"{'lang':<6}{'n':>6}{'determined':>12}{'undetermined':>14}{'wrong':>7}{'wlr':>8}{'src_rate':>10}"
     lines = [head + (f"{'lid_ref_acc':>13}" if with_refs else "")]
     for lang, (s, acc) in scores.items():
-        line = (f"{lang:<6}{s.n:>6}{s.determined:>12}{s.undetermined:>14}{s.wrong:>7}"
-                f"{s.wlr:>8.3f}{s.src_rate:>10.3f}")
+        line = (
+            f"{lang:<6}{s.n:>6}{s.determined:>12}{s.undetermined:>14}{s.wrong:>7}"
+            f"{s.wlr:>8.3f}{s.src_rate:>10.3f}"
+        )
         if with_refs:
             line += f"{acc:>13.3f}" if acc is not None else f"{'-':>13}"
         lines.append(line)

@@ -23,7 +23,11 @@ def load_seq2seq(source: str | Path, dtype: torch.dtype | None = None) -> tuple[
         tokenizer = AutoTokenizer.from_pretrained(src)
         model = AutoModelForSeq2SeqLM.from_pretrained(src, dtype=dtype)
     except OSError as e:
-        where = "directory" if Path(src).exists() else "hub id (not in the local cache, and the hub is unreachable)"
+        where = (
+            "directory"
+            if Path(src).exists()
+            else "hub id (not in the local cache, and the hub is unreachable)"
+        )
         raise UserInputError(
             f"cannot load model {src!r}: {where}; download it on a machine with the hub "
             f"(`huggingface-cli download {src}`) and give its local path instead ({type(e).__name__})"
@@ -35,7 +39,7 @@ def count_params(model: torch.nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def wrap_student(model: Any, rank: int, targets: tuple[str, ...], alpha: float | None = None) -> Any:
+def wrap_student(model: Any, rank: int, targets: tuple[str, ...], alpha: int | None = None) -> Any:
     """A peft LoRA adapter of ``rank`` on ``targets`` (base frozen), or the model itself when rank is 0."""
     if rank < 0:
         raise UserInputError(f"adapter_rank: must be >= 0 (got {rank})")

@@ -12,6 +12,7 @@ on a multi-node cluster point it at shared storage.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -21,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ def tiny_config(size: str) -> Any:
 
     d_model, d_ff, layers, heads = TINY_SIZES[size]
     tok = ByT5Tokenizer()
-    return T5Config(
+    return T5Config(  # type: ignore[call-arg]  # T5Config takes the PretrainedConfig kwargs too
         vocab_size=len(tok),  # 384: bytes + specials + sentinels; tok.vocab_size (256) would be too small
         d_model=d_model,
         d_ff=d_ff,
@@ -81,7 +82,7 @@ def tiny_config(size: str) -> Any:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def tiny_param_count(size: str) -> int:
     from transformers import T5ForConditionalGeneration
 
@@ -127,7 +128,7 @@ def span_corrupt(
     def segments(total: int) -> list[int]:
         cuts = sorted(rng.sample(range(1, total), n_spans - 1)) if n_spans > 1 else []
         bounds = [0, *cuts, total]
-        return [b - a for a, b in zip(bounds, bounds[1:], strict=False)]
+        return [b - a for a, b in itertools.pairwise(bounds)]
 
     noise_lens, keep_lens = segments(n_noise), segments(n - n_noise)
     inp: list[int] = []
@@ -161,7 +162,7 @@ def pretrain(
     torch.manual_seed(settings.seed)
     rng = random.Random(settings.seed)
     tok = ByT5Tokenizer()
-    sentinels = [tok.convert_tokens_to_ids(f"<extra_id_{i}>") for i in range(100)]
+    sentinels: list[int] = tok.convert_tokens_to_ids([f"<extra_id_{i}>" for i in range(100)])
     encoded = [tok(line, add_special_tokens=False)["input_ids"][: settings.max_len - 1] for line in corpus]
     encoded = [ids for ids in encoded if len(ids) >= 4]
     model = T5ForConditionalGeneration(tiny_config(size))
@@ -172,8 +173,13 @@ def pretrain(
     start, loss_ema = time.perf_counter(), math.nan
     for step in range(settings.steps):
         pairs = [
-            span_corrupt(encoded[rng.randrange(len(encoded))], rng, sentinels, settings.noise_density,
-                         settings.mean_span)
+            span_corrupt(
+                encoded[rng.randrange(len(encoded))],
+                rng,
+                sentinels,
+                settings.noise_density,
+                settings.mean_span,
+            )
             for _ in range(settings.batch_size)
         ]
         inputs = _pad([p[0] + [eos] for p in pairs], pad)

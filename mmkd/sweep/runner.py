@@ -12,6 +12,7 @@ language) are prepared as Ray tasks on the sweep's storage; then ``tune.Tuner`` 
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -50,7 +51,9 @@ class Experiment:
         if not (path / MMKD_DIR / CONFIG_FILE).is_file():
             path = Path(storage or "runs") / name_or_path
         if not (path / MMKD_DIR / CONFIG_FILE).is_file():
-            raise UserInputError(f"{name_or_path}: no sweep there (looked for {path / MMKD_DIR / CONFIG_FILE})")
+            raise UserInputError(
+                f"{name_or_path}: no sweep there (looked for {path / MMKD_DIR / CONFIG_FILE})"
+            )
         path = path.resolve()
         return cls(path.parent, path.name)
 
@@ -94,7 +97,7 @@ def _init_ray(address: str | None) -> None:
     if address:
         ray.init(address=address)
     else:
-        ray.init(include_dashboard=False, configure_logging=True, logging_level="warning")
+        ray.init(include_dashboard=False, configure_logging=True, logging_level=logging.WARNING)
 
 
 def _trainable(sweep: SweepConfig, artefacts: dict[str, Any]) -> Any:
@@ -117,7 +120,9 @@ def _tuner(sweep: SweepConfig, exp: Experiment, artefacts: dict[str, Any]) -> An
         space=Space(sweep),
         metric=sweep.search.metric,
         mode=sweep.search.mode,
-        sampler=optuna.samplers.TPESampler(seed=sweep.search.seed, n_startup_trials=sweep.search.n_startup_trials),
+        sampler=optuna.samplers.TPESampler(
+            seed=sweep.search.seed, n_startup_trials=sweep.search.n_startup_trials
+        ),
     )
     return tune.Tuner(
         _trainable(sweep, artefacts),
@@ -196,11 +201,11 @@ def prepare_artefacts(sweep: SweepConfig, exp: Experiment) -> dict[str, Any]:
     for size in sizes:
         source = family.size(size).source
         if source.startswith("zoo:"):
-            models[size] = _build_zoo_model.options(**prep).remote(size, zoo)  # type: ignore[attr-defined]
+            models[size] = _build_zoo_model.options(**prep).remote(size, zoo)
         else:
             models[size] = source
     teachers = {
-        t: _prepare_teacher.options(**prep).remote(  # type: ignore[attr-defined]
+        t: _prepare_teacher.options(**prep).remote(
             str(exp.mmkd / "teachers"), t, models[t], sweep.model_dump(mode="json")
         )
         for t in sorted({t for t, _ in pairs})
@@ -241,7 +246,6 @@ def _prepare_teacher(root: str, size: str, base: str, sweep_dict: dict[str, Any]
     sweep = config_mod.from_dict(sweep_dict)
     progress = _progress(f"teacher {size}", sweep.teacher.steps)
     return str(ensure_teacher(Path(root), size, base, sweep, progress=progress))
-
 
 
 # ---------------------------------------------------------------------------------------------------

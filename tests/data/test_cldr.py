@@ -27,9 +27,19 @@ def test_suite_covers_20_xtreme_r_languages_with_8_low_resource(task):
 
 
 def test_same_seed_same_examples_even_in_another_process():
-    code = "from mmkd.data import get_task; print(get_task('builtin/cldr', n_dev=5, seed=7).examples('dev', 'te'))"
-    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           env={"PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    code = (
+        "from mmkd.data import get_task as g; print(g('builtin/cldr', n_dev=5, seed=7).examples('dev', 'te'))"
+    )
+    runs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2")
+    }
     assert len(runs) == 1
     other = get_task("builtin/cldr", n_dev=5, seed=8).examples("dev", "te")
     assert str(other) + "\n" != runs.pop()

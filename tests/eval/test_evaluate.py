@@ -32,8 +32,17 @@ def test_chrf_matches_sacrebleu():
 def test_generate_keeps_input_order_and_restores_train_mode():
     torch.manual_seed(0)
     tok = ByT5Tokenizer()
-    model = T5ForConditionalGeneration(T5Config(vocab_size=len(tok), d_model=32, d_ff=64, num_layers=1,
-                                                num_heads=2, d_kv=16, decoder_start_token_id=0))
+    model = T5ForConditionalGeneration(
+        T5Config(
+            vocab_size=len(tok),
+            d_model=32,
+            d_ff=64,
+            num_layers=1,
+            num_heads=2,
+            d_kv=16,
+            decoder_start_token_id=0,
+        )
+    )
     model.train()
     texts = ["a", "a much longer input text", "mid length"]
     batched = generate(model, tok, texts, batch_size=2, max_new_tokens=5)
@@ -66,26 +75,36 @@ def test_evaluation_reports_the_metric_contract_and_group_means():
 
 def test_group_wlr_skips_languages_with_nothing_determined():
     lid = get_langid()
-    ev = evaluate_outputs({"en": [EN], "de": [DE], "te": ["1"]}, {"en": [EN], "de": [DE], "te": [TE]},
-                          {"en": ["a"], "de": ["a"], "te": ["a"]}, source_lang="en", low_resource=["te"],
-                          langid=lid)
+    ev = evaluate_outputs(
+        {"en": [EN], "de": [DE], "te": ["1"]},
+        {"en": [EN], "de": [DE], "te": [TE]},
+        {"en": ["a"], "de": ["a"], "te": ["a"]},
+        source_lang="en",
+        low_resource=["te"],
+        langid=lid,
+    )
     assert math.isnan(ev.metrics["eval/te/wlr"])
     assert ev.metrics["eval/zero_shot/wlr"] == 0.0
     assert math.isnan(ev.metrics["eval/low_resource/wlr"])
 
 
 def _write(path, rows):
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in rows))
+    path.write_text(
+        "".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in rows)
+    )
     return path
 
 
 def test_score_jsonl_and_cli_json(tmp_path, capsys):
-    path = _write(tmp_path / "out.jsonl", [
-        {"output": DE, "lang": "de", "reference": DE},
-        {"output": ENGLISH, "lang": "de", "reference": DE},
-        "",
-        {"output": "7", "lang": "te"},
-    ])
+    path = _write(
+        tmp_path / "out.jsonl",
+        [
+            {"output": DE, "lang": "de", "reference": DE},
+            {"output": ENGLISH, "lang": "de", "reference": DE},
+            "",
+            {"output": "7", "lang": "te"},
+        ],
+    )
     scores = score_jsonl(path, langid=get_langid())
     assert scores["de"][0].wlr == 0.5 and scores["de"][1] == 1.0
     assert scores["te"][0].undetermined == 1 and scores["te"][1] is None
@@ -95,14 +114,25 @@ def test_score_jsonl_and_cli_json(tmp_path, capsys):
     assert to_json(scores)["de"]["lid_ref_acc"] == 1.0
     assert main(["wlr", str(path)]) == 0
     assert capsys.readouterr().out.splitlines()[0].split() == [
-        "lang", "n", "determined", "undetermined", "wrong", "wlr", "src_rate", "lid_ref_acc"]
+        "lang",
+        "n",
+        "determined",
+        "undetermined",
+        "wrong",
+        "wlr",
+        "src_rate",
+        "lid_ref_acc",
+    ]
 
 
 @pytest.mark.parametrize(
     "line, message",
-    [("{not json", "out.jsonl:2: not valid JSON"), ('["a"]', "out.jsonl:2: expected a JSON object"),
-     ('{"output": 3, "lang": "de"}', "out.jsonl:2: 'output' must be a string"),
-     ('{"output": "x"}', "out.jsonl:2: 'lang' must be a string")],
+    [
+        ("{not json", "out.jsonl:2: not valid JSON"),
+        ('["a"]', "out.jsonl:2: expected a JSON object"),
+        ('{"output": 3, "lang": "de"}', "out.jsonl:2: 'output' must be a string"),
+        ('{"output": "x"}', "out.jsonl:2: 'lang' must be a string"),
+    ],
 )
 def test_bad_lines_name_the_line_number_and_exit_2(tmp_path, capsys, line, message):
     path = _write(tmp_path / "out.jsonl", [{"output": DE, "lang": "de"}, line])

@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,24 +11,53 @@ import pytest
 pytestmark = pytest.mark.integration
 
 MICRO = [
-    "--set", "search.num_samples=2", "--set", "search.student=[xs, s]", "--set", "search.adapter_rank=[0, 4]",
-    "--set", "family.zoo.steps=20", "--set", "family.zoo.corpus_lines=100", "--set", "teacher.steps=20",
-    "--set", "train.max_steps=6", "--set", "train.eval_every=3", "--set", "train.batch_size=8",
-    "--set", "task.n_train=64", "--set", "task.n_dev=3", "--set", "task.languages=[de, ru, te, ta]",
-    "--set", "eval.max_new_tokens=24", "--set", "stop.wlr=null",
+    "--set",
+    "search.num_samples=2",
+    "--set",
+    "search.student=[xs, s]",
+    "--set",
+    "search.adapter_rank=[0, 4]",
+    "--set",
+    "family.zoo.steps=20",
+    "--set",
+    "family.zoo.corpus_lines=100",
+    "--set",
+    "teacher.steps=20",
+    "--set",
+    "train.max_steps=6",
+    "--set",
+    "train.eval_every=3",
+    "--set",
+    "train.batch_size=8",
+    "--set",
+    "task.n_train=64",
+    "--set",
+    "task.n_dev=3",
+    "--set",
+    "task.languages=[de, ru, te, ta]",
+    "--set",
+    "eval.max_new_tokens=24",
+    "--set",
+    "stop.wlr=null",
 ]
 
 
 def mmkd(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mmkd.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "mmkd.cli", *args], capture_output=True, text=True, env=env, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
-    return {**os.environ, "MMKD_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-            "RAY_DEDUP_LOGS": "0"}
+    return {
+        **os.environ,
+        "MMKD_CACHE": str(cache),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "RAY_DEDUP_LOGS": "0",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -69,25 +97,48 @@ def test_results_table_carries_the_metric_contract(sweep):
     assert len(df) == 4  # 2 trials x 2 evaluations
     assert not df.duplicated(["trial_id", "step"]).any()
     assert sorted(df["step"].unique()) == [3, 6]
-    required = ["step", "train/loss", "train/loss_task", "train/loss_token", "teacher", "student",
-                "teacher_params", "student_params", "ratio", "lr", "adapter_rank", "trainable_params",
-                "eval/zero_shot/chrf", "eval/zero_shot/wlr", "eval/low_resource/chrf", "eval/low_resource/wlr",
-                "eval/score", "stopped_by", "status"]
+    required = [
+        "step",
+        "train/loss",
+        "train/loss_task",
+        "train/loss_token",
+        "teacher",
+        "student",
+        "teacher_params",
+        "student_params",
+        "ratio",
+        "lr",
+        "adapter_rank",
+        "trainable_params",
+        "eval/zero_shot/chrf",
+        "eval/zero_shot/wlr",
+        "eval/low_resource/chrf",
+        "eval/low_resource/wlr",
+        "eval/score",
+        "stopped_by",
+        "status",
+    ]
     for lang in ("en", "de", "ru", "te", "ta"):
         required += [f"eval/{lang}/chrf", f"eval/{lang}/wlr", f"eval/{lang}/src_rate"]
     assert not [c for c in required if c not in df.columns]
-    assert df["ratio"].to_numpy() == pytest.approx((df["teacher_params"] / df["student_params"]).to_numpy(), rel=1e-5)
+    assert df["ratio"].to_numpy() == pytest.approx(
+        (df["teacher_params"] / df["student_params"]).to_numpy(), rel=1e-5
+    )
     assert set(df["teacher"]) == {"l"} and set(df["student"]) <= {"xs", "s"}
     assert (df["status"] == "TERMINATED").all() and (df["stopped_by"] == "max_steps").all()
     full = df[df["adapter_rank"] == 0]
     assert (full["trainable_params"] == full["student_params"]).all()
-    assert (df.loc[df["adapter_rank"] > 0, "trainable_params"] < df.loc[df["adapter_rank"] > 0, "student_params"]).all()
+    assert (
+        df.loc[df["adapter_rank"] > 0, "trainable_params"] < df.loc[df["adapter_rank"] > 0, "student_params"]
+    ).all()
 
 
 def test_status_and_refusing_to_overwrite(sweep, env):
     exp, _ = sweep
     status = mmkd("sweep", "status", str(exp), env=env)
     assert status.returncode == 0 and "2/2 trials (terminated 2)" in status.stdout
-    again = mmkd("sweep", "run", "quickstart", "--name", "micro", "--storage", str(exp.parent), *MICRO, env=env)
+    again = mmkd(
+        "sweep", "run", "quickstart", "--name", "micro", "--storage", str(exp.parent), *MICRO, env=env
+    )
     assert again.returncode == 2
     assert f"mmkd sweep resume {exp}" in again.stderr and again.stderr.count("\n") == 1

@@ -39,8 +39,13 @@ def test_rung_mode_stops_only_the_worst_quantile_of_earlier_peers_at_the_same_st
 
 @pytest.mark.parametrize(
     "kwargs, bad",
-    [({"threshold": 1.5}, "1.5"), ({"grace_evals": -1}, "-1"), ({"mode": "relative"}, "relative"),
-     ({"quantile": 1.0}, "1.0"), ({"min_peers": 0}, "0")],
+    [
+        ({"threshold": 1.5}, "1.5"),
+        ({"grace_evals": -1}, "-1"),
+        ({"mode": "relative"}, "relative"),
+        ({"quantile": 1.0}, "1.0"),
+        ({"min_peers": 0}, "0"),
+    ],
 )
 def test_bad_arguments_are_refused_at_once_quoting_the_value(kwargs, bad):
     with pytest.raises(ValueError, match=bad):
