@@ -114,7 +114,7 @@ def zoo_path(size: str, settings: ZooSettings, corpus: Sequence[str], root: Path
 
 
 def span_corrupt(
-    ids: Sequence[int], rng: random.Random, sentinels: Sequence[int], noise_density: float, mean_span: float
+    ids: Sequence[int], rng: random.Random, sentinels: Sequence[Any], noise_density: float, mean_span: float
 ) -> tuple[list[int], list[int]]:
     """T5 span corruption of one sequence: (input with sentinels, target of sentinel + masked spans).
 
@@ -162,7 +162,7 @@ def pretrain(
     torch.manual_seed(settings.seed)
     rng = random.Random(settings.seed)
     tok = ByT5Tokenizer()
-    sentinels: list[int] = tok.convert_tokens_to_ids([f"<extra_id_{i}>" for i in range(100)])
+    sentinels = [tok.convert_tokens_to_ids(f"<extra_id_{i}>") for i in range(100)]
     encoded = [tok(line, add_special_tokens=False)["input_ids"][: settings.max_len - 1] for line in corpus]
     encoded = [ids for ids in encoded if len(ids) >= 4]
     model = T5ForConditionalGeneration(tiny_config(size))
