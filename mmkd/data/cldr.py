@@ -11,8 +11,10 @@ situation in which zero-shot cross-lingual generation drifts into the wrong lang
   fields are the aligned "words" of MMKD's word level (``Example.spans``), aligned by construction.
 - Splits: ``train`` (labelled in English; other languages only as parallel inputs), ``dev``, ``test``,
   drawn from disjoint seeds.
-- Corpus: every language's relative times in both directions, alone and side by side, so that a model
-  pretrained on it with span corruption knows each language's forms before the English-only finetuning.
+- Corpus: every language's relative times in both directions, alone, side by side, and as records next
+  to their mirror image (``in 3 Tagen; in 5 Stunden | vor 3 Tagen; vor 5 Stunden``), so that a model
+  pretrained on it with span corruption knows each language's forms — and that they come in pairs —
+  before the English-only finetuning teaches the task's input/output format.
   Dev/test strings occur in the corpus (the space of forms is small): the corpus teaches the language,
   the finetuning teaches the task.
 
@@ -57,6 +59,7 @@ UNITS: dict[str, tuple[int, range]] = {
     "year": (365 * 86400, range(2, 9)),
 }
 SEPARATOR = "; "
+CORPUS_JOIN = " | "
 SPLIT_SALT = {"train": 1, "dev": 2, "test": 3, "corpus": 4}
 
 Record = tuple[tuple[int, str], tuple[int, str]]
@@ -132,14 +135,14 @@ class CLDRTask:
         lines = []
         for (n1, u1), (n2, u2) in _records(rng, self.corpus_lines):
             kind = rng.random()
-            if kind < 0.4:  # a form next to its mirror: the relation the task asks for, in-language
-                future = rng.random() < 0.5
-                lines.append(relative(n1, u1, lang, future) + SEPARATOR + relative(n1, u1, lang, not future))
+            if kind < 0.5:  # a record next to its mirror: the relation the task asks for, in-language
+                future = [relative(n, u, lang, True) for n, u in ((n1, u1), (n2, u2))]
+                past = [relative(n, u, lang, False) for n, u in ((n1, u1), (n2, u2))]
+                first, second = (future, past) if rng.random() < 0.7 else (past, future)
+                lines.append(SEPARATOR.join(first) + CORPUS_JOIN + SEPARATOR.join(second))
             elif kind < 0.8:  # two forms, any direction
                 lines.append(
-                    relative(n1, u1, lang, rng.random() < 0.5)
-                    + SEPARATOR
-                    + relative(n2, u2, lang, rng.random() < 0.5)
+                    relative(n1, u1, lang, rng.random() < 0.5) + SEPARATOR + relative(n2, u2, lang, rng.random() < 0.5)
                 )
             else:
                 lines.append(relative(n1, u1, lang, rng.random() < 0.5))
