@@ -29,8 +29,11 @@ GROUPS = ("source", "zero_shot_high", "low_resource")
 def languages(df: pd.DataFrame) -> list[str]:
     """Languages with per-language metrics (``eval/<lang>/chrf``), in column order."""
     skip = {"zero_shot", "low_resource", "source", "zero_shot_high"}
-    return [c.split("/")[1] for c in df.columns if c.startswith("eval/") and c.endswith("/chrf")
-            and c.count("/") == 2 and c.split("/")[1] not in skip]
+    return [
+        c.split("/")[1]
+        for c in df.columns
+        if c.startswith("eval/") and c.endswith("/chrf") and c.count("/") == 2 and c.split("/")[1] not in skip
+    ]
 
 
 def final_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -129,5 +132,7 @@ def fit_curve(student: str, ratios: Sequence[float], scores: Sequence[float]) ->
         if len(np.unique(x[idx])) > degree:
             c = np.polyfit(x[idx], y[idx], degree)
             bests.append(2 ** grid[np.argmax(np.polyval(c, grid))])
-    low, high = (float(np.percentile(bests, 2.5)), float(np.percentile(bests, 97.5))) if bests else (best, best)
+    low, high = (
+        (float(np.percentile(bests, 2.5)), float(np.percentile(bests, 97.5))) if bests else (best, best)
+    )
     return CurveFit(student, tuple(float(c) for c in coef), best, low, high, len(x))

@@ -8,13 +8,17 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from mmkd.curves.fit import GROUPS, CurveFit, spearman  # noqa: E402
+from mmkd.curves.fit import GROUPS, CurveFit, spearman
 
-TITLES = {"source": "source language", "zero_shot_high": "zero-shot, high-resource", "low_resource": "low-resource"}
+TITLES = {
+    "source": "source language",
+    "zero_shot_high": "zero-shot, high-resource",
+    "low_resource": "low-resource",
+}
 DPI = 110
 # Fixed metadata: the same figure gives the same bytes.
 METADATA = {"Software": None}
@@ -36,8 +40,14 @@ def versus_ratio(best: pd.DataFrame, metric: str, fits: dict[str, CurveFit], pat
     for ax, group in zip(axes, GROUPS, strict=True):
         for (student, adapter), cell in best.groupby(["student", "adapter"], sort=True):
             cell = cell.sort_values("ratio")
-            ax.plot(cell["ratio"], cell[f"{group}/{metric}"], marker="o", color=colours[student],
-                    linestyle="-" if adapter == "full" else "--", label=f"{student} ({adapter})")
+            ax.plot(
+                cell["ratio"],
+                cell[f"{group}/{metric}"],
+                marker="o",
+                color=colours[student],
+                linestyle="-" if adapter == "full" else "--",
+                label=f"{student} ({adapter})",
+            )
         if metric == "chrf" and group == "zero_shot_high":
             for student, fit in fits.items():
                 ratios = best.loc[best["student"] == student, "ratio"]
@@ -59,8 +69,13 @@ def lr_vs_wlr(final: pd.DataFrame, path: Path) -> tuple[Path, float]:
     # Trials whose zero-shot outputs were all undetermined have no WLR to place.
     final = final[final["eval/zero_shot/wlr"].notna()]
     for adapter, rows in final.groupby(final["adapter"] == "full", sort=True):
-        ax.scatter(rows["lr"], rows["eval/zero_shot/wlr"], label="full finetuning" if adapter else "adapters",
-                   marker="o" if adapter else "^", alpha=0.8)
+        ax.scatter(
+            rows["lr"],
+            rows["eval/zero_shot/wlr"],
+            label="full finetuning" if adapter else "adapters",
+            marker="o" if adapter else "^",
+            alpha=0.8,
+        )
     if not final.empty:
         ax.set_xscale("log")
     ax.set_xlabel("learning rate")

@@ -18,9 +18,26 @@ from mmkd.curves.fit import GROUPS, best_per_cell, example_cis, final_rows, fit_
 
 EXAMPLES_FILE = "mmkd_examples.jsonl"
 BEST_COLUMNS = [
-    "student", "student_params", "teacher", "ratio", "adapter", "n_trials", "lr", "trial_id", "step",
-    "source/chrf", "zero_shot_high/chrf", "low_resource/chrf", "eval/score", "chrf_ci_low", "chrf_ci_high",
-    "eval/zero_shot/wlr", "wlr_ci_low", "wlr_ci_high", "eval/low_resource/wlr", "stopped_by",
+    "student",
+    "student_params",
+    "teacher",
+    "ratio",
+    "adapter",
+    "n_trials",
+    "lr",
+    "trial_id",
+    "step",
+    "source/chrf",
+    "zero_shot_high/chrf",
+    "low_resource/chrf",
+    "eval/score",
+    "chrf_ci_low",
+    "chrf_ci_high",
+    "eval/zero_shot/wlr",
+    "wlr_ci_low",
+    "wlr_ci_high",
+    "eval/low_resource/wlr",
+    "stopped_by",
 ]
 
 
@@ -40,14 +57,18 @@ def build_curves(exp_dir: Path, out_dir: Path | None = None) -> Path:
     final = final_rows(df)
     if final.empty:
         report = out / "report.md"
-        report.write_text(f"# Sweep {exp_dir.name}\n\nNo evaluations yet ({df['trial_id'].nunique()} trials).\n")
+        report.write_text(
+            f"# Sweep {exp_dir.name}\n\nNo evaluations yet ({df['trial_id'].nunique()} trials).\n"
+        )
         return report
     best = best_per_cell(final)
     langs = languages(df)
     cis = []
     for row in best.itertuples():
         source = str(getattr(row, "source_lang", "en"))
-        cis.append(example_cis(latest_examples(exp_dir, str(row.trial_dir)), [x for x in langs if x != source]))
+        cis.append(
+            example_cis(latest_examples(exp_dir, str(row.trial_dir)), [x for x in langs if x != source])
+        )
     best = pd.concat([best, pd.DataFrame(cis, index=best.index)], axis=1)
     fits = {}
     for student, cell in best.groupby("student", sort=True):
@@ -57,9 +78,17 @@ def build_curves(exp_dir: Path, out_dir: Path | None = None) -> Path:
     table = best[[c for c in BEST_COLUMNS if c in best]]
     table.to_csv(out / "best_per_cell.csv", index=False, float_format="%.6g")
     fit_table = pd.DataFrame(
-        [{"student": f.student, "best_ratio": f.best_ratio, "ci_low": f.best_ratio_low,
-          "ci_high": f.best_ratio_high, "points": f.n_points, "coef": json.dumps([round(c, 6) for c in f.coef])}
-         for f in fits.values()]
+        [
+            {
+                "student": f.student,
+                "best_ratio": f.best_ratio,
+                "ci_low": f.best_ratio_low,
+                "ci_high": f.best_ratio_high,
+                "points": f.n_points,
+                "coef": json.dumps([round(c, 6) for c in f.coef]),
+            }
+            for f in fits.values()
+        ]
     )
     fit_table.to_csv(out / "fits.csv", index=False, float_format="%.6g")
 

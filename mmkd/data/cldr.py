@@ -142,7 +142,9 @@ class CLDRTask:
                 lines.append(SEPARATOR.join(first) + CORPUS_JOIN + SEPARATOR.join(second))
             elif kind < 0.8:  # two forms, any direction
                 lines.append(
-                    relative(n1, u1, lang, rng.random() < 0.5) + SEPARATOR + relative(n2, u2, lang, rng.random() < 0.5)
+                    relative(n1, u1, lang, rng.random() < 0.5)
+                    + SEPARATOR
+                    + relative(n2, u2, lang, rng.random() < 0.5)
                 )
             else:
                 lines.append(relative(n1, u1, lang, rng.random() < 0.5))
