@@ -81,14 +81,40 @@ class SearchConfig(_Strict):
     )
     teacher: list[str] = Field(["l"], min_length=1, description="Teacher sizes of the family.")
     student: list[str] = Field(["xs", "s", "m"], min_length=1, description="Student sizes of the family.")
+    distill: dict[str, LogRange | Annotated[list[Annotated[float, Field(ge=0)]], Field(min_length=1)]] = (
+        Field(
+            {},
+            description="Searched distillation settings: a range or a list of choices per key, e.g. token.",
+        )
+    )
     metric: str = Field("eval/score", description="The objective reported by trials.")
     mode: Literal["max", "min"] = "max"
 
 
+Weight = Annotated[float, Field(ge=0)]
+
+
 class DistillConfig(_Strict):
+    """MMKD: the weight of each loss term (0 = off) and how the teacher is consulted."""
+
     temperature: PositiveFloat = Field(2.0, description="Softmax temperature of token-level KD.")
-    task: Annotated[float, Field(ge=0)] = Field(1.0, description="Weight of the task cross-entropy.")
-    token: Annotated[float, Field(ge=0)] = Field(1.0, description="Weight of token-level KD.")
+    task: Weight = Field(1.0, description="Task cross-entropy.")
+    token: Weight = Field(1.0, description="Token level: KL to the teacher's decoder distribution (top-k).")
+    word: Weight = Field(0.0, description="Word level: aligned field vectors, contrastive (or MSE).")
+    sentence: Weight = Field(0.0, description="Sentence level: BYOL on pooled encoder states.")
+    structure: Weight = Field(0.0, description="Structure level: KL of in-batch similarity matrices.")
+    triplet: Weight = Field(0.0, description="Triplet KD (Oki et al. 2020), an optional extra term.")
+    word_loss: Literal["contrastive", "mse"] = "contrastive"
+    top_k: PositiveInt = Field(16, description="Teacher logits kept per target token.")
+    parallel: bool = Field(
+        True, description="Encoder-side levels see the student on a translation of the teacher's input."
+    )
+    cache: bool = Field(
+        True, description="Read teacher outputs from the sweep's cache instead of running it."
+    )
+
+
+SEARCHABLE_DISTILL = ("temperature", "task", "token", "word", "sentence", "structure", "triplet")
 
 
 class TeacherConfig(_Strict):
@@ -173,6 +199,14 @@ class SweepConfig(_Strict):
             )
         self._check_models()
         self._check_task()
+        for key in self.search.distill:
+            if key not in SEARCHABLE_DISTILL:
+                raise _KeyError(
+                    f"search.distill.{key}",
+                    f"not a searchable distillation setting"
+                    f"{did_you_mean(key, SEARCHABLE_DISTILL)}; searchable: {', '.join(SEARCHABLE_DISTILL)}",
+                    key,
+                )
         from mmkd.eval.langid import LANGID_BACKENDS
 
         if self.eval.langid not in LANGID_BACKENDS:

@@ -35,10 +35,20 @@ import torch
 from accelerate import Accelerator
 
 from mmkd import checkpoint
-from mmkd.config import SweepConfig, from_dict
+from mmkd.config import DistillConfig, SweepConfig, from_dict
 from mmkd.data import Example, Task, get_task
-from mmkd.data.collate import batch_indices, encode_batch
-from mmkd.distill.losses import token_kd
+from mmkd.data.collate import batch_indices, encode_batch, token_spans
+from mmkd.distill.cache import CachedTeacher, LiveTeacher, TeacherOutputs
+from mmkd.distill.losses import (
+    MMKDHeads,
+    masked_mean_pool,
+    pool_spans,
+    sentence_loss,
+    structure_loss,
+    token_kd_topk,
+    triplet_kd,
+    word_align_loss,
+)
 from mmkd.errors import UserInputError
 from mmkd.eval.evaluate import Evaluation, evaluate_outputs
 from mmkd.eval.generate import generate
@@ -47,6 +57,7 @@ from mmkd.models import count_params, get_family, load_seq2seq, wrap_student
 from mmkd.models.zoo import warmup_cosine
 
 EXAMPLES_FILE = "mmkd_examples.jsonl"
+ENCODER_LEVELS = ("word", "sentence", "structure", "triplet")
 CHECKPOINT_DIR = "checkpoint"
 
 
@@ -85,24 +96,38 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
         gradient_accumulation_steps=train_cfg.grad_accum,
         mixed_precision=_precision(train_cfg.mixed_precision),
     )
-    teacher, tokenizer = load_seq2seq(config["artefacts"]["teachers"][config["teacher"]])
-    teacher.eval().requires_grad_(False)
-    base, _ = load_seq2seq(config["artefacts"]["models"][config["student"]])
+    distill = distill_settings(sweep, config)
+    artefacts = config["artefacts"]
+    base, tokenizer = load_seq2seq(artefacts["models"][config["student"]])
+    teacher: CachedTeacher | LiveTeacher
+    if distill.cache:
+        teacher = CachedTeacher(Path(artefacts["teacher_cache"][config["teacher"]]))
+    else:
+        teacher = LiveTeacher(
+            load_seq2seq(artefacts["teachers"][config["teacher"]])[0].to(accelerator.device), distill.top_k
+        )
     student = wrap_student(base, config["adapter_rank"], family.lora_targets)
-    trainable = [p for p in student.parameters() if p.requires_grad]
+    encoder_levels = [lvl for lvl in ENCODER_LEVELS if getattr(distill, lvl) > 0]
+    # Heads map the student's hidden size to the teacher's; only the encoder-side levels need them.
+    heads = MMKDHeads(base.config.d_model, teacher.hidden_size) if encoder_levels else None
+    modules = {"student": student, **({"heads": heads} if heads is not None else {})}
+    trainable = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config["lr"], weight_decay=train_cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(train_cfg.warmup_steps, train_cfg.max_steps)
     )
+    parallel = {lang: task.examples("train", lang) for lang in task.languages if lang != task.source_lang}
 
     # --- setup: resume ---
     step = 0
     with session.restored() as folder:
         if folder is not None:
-            meta = checkpoint.load(folder / CHECKPOINT_DIR, {"student": student}, optimizer)
+            meta = checkpoint.load(folder / CHECKPOINT_DIR, modules, optimizer)
             scheduler.load_state_dict(meta["scheduler"])
             step = meta["step"]
-    student, teacher, optimizer = accelerator.prepare(student, teacher, optimizer)
+    student, optimizer, scheduler = accelerator.prepare(student, optimizer, scheduler)
+    if heads is not None:
+        heads = accelerator.prepare(heads)
 
     static = {
         "teacher": config["teacher"],
@@ -132,12 +157,23 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
             idx = batch_indices(
                 len(train), step * train_cfg.grad_accum + micro, train_cfg.batch_size, train_cfg.seed
             )
-            batch = encode_batch(
-                tokenizer, [train[i] for i in idx], train_cfg.max_source_len, train_cfg.max_target_len
+            examples = [train[i] for i in idx]
+            batch = _to(
+                encode_batch(tokenizer, examples, train_cfg.max_source_len, train_cfg.max_target_len),
+                accelerator.device,
             )
-            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+            spans = token_spans(tokenizer, examples, train_cfg.max_source_len).to(accelerator.device)
+            view = _student_view(tokenizer, examples, idx, parallel, distill, train_cfg, step, micro)
             with accelerator.accumulate(student):
-                total, terms = loss_step(student, teacher, batch, sweep)
+                total, terms = loss_step(
+                    student,
+                    heads,
+                    batch,
+                    spans,
+                    teacher.outputs(idx, batch, spans),
+                    distill,
+                    _to(view, accelerator.device) if encoder_levels else None,
+                )
                 accelerator.backward(total)
                 accelerator.clip_grad_norm_(trainable, 1.0)
                 optimizer.step()
@@ -168,7 +204,7 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
             with tempfile.TemporaryDirectory() as tmp:
                 checkpoint.save(
                     Path(tmp) / CHECKPOINT_DIR,
-                    {"student": accelerator.unwrap_model(student)},
+                    {name: accelerator.unwrap_model(m) for name, m in modules.items()},
                     optimizer,
                     {"step": step, "scheduler": scheduler.state_dict()},
                 )
@@ -179,20 +215,82 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
 
 
 def loss_step(
-    student: Any, teacher: Any, batch: dict[str, torch.Tensor], sweep: SweepConfig
+    student: Any,
+    heads: MMKDHeads | None,
+    batch: dict[str, torch.Tensor],
+    spans: torch.Tensor,
+    teacher: TeacherOutputs,
+    distill: DistillConfig,
+    view: dict[str, torch.Tensor] | None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Task cross-entropy plus every distillation term with a weight > 0; returns (total, each term)."""
+    """Task cross-entropy plus every MMKD term with a weight > 0; returns (total, each term).
+
+    ``view`` is what the student's encoder sees for the encoder-side levels: the translation of the
+    teacher's input in parallel-input mode, else the same English input (its ``spans`` then align the
+    fields). The teacher side always comes from the English input.
+    """
     out = student(**batch)
-    weights = sweep.distill
     terms: dict[str, torch.Tensor] = {"task": out.loss}
-    if weights.token > 0:
-        with torch.no_grad():
-            teacher_logits = teacher(**batch).logits
-        terms["token"] = token_kd(
-            out.logits, teacher_logits, batch["labels"], temperature=weights.temperature
+    if distill.token > 0:
+        terms["token"] = token_kd_topk(
+            out.logits, teacher.topk_values, teacher.topk_indices, batch["labels"], distill.temperature
         )
-    total = torch.stack([getattr(weights, name) * value for name, value in terms.items()]).sum()
+    if view is not None and heads is not None:
+        if distill.parallel:
+            states = student.get_encoder()(
+                input_ids=view["input_ids"], attention_mask=view["attention_mask"]
+            ).last_hidden_state
+        else:
+            states = out.encoder_last_hidden_state
+        pooled = masked_mean_pool(states, view["attention_mask"])
+        t_sentence = teacher.sentence.float()
+        if distill.word > 0:
+            valid = (view["spans"][..., 1] > view["spans"][..., 0]) & (spans[..., 1] > spans[..., 0])
+            terms["word"] = word_align_loss(
+                pool_spans(states, view["spans"]), teacher.words.float(), valid, heads.word, distill.word_loss
+            )
+        if distill.sentence > 0:
+            terms["sentence"] = sentence_loss(pooled, t_sentence, heads.projector, heads.predictor)
+        if distill.structure > 0:
+            terms["structure"] = structure_loss(pooled, t_sentence)
+        if distill.triplet > 0:
+            terms["triplet"] = triplet_kd(heads.projector(pooled), t_sentence)
+    total = torch.stack([getattr(distill, name) * value for name, value in terms.items()]).sum()
     return total, {name: value.item() for name, value in terms.items()}
+
+
+def distill_settings(sweep: SweepConfig, config: dict[str, Any]) -> DistillConfig:
+    """The sweep's distillation settings with this trial's searched values (``distill.<key>``)."""
+    searched = {k.removeprefix("distill."): v for k, v in config.items() if k.startswith("distill.")}
+    return sweep.distill.model_copy(update=searched)
+
+
+def _student_view(
+    tokenizer: Any,
+    examples: list[Example],
+    idx: list[int],
+    parallel: dict[str, list[Example]],
+    distill: DistillConfig,
+    train_cfg: Any,
+    step: int,
+    micro: int,
+) -> dict[str, torch.Tensor]:
+    """The student's encoder input for the encoder-side levels: each example's translation into a
+    language drawn for it (a function of the step, like the batch), or the example itself."""
+    if distill.parallel and parallel:
+        rng = random.Random(f"{train_cfg.seed}:{step}:{micro}:parallel")
+        langs = sorted(parallel)
+        examples = [parallel[rng.choice(langs)][i] for i in idx]
+    view = encode_batch(tokenizer, examples, train_cfg.max_source_len, train_cfg.max_target_len)
+    return {
+        "input_ids": view["input_ids"],
+        "attention_mask": view["attention_mask"],
+        "spans": token_spans(tokenizer, examples, train_cfg.max_source_len),
+    }
+
+
+def _to(tensors: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in tensors.items()}
 
 
 def evaluate(
@@ -253,6 +351,7 @@ def run_local(
 ) -> dict[str, Any]:
     """``mmkd trial run``: one trial in this process, artefacts prepared (or found cached) first."""
     from mmkd.config import LogRange, load
+    from mmkd.distill.cache import ensure_cache
     from mmkd.distill.teacher import ensure_teacher
     from mmkd.models.zoo import ZooSettings, ensure_built
 
@@ -273,6 +372,7 @@ def run_local(
             return str(ensure_built(src.removeprefix("zoo:"), ZooSettings(**sweep.family.zoo.model_dump())))
         return src
 
+    teacher_dir = ensure_teacher(out / "teachers", teacher, source(teacher), sweep)
     config = {
         "lr": lr,
         "adapter_rank": rank,
@@ -284,7 +384,8 @@ def run_local(
         "sweep": sweep.model_dump(mode="json"),
         "artefacts": {
             "models": {student: source(student)},
-            "teachers": {teacher: str(ensure_teacher(out / "teachers", teacher, source(teacher), sweep))},
+            "teachers": {teacher: str(teacher_dir)},
+            "teacher_cache": {teacher: str(ensure_cache(teacher_dir, sweep, out / "teacher-cache"))},
         },
     }
     return run(config, LocalSession(out))

@@ -38,3 +38,20 @@ def encode_batch(
     )["input_ids"]
     labels[labels == tokenizer.pad_token_id] = -100
     return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels}
+
+
+def token_spans(tokenizer: Any, examples: Sequence[Example], max_source_len: int) -> torch.Tensor:
+    """Token spans [B, W, 2] (start, end exclusive) of each example's aligned fields (``Example.spans``).
+
+    A character offset maps to the number of tokens of the text before it: exact for byte-level
+    tokenizers (ByT5 and the tiny family), within a token of the truth for subword ones. Spans past the
+    truncation point are clipped (and become empty).
+    """
+    width = max((len(e.spans) for e in examples), default=0)
+    out = torch.zeros(len(examples), width, 2, dtype=torch.long)
+    for b, e in enumerate(examples):
+        for w, (start, end) in enumerate(e.spans):
+            a = len(tokenizer(e.source[:start], add_special_tokens=False)["input_ids"])
+            z = len(tokenizer(e.source[:end], add_special_tokens=False)["input_ids"])
+            out[b, w] = torch.tensor([min(a, max_source_len), min(z, max_source_len)])
+    return out

@@ -17,6 +17,13 @@ def generate(
     max_new_tokens: int = 64,
     max_source_len: int | None = None,
 ) -> list[str]:
+    """Greedy outputs of a seq2seq ``model`` (plain or peft-wrapped) for ``texts``, in input order.
+
+    Runs in eval mode under ``torch.inference_mode`` on the model's device and puts the model back in
+    the mode it was in. Inputs are batched by character length, a tokenizer-free proxy for token length
+    that keeps similar lengths together; ``max_source_len`` truncates inputs (in tokens) when set."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1 (got {batch_size!r})")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -34,9 +41,8 @@ def generate(
                     max_length=max_source_len,
                 ).to(device)
                 generated = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
-                for i, text in zip(
-                    idx, tokenizer.batch_decode(generated, skip_special_tokens=True), strict=True
-                ):
+                decoded = tokenizer.batch_decode(generated, skip_special_tokens=True)
+                for i, text in zip(idx, decoded, strict=True):
                     outputs[i] = text
     finally:
         model.train(was_training)

@@ -186,8 +186,9 @@ def _fit(tuner: Any, exp: Experiment) -> int:
 def prepare_artefacts(sweep: SweepConfig, exp: Experiment) -> dict[str, Any]:
     """Model directories (or hub ids) of every size the space uses, and each teacher finetuned once.
 
-    Runs as Ray tasks so the tiny zoo's sizes pretrain in parallel and each teacher starts as soon as its
-    base model exists; everything is cached by content, so a rerun or resume only looks it up.
+    Runs as Ray tasks so the tiny zoo's sizes pretrain in parallel, each teacher starts as soon as its
+    base model exists, and its output cache as soon as it is finetuned; everything is cached by content,
+    so a rerun or resume only looks it up.
     """
     from mmkd.models import get_family
     from mmkd.models.zoo import ZooSettings
@@ -210,11 +211,18 @@ def prepare_artefacts(sweep: SweepConfig, exp: Experiment) -> dict[str, Any]:
         )
         for t in sorted({t for t, _ in pairs})
     }
-    resolved = {
+    caches = {
+        t: _prepare_cache.options(**prep).remote(
+            ref, sweep.model_dump(mode="json"), str(exp.mmkd / "teacher-cache")
+        )
+        for t, ref in teachers.items()
+        if sweep.distill.cache
+    }
+    return {
         "models": {k: (ray.get(v) if isinstance(v, ray.ObjectRef) else v) for k, v in models.items()},
         "teachers": {k: ray.get(v) for k, v in teachers.items()},
+        "teacher_cache": {k: ray.get(v) for k, v in caches.items()},
     }
-    return resolved
 
 
 def _progress(label: str, total: int) -> Any:
@@ -237,6 +245,13 @@ def _build_zoo_model(size: str, settings: Any) -> str:
     from mmkd.models.zoo import ensure_built
 
     return str(ensure_built(size, settings, progress=_progress(f"zoo {size}", settings.steps)))
+
+
+@ray.remote
+def _prepare_cache(teacher_dir: str, sweep_dict: dict[str, Any], root: str) -> str:
+    from mmkd.distill.cache import ensure_cache
+
+    return str(ensure_cache(Path(teacher_dir), config_mod.from_dict(sweep_dict), Path(root)))
 
 
 @ray.remote

@@ -80,6 +80,7 @@ def test_storage_layout(sweep):
     assert (exp / "mmkd" / "config.yaml").is_file()
     teachers = list((exp / "mmkd" / "teachers").iterdir())
     assert len(teachers) == 1 and (teachers[0] / "model.safetensors").is_file()
+    assert len(list((exp / "mmkd" / "teacher-cache").glob("teacher-cache-*.safetensors"))) == 1
     trials = [p.parent for p in exp.glob("*/result.json")]
     assert len(trials) == 2
     for trial in trials:
