@@ -1,6 +1,6 @@
 """The ``mmkd`` command: parses arguments and calls one function per subcommand.
 
-    mmkd sweep run sweeps/quickstart.yaml [--name N] [--storage DIR] [--address ADDR] [--set a.b=v ...]
+    mmkd sweep run SWEEP.yaml [--name N] [--storage DIR] [--address ADDR] [--resume] [--set a.b=v ...]
     mmkd sweep resume NAME_OR_PATH [--storage DIR]
     mmkd sweep status NAME_OR_PATH [--storage DIR]
     mmkd sweep validate SWEEP.yaml [--set a.b=v ...]
@@ -53,7 +53,10 @@ def sweep_run(args: argparse.Namespace) -> int:
 
     sweep = config.load(args.sweep, args.set)
     name = args.name or sweep.name
-    args.resume_hint = f"mmkd sweep resume {Path(args.storage or sweep.storage) / name}"
+    path = Path(args.storage or sweep.storage) / name
+    args.resume_hint = f"mmkd sweep resume {path}"
+    if args.resume and path.exists():
+        return runner.resume(str(path), address=args.address)
     return runner.run(sweep, name=args.name, storage=args.storage, address=args.address)
 
 
@@ -173,6 +176,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--name", help="experiment name (default: the YAML's name)")
     run.add_argument("--storage", help="directory or URI holding experiments (default: the YAML's, ./runs)")
     run.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    run.add_argument(
+        "--resume", action="store_true", help="if the sweep exists, resume it instead of refusing"
+    )
     _set_option(run)
     res = _cmd(sweep, "resume", sweep_resume, "continue an interrupted sweep")
     res.add_argument("experiment", help="experiment directory, or its name under --storage")

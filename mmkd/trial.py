@@ -23,6 +23,7 @@ import json
 import math
 import random
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -122,9 +123,14 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
     step = 0
     with session.restored() as folder:
         if folder is not None:
-            meta = checkpoint.load(folder / CHECKPOINT_DIR, modules, optimizer)
-            scheduler.load_state_dict(meta["scheduler"])
-            step = meta["step"]
+            try:
+                meta = checkpoint.load(folder / CHECKPOINT_DIR, modules, optimizer)
+                scheduler.load_state_dict(meta["scheduler"])
+                step = meta["step"]
+            except checkpoint.CheckpointError as e:
+                # A damaged checkpoint must not end the sweep: this trial starts again from scratch
+                # (its new reports replace the old ones step by step in the results table).
+                print(f"mmkd: {e}; restarting this trial from step 0", file=sys.stderr, flush=True)
     student, optimizer, scheduler = accelerator.prepare(student, optimizer, scheduler)
     if heads is not None:
         heads = accelerator.prepare(heads)

@@ -72,7 +72,7 @@ def run(
     (exp.mmkd / CONFIG_FILE).write_text(config_mod.dump(sweep))
     _init_ray(address)
     tuner = _tuner(sweep, exp, prepare_artefacts(sweep, exp))
-    return _fit(tuner, exp)
+    return _fit(tuner, exp, sweep.search.num_samples)
 
 
 def resume(name_or_path: str, *, storage: str | None = None, address: str | None = None) -> int:
@@ -89,7 +89,7 @@ def resume(name_or_path: str, *, storage: str | None = None, address: str | None
         resume_unfinished=True,
         resume_errored=True,
     )
-    return _fit(tuner, exp)
+    return _fit(tuner, exp, sweep.search.num_samples)
 
 
 def _init_ray(address: str | None) -> None:
@@ -171,10 +171,22 @@ def _stopper(sweep: SweepConfig, exp: Experiment) -> Any:
     return WLRStopper(rule, cfg.metric, exp.mmkd)
 
 
-def _fit(tuner: Any, exp: Experiment) -> int:
+def _fit(tuner: Any, exp: Experiment, num_samples: int) -> int:
+    """Run to the end; 130 when interrupted (Tune saved the state on the first Ctrl-C and returned)."""
+    from mmkd.curves.aggregate import trial_status
+
     tuner.fit()
     write_results(exp)
     print_best(exp)
+    states = trial_status(exp.path)
+    finished = sum(s in ("TERMINATED", "ERROR") for s in states.values())
+    if finished < num_samples:
+        print(
+            f"\nmmkd: interrupted with {finished}/{num_samples} trials finished; resume with: "
+            f"mmkd sweep resume {exp.path}",
+            file=sys.stderr,
+        )
+        return 130
     return 0
 
 
@@ -325,4 +337,21 @@ def status(name_or_path: str, storage: str | None = None) -> str:
         f"sweep {exp.name} at {exp.path}: {len(states)}/{sweep.search.num_samples} trials "
         f"({', '.join(f'{k.lower()} {v}' for k, v in sorted(counts.items())) or 'none started'})"
     )
-    return head + "\n" + best_table(exp, n=sweep.search.num_samples)
+    return head + _lid_warning(exp) + "\n" + best_table(exp, n=sweep.search.num_samples)
+
+
+def _lid_warning(exp: Experiment) -> str:
+    """Languages whose references the language ID identifies < 80% of the time: WLR there is unreliable."""
+    from mmkd.curves.aggregate import load_results
+
+    df = load_results(exp.path)
+    if "unreliable_langs" not in df:
+        return ""
+    langs = sorted(
+        {lang for cell in df["unreliable_langs"].dropna() for lang in str(cell).split(",") if lang}
+    )
+    return (
+        f"\nwarning: language ID is below 80% on the references of {', '.join(langs)}: WLR there is unreliable"
+        if langs
+        else ""
+    )

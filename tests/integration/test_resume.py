@@ -1,0 +1,122 @@
+"""Interrupt a real sweep (SIGINT, then SIGKILL of the driver) mid-way and resume it to the end:
+exactly num_samples trials, no searched config twice, finished trials untouched, no repeated rows."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.integration
+
+NUM_SAMPLES, MAX_STEPS = 4, 40
+SWEEP = [
+    "--set",
+    f"search.num_samples={NUM_SAMPLES}",
+    "--set",
+    "search.student=[xs, s]",
+    "--set",
+    "search.adapter_rank=[0, 4]",
+    "--set",
+    "resources.max_concurrent=1",
+    "--set",
+    "family.zoo.steps=20",
+    "--set",
+    "family.zoo.corpus_lines=100",
+    "--set",
+    "teacher.steps=20",
+    "--set",
+    f"train.max_steps={MAX_STEPS}",
+    "--set",
+    "train.eval_every=5",
+    "--set",
+    "train.batch_size=8",
+    "--set",
+    "task.n_train=64",
+    "--set",
+    "task.n_dev=3",
+    "--set",
+    "task.languages=[de, te]",
+    "--set",
+    "eval.max_new_tokens=16",
+    "--set",
+    "stop.wlr=null",
+]
+
+
+def _steps(exp: Path) -> dict[str, int]:
+    out = {}
+    for result in exp.glob("*/result.json"):
+        lines = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+        if lines:
+            out[result.parent.name] = lines[-1]["step"]
+    return out
+
+
+def _interrupt_mid_way(exp: Path, proc: subprocess.Popen, sig: int) -> dict[str, bytes]:
+    """Wait until one trial has finished and another is part-way, then signal the driver; return the
+    result files of the finished trials as they were."""
+    deadline = time.time() + 400
+    while time.time() < deadline:
+        steps = _steps(exp)
+        done = [t for t, s in steps.items() if s == MAX_STEPS]
+        if done and any(0 < s < MAX_STEPS for s in steps.values()):
+            break
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"no moment with a finished and a running trial: {_steps(exp)}")
+    finished = {t: (exp / t / "result.json").read_bytes() for t in done}
+    os.kill(proc.pid, sig)
+    return finished
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
+def test_interrupted_sweep_resumes_to_exactly_num_samples(tmp_path, sig):
+    env = {**os.environ, "MMKD_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    exp = tmp_path / "runs" / "resumable"
+    cmd = [
+        sys.executable,
+        "-m",
+        "mmkd.cli",
+        "sweep",
+        "run",
+        "quickstart",
+        "--name",
+        "resumable",
+        "--storage",
+        str(tmp_path / "runs"),
+        *SWEEP,
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    finished = _interrupt_mid_way(exp, proc, sig)
+    _, err = proc.communicate(timeout=120)
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130
+        assert f"mmkd sweep resume {exp}" in err
+    else:
+        assert proc.returncode == -signal.SIGKILL
+    time.sleep(2)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "mmkd.cli", "sweep", "resume", str(exp)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
+
+    df = pd.read_csv(exp / "mmkd" / "results.csv")
+    assert df["trial_id"].nunique() == NUM_SAMPLES
+    assert not df.duplicated(["trial_id", "step"]).any()
+    configs = df.drop_duplicates("trial_id")[["lr", "adapter_rank", "student"]]
+    assert not configs.duplicated().any()
+    assert (df.groupby("trial_id")["step"].max() == MAX_STEPS).all()
+    assert set(df["status"]) == {"TERMINATED"}
+    for trial, before in finished.items():
+        assert (exp / trial / "result.json").read_bytes() == before, trial
