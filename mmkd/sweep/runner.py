@@ -350,8 +350,6 @@ def _lid_warning(exp: Experiment) -> str:
     langs = sorted(
         {lang for cell in df["unreliable_langs"].dropna() for lang in str(cell).split(",") if lang}
     )
-    return (
-        f"\nwarning: language ID is below 80% on the references of {', '.join(langs)}: WLR there is unreliable"
-        if langs
-        else ""
-    )
+    if not langs:
+        return ""
+    return f"\nwarning: WLR is unreliable in {', '.join(langs)} (language ID below 80% on their references)"
