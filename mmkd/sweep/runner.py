@@ -94,6 +94,9 @@ def resume(name_or_path: str, *, storage: str | None = None, address: str | None
 
 def _init_ray(address: str | None) -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    # Tune's newer console output prints every result in full (~150 metrics a report); the classic
+    # reporter shows one status table with the columns that matter (see _reporter).
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if address:
         ray.init(address=address)
     else:
@@ -140,8 +143,20 @@ def _tuner(sweep: SweepConfig, exp: Experiment, artefacts: dict[str, Any]) -> An
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             stop=_stopper(sweep, exp),
+            progress_reporter=_reporter(),
             verbose=1,
         ),
+    )
+
+
+def _reporter() -> Any:
+    from ray.tune import CLIReporter
+
+    return CLIReporter(
+        parameter_columns={"models": "teacher:student", "lr": "lr", "adapter_rank": "rank"},
+        metric_columns={"step": "step", "eval/source/chrf": "en chrF", "eval/score": "0-shot chrF",
+                        "eval/zero_shot/wlr": "0-shot WLR", "eval/low_resource/wlr": "low-res WLR"},
+        max_report_frequency=30,
     )
 
 
@@ -168,7 +183,7 @@ def _stopper(sweep: SweepConfig, exp: Experiment) -> Any:
     if cfg is None:
         return None
     rule = WLRRule(cfg.threshold, cfg.grace_evals, cfg.mode, cfg.quantile, cfg.min_peers)
-    return WLRStopper(rule, cfg.metric, exp.mmkd)
+    return WLRStopper(rule, cfg.metric, exp.mmkd, sweep.train.max_steps)
 
 
 def _fit(tuner: Any, exp: Experiment, num_samples: int) -> int:

@@ -72,12 +72,14 @@ class WLRRule:
 class WLRStopper(tune.Stopper):
     """Tune's stopper interface over ``WLRRule``; records each stop in ``stopped_by.json``."""
 
-    def __init__(self, rule: WLRRule, metric: str, record_dir: Path) -> None:
+    def __init__(self, rule: WLRRule, metric: str, record_dir: Path, max_steps: int) -> None:
         self.rule, self.metric, self.record = rule, metric, record_dir / STOPPED_BY_FILE
+        self.max_steps = max_steps
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         value = result.get(self.metric)
-        if value is None or "step" not in result:
+        # The last evaluation ends the trial anyway: stopping there would only mislabel why it ended.
+        if value is None or "step" not in result or result["step"] >= self.max_steps:
             return False
         stop = self.rule.should_stop(trial_id, int(result["step"]), float(value))
         if stop:
