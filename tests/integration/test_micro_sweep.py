@@ -34,7 +34,7 @@ MICRO = [
     "--set",
     "task.n_dev=3",
     "--set",
-    "task.languages=[de, ru, te, ta]",
+    "task.languages=[ru, hi, te, ta]",
     "--set",
     "eval.max_new_tokens=24",
     "--set",
@@ -88,7 +88,7 @@ def test_storage_layout(sweep):
         assert (latest / "checkpoint" / "trainable.safetensors").is_file()
         assert json.loads((latest / "checkpoint" / "state.json").read_text())["step"] == 6
         rows = [json.loads(line) for line in (latest / "mmkd_examples.jsonl").read_text().splitlines()]
-        assert {r["lang"] for r in rows} == {"en", "de", "ru", "te", "ta"} and len(rows) == 15
+        assert {r["lang"] for r in rows} == {"en", "ru", "hi", "te", "ta"} and len(rows) == 15
         assert {"id", "chrf", "verdict", "label", "output", "step"} <= set(rows[0])
 
 
@@ -119,7 +119,7 @@ def test_results_table_carries_the_metric_contract(sweep):
         "stopped_by",
         "status",
     ]
-    for lang in ("en", "de", "ru", "te", "ta"):
+    for lang in ("en", "ru", "hi", "te", "ta"):
         required += [f"eval/{lang}/chrf", f"eval/{lang}/wlr", f"eval/{lang}/src_rate"]
     assert not [c for c in required if c not in df.columns]
     assert df["ratio"].to_numpy() == pytest.approx(

@@ -41,7 +41,7 @@ SWEEP = [
     "--set",
     "task.n_dev=3",
     "--set",
-    "task.languages=[de, te]",
+    "task.languages=[ru, te]",
     "--set",
     "eval.max_new_tokens=16",
     "--set",
