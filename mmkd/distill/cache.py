@@ -105,6 +105,7 @@ def build_cache(
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
     os.close(fd)
     save_file(tensors, tmp, metadata={"examples": str(len(examples)), "k": str(k)})
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; trials may run as other users on shared storage
     os.replace(tmp, path)  # atomic: a concurrent reader sees no file or a whole one
     return path
 

@@ -11,20 +11,59 @@ import pytest
 pytestmark = pytest.mark.integration
 
 RECKLESS = [
-    "--set", "search.num_samples=1", "--set", "search.lr=0.02", "--set", "search.student=[s]",
-    "--set", "search.adapter_rank=[0]", "--set", "family.zoo.steps=20", "--set", "family.zoo.corpus_lines=100",
-    "--set", "teacher.steps=20", "--set", "train.max_steps=60", "--set", "train.eval_every=15",
-    "--set", "train.batch_size=16", "--set", "task.n_train=200", "--set", "task.n_dev=6",
-    "--set", "task.languages=[ru, hi, te, ta]", "--set", "eval.max_new_tokens=40",
-    "--set", "stop.wlr={metric: eval/zero_shot/wlr, threshold: 0.5, grace_evals: 1, mode: absolute}",
+    "--set",
+    "search.num_samples=1",
+    "--set",
+    "search.lr=0.02",
+    "--set",
+    "search.student=[s]",
+    "--set",
+    "search.adapter_rank=[0]",
+    "--set",
+    "family.zoo.steps=20",
+    "--set",
+    "family.zoo.corpus_lines=100",
+    "--set",
+    "teacher.steps=20",
+    "--set",
+    "train.max_steps=60",
+    "--set",
+    "train.eval_every=15",
+    "--set",
+    "train.batch_size=16",
+    "--set",
+    "task.n_train=200",
+    "--set",
+    "task.n_dev=6",
+    "--set",
+    "task.languages=[ru, hi, te, ta]",
+    "--set",
+    "eval.max_new_tokens=40",
+    "--set",
+    "stop.wlr={metric: eval/zero_shot/wlr, threshold: 0.5, grace_evals: 1, mode: absolute}",
 ]
 
 
 def test_too_high_learning_rate_is_stopped_for_wrong_language(tmp_path):
     env = {**os.environ, "MMKD_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "mmkd.cli", "sweep", "run", "quickstart", "--name", "reckless", "--storage",
-         str(tmp_path), *RECKLESS], capture_output=True, text=True, env=env, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "mmkd.cli",
+            "sweep",
+            "run",
+            "quickstart",
+            "--name",
+            "reckless",
+            "--storage",
+            str(tmp_path),
+            *RECKLESS,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     df = pd.read_csv(tmp_path / "reckless" / "mmkd" / "results.csv")
