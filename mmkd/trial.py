@@ -3,7 +3,7 @@
 Ray Tune calls ``tune_trial`` for every trial of a sweep; for debugging, the same recipe runs
 without Ray::
 
-    mmkd trial run sweeps/quickstart.yaml --set trial.lr=3e-3 --set trial.student=s --out /tmp/trial
+    mmkd trial run sweeps/quickstart.yaml --lr 3e-3 --rank 0 --student s --out /tmp/trial
 
 ``config`` is a plain dict: the searched values (``lr``, ``adapter_rank``, ``teacher``, ``student``, and
 their parameter counts and ``ratio``), the resolved sweep (``sweep``) and the prepared artefacts
@@ -91,6 +91,7 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
     task = get_task(sweep.task.name, **sweep.task_options())
     train = task.examples("train", task.source_lang)
     dev = {lang: task.examples("dev", lang) for lang in task.languages}
+    parallel = {lang: task.examples("train", lang) for lang in task.languages if lang != task.source_lang}
 
     # --- setup: models ---
     accelerator = Accelerator(
@@ -117,7 +118,8 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(train_cfg.warmup_steps, train_cfg.max_steps)
     )
-    parallel = {lang: task.examples("train", lang) for lang in task.languages if lang != task.source_lang}
+    # Aligned-field token spans of every training example, once (the teacher's side of the word level).
+    train_spans = token_spans(tokenizer, train, train_cfg.max_source_len)
 
     # --- setup: resume ---
     step = 0
@@ -168,17 +170,16 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
                 encode_batch(tokenizer, examples, train_cfg.max_source_len, train_cfg.max_target_len),
                 accelerator.device,
             )
-            spans = token_spans(tokenizer, examples, train_cfg.max_source_len).to(accelerator.device)
-            view = _student_view(tokenizer, examples, idx, parallel, distill, train_cfg, step, micro)
+            spans = train_spans[idx].to(accelerator.device)
+            view = None
+            if encoder_levels:
+                view = _to(
+                    _student_view(tokenizer, examples, idx, parallel, distill, train_cfg, step, micro),
+                    accelerator.device,
+                )
             with accelerator.accumulate(student):
                 total, terms = loss_step(
-                    student,
-                    heads,
-                    batch,
-                    spans,
-                    teacher.outputs(idx, batch, spans),
-                    distill,
-                    _to(view, accelerator.device) if encoder_levels else None,
+                    student, heads, batch, spans, teacher.outputs(idx, batch, spans), distill, view
                 )
                 accelerator.backward(total)
                 accelerator.clip_grad_norm_(trainable, 1.0)
@@ -423,6 +424,9 @@ class TuneSession:
     def report(self, metrics: dict[str, Any], folder: Path) -> None:
         from ray.tune import Checkpoint
 
+        from mmkd.sweep import telemetry
+
+        telemetry.report_trial(metrics)  # live gauges first: Tune may end a stopped trial inside report
         self._tune.report(metrics, checkpoint=Checkpoint.from_directory(str(folder)))
 
 
