@@ -39,11 +39,16 @@ def time_steps(student, heads, distill, teacher, train, parallel, tok, cfg, step
         examples = [train[i] for i in idx]
         batch = encode_batch(tok, examples, cfg.max_source_len, cfg.max_target_len)
         spans = token_spans(tok, examples, cfg.max_source_len)
-        encoder_levels = any(getattr(distill, lvl) > 0 for lvl in ("word", "sentence", "structure", "triplet"))
+        encoder_levels = any(
+            getattr(distill, lvl) > 0 for lvl in ("word", "sentence", "structure", "triplet")
+        )
         view = _student_view(tok, examples, idx, parallel, distill, cfg, step, 0) if encoder_levels else None
         outputs = teacher.outputs(idx, batch, spans) if teacher is not None else None
-        total, _ = loss_step(student, heads, batch, spans, outputs, distill, view) if outputs is not None else (
-            student(**batch).loss, {})
+        total, _ = (
+            loss_step(student, heads, batch, spans, outputs, distill, view)
+            if outputs is not None
+            else (student(**batch).loss, {})
+        )
         total.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -59,7 +64,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    overrides = [] if args.levels == "all" else ["distill.word=0", "distill.sentence=0", "distill.structure=0"]
+    overrides = (
+        [] if args.levels == "all" else ["distill.word=0", "distill.sentence=0", "distill.structure=0"]
+    )
     sweep = load("quickstart", overrides)
     cfg, distill = sweep.train, sweep.distill
     task = get_task(sweep.task.name, **sweep.task_options())
@@ -69,29 +76,65 @@ def main() -> None:
     teacher_model = T5ForConditionalGeneration(tiny_config("l")).eval()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        cache = build_cache(teacher_model, tok, train, Path(tmp) / "cache.safetensors", k=distill.top_k,
-                            max_source_len=cfg.max_source_len, max_target_len=cfg.max_target_len)
+        cache = build_cache(
+            teacher_model,
+            tok,
+            train,
+            Path(tmp) / "cache.safetensors",
+            k=distill.top_k,
+            max_source_len=cfg.max_source_len,
+            max_target_len=cfg.max_target_len,
+        )
         cached = CachedTeacher(cache)
         for student_size in ("s", "xs"):
             student = T5ForConditionalGeneration(tiny_config(student_size))
             heads = MMKDHeads(student.config.d_model, teacher_model.config.d_model)
             plain = time_steps(student, None, distill, None, train, parallel, tok, cfg, args.steps)
-            live = time_steps(student, heads, distill, LiveTeacher(teacher_model, distill.top_k), train, parallel,
-                              tok, cfg, args.steps)
+            live = time_steps(
+                student,
+                heads,
+                distill,
+                LiveTeacher(teacher_model, distill.top_k),
+                train,
+                parallel,
+                tok,
+                cfg,
+                args.steps,
+            )
             from_cache = time_steps(student, heads, distill, cached, train, parallel, tok, cfg, args.steps)
-            ratio = sum(p.numel() for p in teacher_model.parameters()) / sum(p.numel() for p in student.parameters())
+            ratio = sum(p.numel() for p in teacher_model.parameters()) / sum(
+                p.numel() for p in student.parameters()
+            )
             results[f"ratio_{ratio:.0f}"] = {
-                "student": student_size, "plain_s": plain, "recomputed_s": live, "cached_s": from_cache,
-                "cached_over_plain": from_cache / plain, "recomputed_over_plain": live / plain,
+                "student": student_size,
+                "plain_s": plain,
+                "recomputed_s": live,
+                "cached_s": from_cache,
+                "cached_over_plain": from_cache / plain,
+                "recomputed_over_plain": live / plain,
             }
             print(json.dumps(results[f"ratio_{ratio:.0f}"]), flush=True)
         size_mb = cached.path.stat().st_size / 2**20
     worst = max(results.values(), key=lambda r: r["cached_over_plain"])
-    print(json.dumps({
-        "levels": args.levels, **{k: worst[k] for k in ("plain_s", "recomputed_s", "cached_s", "cached_over_plain",
-                                                          "recomputed_over_plain")},
-        "cache_mb_per_1000_examples": size_mb / len(train) * 1000, "by_ratio": results,
-    }))
+    print(
+        json.dumps(
+            {
+                "levels": args.levels,
+                **{
+                    k: worst[k]
+                    for k in (
+                        "plain_s",
+                        "recomputed_s",
+                        "cached_s",
+                        "cached_over_plain",
+                        "recomputed_over_plain",
+                    )
+                },
+                "cache_mb_per_1000_examples": size_mb / len(train) * 1000,
+                "by_ratio": results,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

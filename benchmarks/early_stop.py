@@ -20,7 +20,10 @@ from pathlib import Path
 import pandas as pd
 
 BASE = [
-    "search.num_samples=8", "train.max_steps=120", "train.eval_every=30", "task.n_dev=16",
+    "search.num_samples=8",
+    "train.max_steps=120",
+    "train.eval_every=30",
+    "task.n_dev=16",
     "task.languages=[de, ru, es, hi, tr, te, ta, bn, my, tl]",
 ]
 WLR_STOP = "stop.wlr={metric: eval/low_resource/wlr, threshold: 0.6, grace_evals: 1, mode: absolute}"
@@ -29,8 +32,22 @@ WLR_STOP = "stop.wlr={metric: eval/low_resource/wlr, threshold: 0.6, grace_evals
 def run(name: str, storage: Path, overrides: list[str]) -> tuple[pd.DataFrame, float]:
     args = [a for o in overrides for a in ("--set", o)]
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "mmkd.cli", "sweep", "run", "quickstart", "--name", name, "--storage",
-                    str(storage), *args], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mmkd.cli",
+            "sweep",
+            "run",
+            "quickstart",
+            "--name",
+            name,
+            "--storage",
+            str(storage),
+            *args,
+        ],
+        check=True,
+    )
     return pd.read_csv(storage / name / "mmkd" / "results.csv"), time.perf_counter() - start
 
 
@@ -49,14 +66,21 @@ def main() -> None:
     def best(df: pd.DataFrame) -> float:
         return float(df.groupby("trial_id")["eval/score"].last().max())
 
-    print(json.dumps({
-        "steps_with": steps(with_stop), "steps_without": steps(without),
-        "step_ratio": steps(with_stop) / steps(without),
-        "best_with": best(with_stop), "best_without": best(without),
-        "best_score_delta": best(with_stop) - best(without),
-        "stopped_for_wlr": int((with_stop.drop_duplicates("trial_id")["stopped_by"] == "wlr").sum()),
-        "wall_s_with": t_with, "wall_s_without": t_without,
-    }))
+    print(
+        json.dumps(
+            {
+                "steps_with": steps(with_stop),
+                "steps_without": steps(without),
+                "step_ratio": steps(with_stop) / steps(without),
+                "best_with": best(with_stop),
+                "best_without": best(without),
+                "best_score_delta": best(with_stop) - best(without),
+                "stopped_for_wlr": int((with_stop.drop_duplicates("trial_id")["stopped_by"] == "wlr").sum()),
+                "wall_s_with": t_with,
+                "wall_s_without": t_without,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
