@@ -30,7 +30,7 @@ from mmkd.data import Example
 from mmkd.data.collate import encode_batch, token_spans
 from mmkd.distill.losses import masked_mean_pool, pool_spans
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -57,7 +57,7 @@ def teacher_outputs(
     states = out.encoder_last_hidden_state.float()
     return TeacherOutputs(
         values.half(),
-        indices.to(torch.int16),
+        indices.to(torch.int32),  # int16 would wrap the ids of 250k-token vocabularies
         masked_mean_pool(states, batch["attention_mask"]).half(),
         pool_spans(states, spans).half(),
     )

@@ -1,21 +1,28 @@
-"""MMKD loss terms (Li et al., EMNLP 2022) for encoder-decoder models: small pure functions.
+"""MMKD loss terms (Li et al., EMNLP 2022, arXiv 2211.01200) for encoder-decoder models.
 
+Small pure functions, one per level, plus the one module that owns parameters (``MMKDHeads``).
 Shapes: B = batch, L = target length, S = source length, V = vocabulary, K = teacher top-k,
 W = aligned words (fields) per example, H_s / H_t = student / teacher hidden size.
 
-- token     — KL between temperature-softened decoder distributions (full, or the teacher's top-k)
+- token     — KL(teacher ‖ student) of temperature-softened decoder distributions, × T²
+              (full logits, or the teacher's cached top-k)
 - word      — aligned word vectors: InfoNCE over the batch's words (or MSE)
-- sentence  — BYOL: a projected + predicted student sentence vector against the teacher's
-- structure — KL between the in-batch sentence-similarity distributions
+- sentence  — BYOL: the student's projected + predicted sentence vector against the teacher's
+- structure — KL between the teacher's and the student's in-batch sentence-similarity distributions
 - triplet   — Oki et al. (arXiv 2004.08116): the student's sentence closer to its own teacher
               sentence than to another example's, by a margin
 
-Teacher tensors are always detached: gradients reach the student (and the heads) only.
+Every function detaches the teacher side: gradients reach the student (and the heads) only. Every
+function checks shapes first and quotes them, and returns a finite zero that still has a graph (so
+``backward`` works unchanged) when nothing is left to compare: every label ignored, no valid word, a
+batch too small for in-batch terms.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +33,12 @@ LEVELS = ("token", "word", "sentence", "structure", "triplet")
 
 @dataclass(frozen=True)
 class LossWeights:
+    """Weight of each term in the total loss; a level is computed only when its weight is > 0.
+
+    ``task`` weighs the student's own cross-entropy on the labels, which is always computed, so it is
+    not one of the ``LEVELS``. The original MMKD total is token + word + sentence + 10·structure.
+    """
+
     task: float = 1.0
     token: float = 1.0
     word: float = 0.0
@@ -35,15 +48,37 @@ class LossWeights:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            if getattr(self, f.name) < 0:
-                raise ValueError(f"weight {f.name} must be >= 0 (got {getattr(self, f.name)!r})")
+            value = getattr(self, f.name)
+            # written so that NaN fails too: a NaN weight would turn every total loss into NaN
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"weight {f.name} must be a finite number >= 0 (got {value!r})")
 
-    def active(self) -> list[str]:
-        return [name for name in LEVELS if getattr(self, name) > 0]
+    def active(self) -> tuple[str, ...]:
+        """The levels with a weight > 0, in ``LEVELS`` order."""
+        return tuple(name for name in LEVELS if getattr(self, name) > 0)
 
 
 def _shapes(*named: tuple[str, torch.Tensor]) -> str:
     return ", ".join(f"{name} {tuple(t.shape)}" for name, t in named)
+
+
+def _require(ok: bool, where: str, what: str, *named: tuple[str, torch.Tensor]) -> None:
+    if not ok:
+        raise ValueError(f"{where}: {what}; got {_shapes(*named)}")
+
+
+def _check_positive(name: str, value: float) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0 (got {value!r})")
+
+
+def _zero(t: torch.Tensor) -> torch.Tensor:
+    """A 0 connected to t's graph, so callers can ``backward`` without a special case.
+
+    Summed in float32: a half-precision sum of a large logits tensor can overflow to inf, and inf · 0
+    is NaN.
+    """
+    return t.float().sum() * 0.0
 
 
 def token_kd(
@@ -53,73 +88,125 @@ def token_kd(
     temperature: float = 2.0,
     ignore_index: int = -100,
 ) -> torch.Tensor:
-    """KL(teacher ‖ student) of the softened decoder distributions, × T², mean over target positions.
+    """Token level: KL(teacher ‖ student) of the softened decoder distributions, × T².
 
-    student_logits [B, L, V_s], teacher_logits [B, L, V_t], labels [B, L] → scalar. Positions whose label
-    is ``ignore_index`` are skipped. When V_s ≠ V_t (vocabularies padded to different multiples), the
-    first min(V_s, V_t) entries are compared.
+    student_logits [B, L, V_s], teacher_logits [B, L, V_t], labels [B, L] → scalar: the mean over the
+    positions whose label is not ``ignore_index`` of KL(softmax(t / T) ‖ softmax(s / T)), times T² so
+    that the gradient's size does not shrink as T grows (Hinton et al., 2015). When V_s ≠ V_t
+    (vocabularies padded to different multiples, the real tokens coming first) only the first
+    min(V_s, V_t) columns are compared: the extra columns belong to no token.
     """
-    if student_logits.shape[:2] != teacher_logits.shape[:2] or student_logits.shape[:2] != labels.shape:
-        raise ValueError(
-            "token_kd: shapes do not match: "
-            + _shapes(("student", student_logits), ("teacher", teacher_logits), ("labels", labels))
-        )
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0 (got {temperature!r})")
-    vocab = min(student_logits.shape[-1], teacher_logits.shape[-1])
+    named = (("student_logits", student_logits), ("teacher_logits", teacher_logits), ("labels", labels))
+    _require(
+        student_logits.dim() == 3 and teacher_logits.dim() == 3 and labels.dim() == 2,
+        "token_kd",
+        "expected logits [B, L, V] and labels [B, L]",
+        *named,
+    )
+    _require(
+        student_logits.shape[:2] == teacher_logits.shape[:2] == labels.shape,
+        "token_kd",
+        "batch and length must match",
+        *named,
+    )
+    _check_positive("temperature", temperature)
     mask = labels.ne(ignore_index)
     if not mask.any():
-        return student_logits.sum() * 0.0
+        return _zero(student_logits)
+    vocab = min(student_logits.shape[-1], teacher_logits.shape[-1])
+    # float32: KL of two nearly equal bf16 distributions is mostly rounding noise
     s = F.log_softmax(student_logits[..., :vocab][mask].float() / temperature, dim=-1)
-    t = F.log_softmax(teacher_logits[..., :vocab][mask].detach().float() / temperature, dim=-1)
+    t = F.log_softmax(teacher_logits.detach()[..., :vocab][mask].float() / temperature, dim=-1)
     return F.kl_div(s, t, log_target=True, reduction="none").sum(-1).mean() * temperature**2
 
 
 def token_kd_topk(
     student_logits: torch.Tensor,
-    teacher_values: torch.Tensor,
-    teacher_indices: torch.Tensor,
+    teacher_topk_values: torch.Tensor,
+    teacher_topk_indices: torch.Tensor,
     labels: torch.Tensor,
     temperature: float = 2.0,
     ignore_index: int = -100,
+    teacher_vocab_size: int | None = None,
 ) -> torch.Tensor:
-    """Token level from a cached teacher: its top-k logits only.
+    """Token level from a cached teacher that kept only its top-k logits per position.
 
-    student_logits [B, L, V], teacher_values [B, L, K], teacher_indices [B, L, K] (int) → scalar.
-    The teacher distribution is renormalised over its top-k (softmax of values / T); the student's
-    log-probabilities are the full-vocabulary log_softmax(logits / T) gathered at those indices, so the
-    student is still pushed down on everything outside the teacher's top-k. With K = V this is
-    ``token_kd`` exactly.
+    student_logits [B, L, V_s], teacher_topk_values [B, L, K], teacher_topk_indices [B, L, K] (integer
+    token ids), labels [B, L] → scalar, × T² and averaged over non-ignored positions like ``token_kd``.
+
+    The teacher distribution p is renormalised over its top-k (softmax of values / T). The student's
+    log-probabilities q are the *full-vocabulary* log_softmax(logits / T) gathered at those ids, not a
+    softmax over the k ids alone: Σ_k p_k (log p_k − log q_k) is then still ≥ 0 and is 0 only when
+    the student puts all its mass on the teacher's top-k, so the student is pushed down on the tail
+    the teacher left out instead of being free to keep mass there. With K = V this is ``token_kd``.
+
+    Only ids below min(V_s, ``teacher_vocab_size``) are compared (V_s when the teacher's size is not
+    given), as in ``token_kd``: the teacher's top-k entries beyond the student's vocabulary are dropped
+    and the rest renormalised; a position left with none counts as ignored.
     """
-    if (
-        teacher_values.shape != teacher_indices.shape
-        or student_logits.shape[:2] != teacher_values.shape[:2]
-        or labels.shape != student_logits.shape[:2]
-    ):
+    named = (
+        ("student_logits", student_logits),
+        ("teacher_topk_values", teacher_topk_values),
+        ("teacher_topk_indices", teacher_topk_indices),
+        ("labels", labels),
+    )
+    _require(
+        student_logits.dim() == 3 and teacher_topk_values.dim() == 3 and labels.dim() == 2,
+        "token_kd_topk",
+        "expected logits [B, L, V], top-k values and indices [B, L, K], labels [B, L]",
+        *named,
+    )
+    _require(
+        teacher_topk_values.shape == teacher_topk_indices.shape
+        and student_logits.shape[:2] == teacher_topk_values.shape[:2] == labels.shape,
+        "token_kd_topk",
+        "batch and length must match and top-k values and indices must have one shape",
+        *named,
+    )
+    if teacher_topk_indices.is_floating_point() or teacher_topk_indices.dtype == torch.bool:
         raise ValueError(
-            "token_kd_topk: shapes do not match: "
-            + _shapes(
-                ("student", student_logits),
-                ("values", teacher_values),
-                ("indices", teacher_indices),
-                ("labels", labels),
-            )
+            f"token_kd_topk: teacher_topk_indices must be integer ids (got {teacher_topk_indices.dtype})"
         )
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0 (got {temperature!r})")
+    _check_positive("temperature", temperature)
+    vocab = student_logits.shape[-1]
+    if teacher_vocab_size is not None:
+        if teacher_vocab_size < 1:
+            raise ValueError(f"teacher_vocab_size must be >= 1 (got {teacher_vocab_size!r})")
+        vocab = min(vocab, teacher_vocab_size)
     mask = labels.ne(ignore_index)
-    if not mask.any():
-        return student_logits.sum() * 0.0
-    s = F.log_softmax(student_logits[mask].float() / temperature, dim=-1)
-    s_top = s.gather(-1, teacher_indices[mask].long())
-    t = F.log_softmax(teacher_values[mask].detach().float() / temperature, dim=-1)
-    return (t.exp() * (t - s_top)).sum(-1).mean() * temperature**2
+    ids = teacher_topk_indices[mask].long()
+    if ids.numel() and int(ids.min()) < 0:
+        raise ValueError(
+            f"token_kd_topk: teacher_topk_indices has negative ids (min {int(ids.min())}); ids above "
+            f"{torch.iinfo(teacher_topk_indices.dtype).max} do not fit in {teacher_topk_indices.dtype}"
+        )
+    in_vocab = ids < vocab  # [N, K]
+    keep = in_vocab.any(-1)
+    if not keep.any():
+        return _zero(student_logits)
+    ids, in_vocab = ids[keep], in_vocab[keep]
+    s = F.log_softmax(student_logits[..., :vocab][mask][keep].float() / temperature, dim=-1)
+    # clamp only makes the gather legal for dropped entries; their teacher weight is exactly 0
+    s_top = s.gather(-1, ids.clamp_max(vocab - 1))
+    values = teacher_topk_values.detach()[mask][keep].float() / temperature
+    log_p = F.log_softmax(values.masked_fill(~in_vocab, -math.inf), dim=-1)
+    # dropped entries: p = 0 and log p = −inf; zero the log so 0 · (−inf) does not make a NaN
+    kl = log_p.exp() * (log_p.masked_fill(~in_vocab, 0.0) - s_top)
+    return kl.sum(-1).mean() * temperature**2
 
 
 def masked_mean_pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over the positions where mask is true: states [B, S, H], mask [B, S] → [B, H]."""
-    if states.shape[:2] != mask.shape:
-        raise ValueError("masked_mean_pool: " + _shapes(("states", states), ("mask", mask)))
+    """Mean over the positions where mask is true: states [B, S, H], mask [B, S] → [B, H].
+
+    A row with no true position pools to zeros rather than NaN.
+    """
+    named = (("states", states), ("mask", mask))
+    _require(
+        states.dim() == 3 and states.shape[:2] == mask.shape,
+        "masked_mean_pool",
+        "expected states [B, S, H] and mask [B, S]",
+        *named,
+    )
     m = mask.to(states.dtype).unsqueeze(-1)
     return (states * m).sum(1) / m.sum(1).clamp_min(1.0)
 
@@ -127,10 +214,19 @@ def masked_mean_pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def pool_spans(states: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
     """Mean of each span's positions: states [B, S, H], spans [B, W, 2] (start, end exclusive) → [B, W, H].
 
-    An empty span (start == end) pools to zeros; mask it out where it is used.
+    An empty span (start ≥ end, the padding of a batch's span list) pools to zeros; mask it out where
+    it is used. Student and teacher spans are pooled separately (each on its own tokenisation): span w
+    of one side is aligned to span w of the other by construction of the data.
     """
-    if spans.dim() != 3 or spans.shape[0] != states.shape[0] or spans.shape[-1] != 2:
-        raise ValueError("pool_spans: " + _shapes(("states", states), ("spans", spans)))
+    named = (("states", states), ("spans", spans))
+    _require(
+        states.dim() == 3 and spans.dim() == 3 and spans.shape[0] == states.shape[0] and spans.shape[-1] == 2,
+        "pool_spans",
+        "expected states [B, S, H] and spans [B, W, 2]",
+        *named,
+    )
+    if spans.is_floating_point():
+        raise ValueError(f"pool_spans: spans must be integer positions (got {spans.dtype})")
     positions = torch.arange(states.shape[1], device=states.device)
     inside = (positions >= spans[..., :1]) & (positions < spans[..., 1:])  # [B, W, S]
     weights = inside.to(states.dtype)
@@ -141,55 +237,94 @@ def word_align_loss(
     student_words: torch.Tensor,
     teacher_words: torch.Tensor,
     mask: torch.Tensor,
-    projection: nn.Module,
-    kind: str = "contrastive",
+    projection: nn.Module | None = None,
+    kind: Literal["contrastive", "mse"] = "contrastive",
     temperature: float = 0.1,
 ) -> torch.Tensor:
     """Word level: each student word vector against the teacher's vector of the aligned word.
 
-    student_words [B, W, H_s], teacher_words [B, W, H_t], mask [B, W] (valid words) → scalar.
-    ``contrastive``: InfoNCE over all valid words of the batch — the aligned teacher word is the
-    positive, every other teacher word a negative (cosine similarity / temperature). ``mse``: mean
-    squared error. The student side is projected to H_t first.
+    student_words [B, W, H_s], teacher_words [B, W, H_t] (each side's states pooled over its spans
+    with ``pool_spans``), mask [B, W] bool (valid aligned words) → scalar. The inputs are pooled words,
+    not states and spans, because the teacher-output cache stores the teacher's pooled words only.
+    ``projection`` maps H_s → H_t (None: identity, the sizes must match).
+
+    ``contrastive``: InfoNCE over all N valid words of the batch — for student word i the aligned
+    teacher word i is the positive and the other N − 1 teacher words the negatives, on cosine
+    similarity / ``temperature``; mean over the N words. ``mse``: mean squared error of the projected
+    student words against the teacher's. No valid word → 0.
     """
-    if student_words.shape[:2] != teacher_words.shape[:2] or mask.shape != student_words.shape[:2]:
-        raise ValueError(
-            "word_align_loss: "
-            + _shapes(("student", student_words), ("teacher", teacher_words), ("mask", mask))
-        )
+    named = (("student_words", student_words), ("teacher_words", teacher_words), ("mask", mask))
+    _require(
+        student_words.dim() == 3
+        and teacher_words.dim() == 3
+        and student_words.shape[:2] == teacher_words.shape[:2] == mask.shape,
+        "word_align_loss",
+        "expected student_words [B, W, H_s], teacher_words [B, W, H_t], mask [B, W]",
+        *named,
+    )
+    if mask.dtype != torch.bool:
+        raise ValueError(f"word_align_loss: mask must be bool (got {mask.dtype})")
     if kind not in ("contrastive", "mse"):
         raise ValueError(f"kind must be 'contrastive' or 'mse' (got {kind!r})")
-    s = projection(student_words[mask])
-    t = teacher_words[mask].detach().to(s.dtype)
+    _check_positive("temperature", temperature)
+    s = student_words[mask]  # [N, H_s]
+    if projection is not None:
+        s = projection(s)
+    t = teacher_words.detach()[mask].to(s.dtype)
+    _require(
+        s.shape[-1] == t.shape[-1],
+        "word_align_loss",
+        f"projected student words have size {s.shape[-1]}, teacher words {t.shape[-1]}",
+        *named,
+    )
     if s.shape[0] == 0:
-        return student_words.sum() * 0.0
+        return _zero(s)  # s, not student_words: keeps the projection's parameters in the graph
     if kind == "mse":
-        return F.mse_loss(s, t)
-    logits = F.normalize(s, dim=-1) @ F.normalize(t, dim=-1).T / temperature
+        return F.mse_loss(s.float(), t.float())
+    logits = F.normalize(s.float(), dim=-1) @ F.normalize(t.float(), dim=-1).T / temperature
     return F.cross_entropy(logits, torch.arange(len(s), device=s.device))
 
 
 def sentence_loss(
-    student_pooled: torch.Tensor, teacher_pooled: torch.Tensor, projector: nn.Module, predictor: nn.Module
+    student_pooled: torch.Tensor,
+    teacher_pooled: torch.Tensor,
+    projector: nn.Module,
+    predictor: nn.Module | None = None,
 ) -> torch.Tensor:
     """Sentence level, BYOL style: 2 − 2·cos(predictor(projector(student)), teacher), batch mean.
 
-    student_pooled [B, H_s], teacher_pooled [B, H_t] → scalar. The projector maps the student into the
-    teacher's space (H_t), so the teacher side needs no projection and stays a fixed target.
+    student_pooled [B, H_s], teacher_pooled [B, H_t] → scalar in [0, 4]. When the sizes differ the
+    *student* is mapped into the teacher's space: ``projector`` maps H_s → H_t (then ``predictor``
+    H_t → H_t, if given), and the teacher vector is the target as it is — a fixed target needs no
+    projection of its own, and projecting it would let the two learned maps agree on a shrunken space.
     """
-    if student_pooled.shape[0] != teacher_pooled.shape[0] or student_pooled.dim() != 2:
-        raise ValueError(
-            "sentence_loss: " + _shapes(("student", student_pooled), ("teacher", teacher_pooled))
-        )
-    p = predictor(projector(student_pooled))
-    t = teacher_pooled.detach().to(p.dtype)
-    return (2 - 2 * F.cosine_similarity(p, t, dim=-1)).mean()
+    named = (("student_pooled", student_pooled), ("teacher_pooled", teacher_pooled))
+    _require(
+        student_pooled.dim() == 2
+        and teacher_pooled.dim() == 2
+        and len(student_pooled) == len(teacher_pooled),
+        "sentence_loss",
+        "expected student_pooled [B, H_s] and teacher_pooled [B, H_t]",
+        *named,
+    )
+    p = projector(student_pooled)
+    if predictor is not None:
+        p = predictor(p)
+    _require(
+        p.shape == teacher_pooled.shape,
+        "sentence_loss",
+        f"projector/predictor output {tuple(p.shape)} does not match the teacher",
+        *named,
+    )
+    t = teacher_pooled.detach().float()
+    return (2 - 2 * F.cosine_similarity(p.float(), t, dim=-1)).mean()
 
 
-def _similarity_rows(pooled: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Row-wise log-softmax of cosine similarities with the diagonal removed: [B, H] → [B, B−1].
+def _similarity_log_rows(pooled: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Row-wise log-softmax of cosine similarities / T with the diagonal removed: [B, H] → [B, B−1].
 
-    The diagonal (an example with itself) is always 1 and says nothing about the structure.
+    The diagonal (an example with itself) is always 1: it carries nothing about the structure, and as
+    the largest logit of every row it would only flatten the differences between the others.
     """
     n = F.normalize(pooled.float(), dim=-1)
     sim = n @ n.T / temperature
@@ -200,54 +335,87 @@ def _similarity_rows(pooled: torch.Tensor, temperature: float) -> torch.Tensor:
 def structure_loss(
     student_pooled: torch.Tensor, teacher_pooled: torch.Tensor, temperature: float = 1.0
 ) -> torch.Tensor:
-    """Structure level: KL(teacher rows ‖ student rows) of in-batch similarity distributions, row mean.
+    """Structure level: KL(teacher rows ‖ student rows) of the in-batch similarity distributions.
 
-    student_pooled [B, H_s], teacher_pooled [B, H_t] → scalar (0 for B < 3: with one other example
-    per row, every row is the same certain distribution). Similarities are dimension-free, so the
-    student needs no projection.
+    student_pooled [B, H_s], teacher_pooled [B, H_t] → scalar. Row i of each side is the softmax over
+    j ≠ i of cos(x_i, x_j) / T; the loss is the mean over rows of KL(teacher row ‖ student row).
+    Cosine similarities are dimension-free, so the student needs no projection. 0 for B < 3: with one
+    other example per row every row is the same certain distribution.
     """
-    if student_pooled.shape[0] != teacher_pooled.shape[0]:
-        raise ValueError(
-            "structure_loss: " + _shapes(("student", student_pooled), ("teacher", teacher_pooled))
-        )
+    named = (("student_pooled", student_pooled), ("teacher_pooled", teacher_pooled))
+    _require(
+        student_pooled.dim() == 2
+        and teacher_pooled.dim() == 2
+        and len(student_pooled) == len(teacher_pooled),
+        "structure_loss",
+        "expected student_pooled [B, H_s] and teacher_pooled [B, H_t]",
+        *named,
+    )
+    _check_positive("temperature", temperature)
     if len(student_pooled) < 3:
-        return student_pooled.sum() * 0.0
-    s = _similarity_rows(student_pooled, temperature)
-    t = _similarity_rows(teacher_pooled.detach(), temperature)
+        return _zero(student_pooled)
+    s = _similarity_log_rows(student_pooled, temperature)
+    t = _similarity_log_rows(teacher_pooled.detach(), temperature)
     return F.kl_div(s, t, log_target=True, reduction="batchmean")
 
 
-def triplet_kd(student: torch.Tensor, teacher: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
-    """Triplet KD: anchor = student sentence, positive = its teacher sentence, negative = the teacher
-    sentence of the next example in the batch (a roll by one: a fixed, cheap choice of negative).
+def triplet_kd(
+    student_pooled: torch.Tensor, teacher_pooled: torch.Tensor, margin: float = 1.0
+) -> torch.Tensor:
+    """Triplet KD: max(0, ‖s_i − t_i‖ − ‖s_i − t_{i−1}‖ + margin), batch mean.
 
-    student [B, H], teacher [B, H] (already in a common space) → scalar; 0 for B < 2.
+    student_pooled [B, H], teacher_pooled [B, H] (already in a common space, e.g. the student through
+    ``MMKDHeads.projector``) → scalar; 0 for B = 1. Anchor: the student's sentence; positive: the
+    teacher's sentence of the same example; negative: the teacher's sentence of the previous example
+    (a roll by one). The roll uses every teacher vector as a negative exactly once, and unlike hardest-
+    negative mining it does not seek out the translations of the same sentence that multilingual
+    batches contain — negatives that are really positives.
     """
-    if student.shape != teacher.shape:
-        raise ValueError("triplet_kd: " + _shapes(("student", student), ("teacher", teacher)))
-    if len(student) < 2:
-        return student.sum() * 0.0
-    t = teacher.detach().to(student.dtype)
-    return F.triplet_margin_loss(student, t, t.roll(1, dims=0), margin=margin)
+    named = (("student_pooled", student_pooled), ("teacher_pooled", teacher_pooled))
+    _require(
+        student_pooled.dim() == 2 and student_pooled.shape == teacher_pooled.shape,
+        "triplet_kd",
+        "expected student_pooled and teacher_pooled of one shape [B, H]",
+        *named,
+    )
+    if not (math.isfinite(margin) and margin >= 0):
+        raise ValueError(f"margin must be a finite number >= 0 (got {margin!r})")
+    if len(student_pooled) < 2:
+        return _zero(student_pooled)
+    s = student_pooled.float()
+    t = teacher_pooled.detach().float()
+    return F.triplet_margin_loss(s, t, t.roll(1, dims=0), margin=margin)
 
 
 class MMKDHeads(nn.Module):
-    """The learned maps from the student's hidden size to the teacher's, trained with the student.
+    """The learned maps from the student's hidden size into the teacher's, trained with the student.
 
-    ``word``: a linear projection (identity when sizes match); ``projector`` and ``predictor``: BYOL's
-    two small MLPs for the sentence level (used for the triplet term too, through ``projector``).
+    - ``word``: H_s → H_t linear projection for the word level; identity when the sizes are equal.
+    - ``projector`` (H_s → proj_dim → H_t) and ``predictor`` (H_t → proj_dim → H_t): BYOL's two MLPs
+      for the sentence level, always present — BYOL's predictor is what lets the student match a fixed
+      target through a learned map even at equal sizes. The triplet term uses ``projector`` too.
+
+    ``proj_dim`` is the MLPs' hidden width (default H_t). Their outputs are H_t because the teacher
+    vector is the target unprojected. No BatchNorm as in BYOL: batches can be a single example, and a
+    fixed teacher leaves no collapse to guard against.
     """
 
-    def __init__(self, student_dim: int, teacher_dim: int) -> None:
+    def __init__(self, student_dim: int, teacher_dim: int, proj_dim: int | None = None) -> None:
         super().__init__()
-        if student_dim < 1 or teacher_dim < 1:
-            raise ValueError(f"dims must be >= 1 (got student {student_dim}, teacher {teacher_dim})")
+        for name, value in (
+            ("student_dim", student_dim),
+            ("teacher_dim", teacher_dim),
+            ("proj_dim", proj_dim),
+        ):
+            if value is not None and value < 1:
+                raise ValueError(f"MMKDHeads: {name} must be >= 1 (got {value!r})")
+        hidden = proj_dim if proj_dim is not None else teacher_dim
         self.word: nn.Module = (
             nn.Identity() if student_dim == teacher_dim else nn.Linear(student_dim, teacher_dim)
         )
         self.projector = nn.Sequential(
-            nn.Linear(student_dim, teacher_dim), nn.ReLU(), nn.Linear(teacher_dim, teacher_dim)
+            nn.Linear(student_dim, hidden), nn.ReLU(), nn.Linear(hidden, teacher_dim)
         )
         self.predictor = nn.Sequential(
-            nn.Linear(teacher_dim, teacher_dim), nn.ReLU(), nn.Linear(teacher_dim, teacher_dim)
+            nn.Linear(teacher_dim, hidden), nn.ReLU(), nn.Linear(hidden, teacher_dim)
         )

@@ -1,14 +1,14 @@
-"""Each MMKD loss against a naive loop-based reference; gradients reach the student only; each level
-goes down when a student is optimised toward a fixed teacher."""
+"""Each MMKD loss against a naive loop-based reference; gradients reach the student and heads only;
+each level goes down when a student is optimised toward a fixed teacher; bad shapes are refused."""
 
 import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mmkd.distill.losses import (
+    LEVELS,
     LossWeights,
     MMKDHeads,
     masked_mean_pool,
@@ -21,70 +21,160 @@ from mmkd.distill.losses import (
     word_align_loss,
 )
 
-torch.manual_seed(0)
 B, L, V, S, H_S, H_T, W = 3, 5, 11, 7, 6, 8, 2
 
 
-def _labels():
-    labels = torch.randint(0, V, (B, L))
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def _labels(batch=B):
+    labels = torch.randint(0, V, (batch, L))
     labels[0, 3:] = -100
     return labels
 
 
+def _cos(a, b):
+    return float(a @ b) / (a.norm().item() * b.norm().item())
+
+
+# ---- naive references: python loops over batch and positions -----------------------------------
+
+
 def naive_token_kd(s_logits, t_logits, labels, T):
+    vocab = min(s_logits.shape[-1], t_logits.shape[-1])
     total, count = 0.0, 0
     for b in range(labels.shape[0]):
         for i in range(labels.shape[1]):
             if labels[b, i] == -100:
                 continue
-            p = torch.softmax(t_logits[b, i] / T, -1)
-            q = torch.softmax(s_logits[b, i] / T, -1)
-            total += sum(p[v] * (math.log(p[v]) - math.log(q[v])) for v in range(len(p)))
+            p = torch.softmax(t_logits[b, i, :vocab] / T, -1).tolist()
+            q = torch.softmax(s_logits[b, i, :vocab] / T, -1).tolist()
+            total += sum(p[v] * (math.log(p[v]) - math.log(q[v])) for v in range(vocab))
             count += 1
     return total / count * T * T
 
 
-def test_token_kd_matches_the_naive_reference_and_topk_with_k_equal_v():
-    s, t, labels = torch.randn(B, L, V), torch.randn(B, L, V), _labels()
-    assert token_kd(s, t, labels, 2.0).item() == pytest.approx(
-        float(naive_token_kd(s, t, labels, 2.0)), rel=1e-5
-    )
-    values, indices = t.topk(V, dim=-1)
-    assert token_kd_topk(s, values, indices, labels, 2.0).item() == pytest.approx(
-        token_kd(s, t, labels, 2.0).item(), rel=1e-5
-    )
-
-
-def test_token_kd_topk_matches_a_naive_reference():
-    s, t, labels = torch.randn(B, L, V), torch.randn(B, L, V), _labels()
-    values, indices = t.topk(4, dim=-1)
+def naive_token_kd_topk(s_logits, values, indices, labels, T):
     total, count = 0.0, 0
-    for b in range(B):
-        for i in range(L):
+    for b in range(labels.shape[0]):
+        for i in range(labels.shape[1]):
             if labels[b, i] == -100:
                 continue
-            p = torch.softmax(values[b, i] / 2.0, -1)
-            logq = torch.log_softmax(s[b, i] / 2.0, -1)
-            total += sum(p[k] * (math.log(p[k]) - logq[indices[b, i, k]]) for k in range(4))
+            p = torch.softmax(values[b, i] / T, -1).tolist()
+            log_q = torch.log_softmax(s_logits[b, i] / T, -1).tolist()
+            ids = indices[b, i].tolist()
+            total += sum(p[k] * (math.log(p[k]) - log_q[ids[k]]) for k in range(len(ids)))
             count += 1
-    assert token_kd_topk(s, values, indices, labels, 2.0).item() == pytest.approx(
-        float(total / count * 4), rel=1e-5
+    return total / count * T * T
+
+
+def naive_similarity_rows(x, T):
+    rows = []
+    for i in range(len(x)):
+        sims = [_cos(x[i], x[j]) / T for j in range(len(x)) if j != i]
+        z = sum(math.exp(v) for v in sims)
+        rows.append([math.exp(v) / z for v in sims])
+    return rows
+
+
+# ---- token level ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("T", [1.0, 2.0])
+def test_token_kd_matches_the_naive_reference(T):
+    s, t, labels = torch.randn(B, L, V), torch.randn(B, L, V), _labels()
+    assert token_kd(s, t, labels, T).item() == pytest.approx(naive_token_kd(s, t, labels, T), rel=1e-5)
+
+
+def test_token_kd_is_scaled_by_t_squared():
+    s, t, labels = torch.randn(B, L, V), torch.randn(B, L, V), _labels()
+    at_t4 = token_kd(s, t, labels, temperature=4.0)
+    assert at_t4.item() == pytest.approx(
+        16 * token_kd(s / 4, t / 4, labels, temperature=1.0).item(), rel=1e-5
     )
 
 
-def test_token_kd_is_zero_with_grad_when_every_label_is_ignored():
+@pytest.mark.parametrize("v_s, v_t", [(V, V + 2), (V + 2, V)])
+def test_token_kd_compares_the_first_min_vocab_columns(v_s, v_t):
+    s, t, labels = torch.randn(B, L, v_s), torch.randn(B, L, v_t), _labels()
+    assert token_kd(s, t, labels).item() == pytest.approx(naive_token_kd(s, t, labels, 2.0), rel=1e-5)
+
+
+def test_token_kd_topk_matches_the_naive_reference():
+    s, t, labels = torch.randn(B, L, V), torch.randn(B, L, V), _labels()
+    values, indices = t.topk(4, dim=-1)
+    got = token_kd_topk(s, values, indices, labels, 2.0)
+    assert got.item() == pytest.approx(naive_token_kd_topk(s, values, indices, labels, 2.0), rel=1e-5)
+    assert got.item() > 0
+
+
+def test_token_kd_topk_with_k_equal_v_is_token_kd():
+    s, t, labels = torch.randn(B, L, V), torch.randn(B, L, V), _labels()
+    values, indices = t.topk(V, dim=-1)
+    assert token_kd_topk(s, values, indices, labels).item() == pytest.approx(
+        token_kd(s, t, labels).item(), rel=1e-5
+    )
+
+
+def test_token_kd_topk_drops_teacher_ids_outside_the_compared_vocabulary():
+    labels = _labels()
+    # teacher vocabulary larger than the student's: its ids >= V are dropped, as token_kd does
+    s, t = torch.randn(B, L, V), torch.randn(B, L, V + 2)
+    values, indices = t.topk(V + 2, dim=-1)
+    assert token_kd_topk(s, values, indices, labels).item() == pytest.approx(
+        token_kd(s, t, labels).item(), rel=1e-5
+    )
+    # teacher vocabulary smaller: told its size, the student's extra columns leave the normaliser
+    s, t = torch.randn(B, L, V + 2), torch.randn(B, L, V)
+    values, indices = t.topk(V, dim=-1)
+    assert token_kd_topk(s, values, indices, labels, teacher_vocab_size=V).item() == pytest.approx(
+        token_kd(s, t, labels).item(), rel=1e-5
+    )
+
+
+def test_token_kd_topk_treats_a_position_with_no_in_vocabulary_id_as_ignored():
+    s, labels = torch.randn(B, L, V), _labels()
+    values, indices = torch.randn(B, L, 2), torch.randint(0, V, (B, L, 2))
+    outside = indices.clone()
+    outside[1, 0] = V + 5  # the teacher's padded vocabulary only
+    only_valid = labels.clone()
+    only_valid[1, 0] = -100
+    assert token_kd_topk(s, values, outside, labels).item() == pytest.approx(
+        token_kd_topk(s, values, indices, only_valid).item(), rel=1e-6
+    )
+
+
+def test_token_kd_topk_refuses_negative_ids_with_the_overflow_hint():
+    values, indices = torch.randn(B, L, 2), torch.randint(0, V, (B, L, 2)).to(torch.int16)
+    indices[0, 0, 0] = -30000  # what id 35536 becomes in int16
+    with pytest.raises(ValueError, match=r"negative ids \(min -30000\).*32767.*torch.int16"):
+        token_kd_topk(torch.randn(B, L, V), values, indices, torch.zeros(B, L, dtype=torch.long))
+    with pytest.raises(ValueError, match="integer ids"):
+        token_kd_topk(torch.randn(B, L, V), values, indices.float(), _labels())
+
+
+@pytest.mark.parametrize("topk", [False, True])
+def test_token_losses_are_zero_with_grad_when_every_label_is_ignored(topk):
     s = torch.randn(B, L, V, requires_grad=True)
-    loss = token_kd(s, torch.randn(B, L, V), torch.full((B, L), -100))
+    t, ignored = torch.randn(B, L, V), torch.full((B, L), -100)
+    loss = token_kd_topk(s, *t.topk(3, dim=-1), ignored) if topk else token_kd(s, t, ignored)
     loss.backward()
-    assert loss.item() == 0.0 and s.grad is not None
+    assert loss.item() == 0.0 and s.grad is not None and not s.grad.any()
 
 
-def test_pooling_matches_loops():
+# ---- pooling and word level ----------------------------------------------------------------------
+
+
+def test_pooling_matches_loops_and_empty_rows_pool_to_zero():
     states, mask = torch.randn(B, S, H_S), torch.rand(B, S) > 0.3
     mask[:, 0] = True
+    mask[2] = False
     pooled = masked_mean_pool(states, mask)
     for b in range(B):
-        assert torch.allclose(pooled[b], states[b][mask[b]].mean(0), atol=1e-6)
+        expected = states[b][mask[b]].mean(0) if mask[b].any() else torch.zeros(H_S)
+        assert torch.allclose(pooled[b], expected, atol=1e-6)
     spans = torch.tensor([[[0, 2], [3, 7]], [[1, 4], [4, 5]], [[0, 7], [2, 2]]])
     words = pool_spans(states, spans)
     for b in range(B):
@@ -98,127 +188,234 @@ def test_word_contrastive_and_mse_match_naive_references():
     sw, tw = torch.randn(B, W, H_S), torch.randn(B, W, H_T)
     mask = torch.tensor([[True, True], [True, False], [True, True]])
     proj = nn.Linear(H_S, H_T)
-    s = [proj(sw[b, w]) for b in range(B) for w in range(W) if mask[b, w]]
+    with torch.no_grad():
+        s = [proj(sw[b, w]) for b in range(B) for w in range(W) if mask[b, w]]
     t = [tw[b, w] for b in range(B) for w in range(W) if mask[b, w]]
     expected = 0.0
     for i in range(len(s)):
-        sims = torch.stack([F.cosine_similarity(s[i], t[j], dim=0) / 0.1 for j in range(len(t))])
-        expected += -(sims[i] - torch.logsumexp(sims, 0))
+        sims = [_cos(s[i], t[j]) / 0.1 for j in range(len(t))]
+        expected += -(sims[i] - math.log(sum(math.exp(v) for v in sims)))
     expected /= len(s)
-    got = word_align_loss(sw, tw, mask, proj, "contrastive", 0.1)
-    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
-    mse = sum(((a - b) ** 2).mean() for a, b in zip(s, t, strict=True)) / len(s)
-    assert word_align_loss(sw, tw, mask, proj, "mse").item() == pytest.approx(mse.item(), rel=1e-5)
+    assert word_align_loss(sw, tw, mask, proj, "contrastive", 0.1).item() == pytest.approx(expected, rel=1e-5)
+    mse = sum(float(((a - b) ** 2).mean()) for a, b in zip(s, t, strict=True)) / len(s)
+    assert word_align_loss(sw, tw, mask, proj, "mse").item() == pytest.approx(mse, rel=1e-5)
     with pytest.raises(ValueError, match="'cosine'"):
-        word_align_loss(sw, tw, mask, proj, "cosine")
+        word_align_loss(sw, tw, mask, proj, "cosine")  # type: ignore[arg-type]
 
 
-def test_sentence_loss_matches_byol_formula():
+def test_word_loss_without_valid_words_is_zero_with_grad_on_the_projection():
+    proj = nn.Linear(H_S, H_T)
+    loss = word_align_loss(
+        torch.randn(B, W, H_S), torch.randn(B, W, H_T), torch.zeros(B, W, dtype=torch.bool), proj
+    )
+    loss.backward()
+    assert loss.item() == 0.0 and proj.weight.grad is not None
+    one = torch.zeros(B, W, dtype=torch.bool)
+    one[1, 0] = True  # a single word is its own only candidate: nothing to contrast
+    assert word_align_loss(torch.randn(B, W, H_T), torch.randn(B, W, H_T), one).item() == pytest.approx(0.0)
+
+
+# ---- sentence, structure, triplet ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("with_predictor", [True, False])
+def test_sentence_loss_matches_the_byol_formula(with_predictor):
     sp, tp = torch.randn(B, H_S), torch.randn(B, H_T)
     heads = MMKDHeads(H_S, H_T)
-    expected = (
-        sum(
-            2 - 2 * F.cosine_similarity(heads.predictor(heads.projector(sp[b])), tp[b], dim=0)
-            for b in range(B)
-        )
-        / B
-    )
-    assert sentence_loss(sp, tp, heads.projector, heads.predictor).item() == pytest.approx(
-        expected.item(), rel=1e-5
-    )
+    predictor = heads.predictor if with_predictor else None
+    expected = 0.0
+    with torch.no_grad():
+        for b in range(B):
+            p = heads.projector(sp[b])
+            if predictor is not None:
+                p = predictor(p)
+            expected += 2 - 2 * _cos(p, tp[b])
+    got = sentence_loss(sp, tp, heads.projector, predictor)
+    assert got.item() == pytest.approx(expected / B, rel=1e-5)
+    assert torch.isfinite(sentence_loss(sp[:1], tp[:1], heads.projector, predictor))
 
 
-def test_structure_loss_matches_naive_reference_and_is_zero_for_the_same_structure():
+@pytest.mark.parametrize("T", [1.0, 0.5])
+def test_structure_loss_matches_the_naive_reference(T):
     sp, tp = torch.randn(4, H_S), torch.randn(4, H_T)
-
-    def rows(x):
-        out = []
-        for i in range(len(x)):
-            sims = torch.stack([F.cosine_similarity(x[i], x[j], dim=0) for j in range(len(x)) if j != i])
-            out.append(torch.softmax(sims, 0))
-        return out
-
-    expected = sum((p * (p.log() - q.log())).sum() for p, q in zip(rows(tp), rows(sp), strict=True)) / 4
-    assert structure_loss(sp, tp).item() == pytest.approx(expected.item(), rel=1e-5)
-    rotation = torch.linalg.qr(torch.randn(H_S, H_S))[0]  # same similarities, other coordinates
-    assert structure_loss(sp @ rotation, sp).item() == pytest.approx(0.0, abs=1e-6)
+    expected = 0.0
+    for p, q in zip(naive_similarity_rows(tp, T), naive_similarity_rows(sp, T), strict=True):
+        expected += sum(pi * (math.log(pi) - math.log(qi)) for pi, qi in zip(p, q, strict=True))
+    assert structure_loss(sp, tp, T).item() == pytest.approx(expected / 4, rel=1e-5)
 
 
-def test_triplet_matches_naive_reference():
+def test_structure_loss_is_zero_for_the_same_similarity_structure_in_another_space():
+    teacher = torch.randn(5, H_T)
+    # orthonormal columns [H_T, 12]: every cosine survives the change of size, and so does scaling
+    embed = torch.linalg.qr(torch.randn(12, H_T))[0].T
+    student = 3.0 * teacher @ embed
+    assert structure_loss(student, teacher).item() == pytest.approx(0.0, abs=1e-6)
+    assert structure_loss(torch.randn(5, 12), teacher).item() > 1e-3
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_structure_loss_is_zero_with_grad_for_tiny_batches(batch):
+    sp = torch.randn(batch, H_S, requires_grad=True)
+    loss = structure_loss(sp, torch.randn(batch, H_T))
+    loss.backward()
+    assert loss.item() == 0.0 and sp.grad is not None
+
+
+def test_triplet_matches_the_naive_reference_and_is_zero_for_one_example():
     s, t = torch.randn(B, H_T), torch.randn(B, H_T)
     expected = sum(max(0.0, (s[b] - t[b]).norm() - (s[b] - t[b - 1]).norm() + 1.0) for b in range(B)) / B
     assert triplet_kd(s, t).item() == pytest.approx(float(expected), rel=1e-4)
-    assert triplet_kd(s[:1], t[:1]).item() == 0.0
+    one = torch.randn(1, H_T, requires_grad=True)
+    loss = triplet_kd(one, torch.randn(1, H_T))
+    loss.backward()
+    assert loss.item() == 0.0 and one.grad is not None
+
+
+# ---- gradients, optimisation --------------------------------------------------------------------
 
 
 def test_gradients_reach_the_student_and_heads_but_never_the_teacher():
     heads = MMKDHeads(H_S, H_T)
     s_states = torch.randn(B, S, H_S, requires_grad=True)
     t_states = torch.randn(B, S, H_T, requires_grad=True)
-    t_logits = torch.randn(B, L, V, requires_grad=True)
     s_logits = torch.randn(B, L, V, requires_grad=True)
+    t_logits = torch.randn(B, L, V, requires_grad=True)
+    t_values, t_indices = (x.detach() for x in t_logits.topk(4, dim=-1))
+    t_values.requires_grad_(True)
     mask, spans = torch.ones(B, S, dtype=torch.bool), torch.tensor([[[0, 3], [4, 7]]] * B)
     sp, tp = masked_mean_pool(s_states, mask), masked_mean_pool(t_states, mask)
-    total = (
-        token_kd(s_logits, t_logits, _labels())
-        + word_align_loss(
+    terms = {
+        "token": token_kd(s_logits, t_logits, _labels()),
+        "token_topk": token_kd_topk(s_logits, t_values, t_indices, _labels()),
+        "word": word_align_loss(
             pool_spans(s_states, spans),
             pool_spans(t_states, spans),
             torch.ones(B, W, dtype=torch.bool),
             heads.word,
-        )
-        + sentence_loss(sp, tp, heads.projector, heads.predictor)
-        + structure_loss(sp, tp)
-        + triplet_kd(heads.projector(sp), tp)
-    )
-    total.backward()
-    assert s_states.grad is not None and s_logits.grad is not None
-    assert all(p.grad is not None for p in heads.parameters())
-    assert t_states.grad is None and t_logits.grad is None
+        ),
+        "sentence": sentence_loss(sp, tp, heads.projector, heads.predictor),
+        "structure": structure_loss(sp, tp),
+        "triplet": triplet_kd(heads.projector(sp), tp),
+    }
+    for name, loss in terms.items():
+        assert loss.requires_grad, name
+        # autograd.grad raises if the loss does not depend on a tensor: the teacher side is detached
+        for teacher in (t_states, t_logits, t_values):
+            assert torch.autograd.grad(loss, teacher, retain_graph=True, allow_unused=True) == (None,), name
+    sum(terms.values()).backward()
+    assert s_states.grad is not None and s_states.grad.abs().sum() > 0
+    assert s_logits.grad is not None and s_logits.grad.abs().sum() > 0
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in heads.parameters())
+    assert t_states.grad is None and t_logits.grad is None and t_values.grad is None
 
 
-@pytest.mark.parametrize("level", ["token", "word", "sentence", "structure", "triplet"])
+@pytest.mark.parametrize("level", LEVELS)
 def test_each_level_decreases_when_the_student_is_optimised(level):
     torch.manual_seed(1)
     heads = MMKDHeads(H_S, H_T)
     student = torch.randn(6, S, H_S, requires_grad=True)
     teacher = torch.randn(6, S, H_T)
-    logits, t_logits, labels = (
-        torch.randn(6, L, V, requires_grad=True),
-        torch.randn(6, L, V),
-        torch.randint(0, V, (6, L)),
-    )
+    logits, t_logits, labels = torch.randn(6, L, V, requires_grad=True), torch.randn(6, L, V), _labels(6)
     mask, spans = torch.ones(6, S, dtype=torch.bool), torch.tensor([[[0, 3], [3, 7]]] * 6)
     opt = torch.optim.Adam([student, logits, *heads.parameters()], lr=0.05)
 
     def loss():
         sp, tp = masked_mean_pool(student, mask), masked_mean_pool(teacher, mask)
-        return {
-            "token": lambda: token_kd(logits, t_logits, labels),
-            "word": lambda: word_align_loss(
-                pool_spans(student, spans),
-                pool_spans(teacher, spans),
-                torch.ones(6, W, dtype=torch.bool),
-                heads.word,
-            ),
-            "sentence": lambda: sentence_loss(sp, tp, heads.projector, heads.predictor),
-            "structure": lambda: structure_loss(sp, tp),
-            "triplet": lambda: triplet_kd(heads.projector(sp), tp),
-        }[level]()
+        if level == "token":
+            return token_kd(logits, t_logits, labels)
+        if level == "word":
+            words = pool_spans(student, spans), pool_spans(teacher, spans)
+            return word_align_loss(*words, torch.ones(6, W, dtype=torch.bool), heads.word)
+        if level == "sentence":
+            return sentence_loss(sp, tp, heads.projector, heads.predictor)
+        if level == "structure":
+            return structure_loss(sp, tp)
+        return triplet_kd(heads.projector(sp), tp)
 
     first = loss().item()
-    for _ in range(60):
+    for _ in range(50):
         opt.zero_grad()
         loss().backward()
         opt.step()
     assert loss().item() < 0.5 * first
 
 
-def test_shape_and_argument_errors_quote_the_values():
-    with pytest.raises(ValueError, match=r"student \(3, 5, 11\)"):
-        token_kd(torch.randn(B, L, V), torch.randn(B, L + 1, V), _labels())
-    with pytest.raises(ValueError, match="temperature must be > 0"):
-        token_kd(torch.randn(B, L, V), torch.randn(B, L, V), _labels(), temperature=0)
-    with pytest.raises(ValueError, match=r"weight word must be >= 0 \(got -1\)"):
+# ---- argument checking, weights, heads ----------------------------------------------------------
+
+_BAD_CALLS = {
+    "token_kd": (
+        lambda: token_kd(torch.randn(B, L, V), torch.randn(B, L + 1, V), _labels()),
+        r"\(3, 6, 11\)",
+    ),
+    "token_kd 2-d": (lambda: token_kd(torch.randn(B, V), torch.randn(B, V), _labels()), r"\(3, 11\)"),
+    "token_kd_topk": (
+        lambda: token_kd_topk(
+            torch.randn(B, L, V), torch.randn(B, L, 4), torch.zeros(B, L, 3).long(), _labels()
+        ),
+        r"teacher_topk_indices \(3, 5, 3\)",
+    ),
+    "masked_mean_pool": (
+        lambda: masked_mean_pool(torch.randn(B, S, H_S), torch.ones(B, S + 1)),
+        r"mask \(3, 8\)",
+    ),
+    "pool_spans": (
+        lambda: pool_spans(torch.randn(B, S, H_S), torch.zeros(B, W, 3).long()),
+        r"spans \(3, 2, 3\)",
+    ),
+    "word_align_loss": (
+        lambda: word_align_loss(torch.randn(B, W, H_S), torch.randn(B, W + 1, H_T), torch.ones(B, W).bool()),
+        r"teacher_words \(3, 3, 8\)",
+    ),
+    "word_align_loss sizes": (
+        lambda: word_align_loss(torch.randn(B, W, H_S), torch.randn(B, W, H_T), torch.ones(B, W).bool()),
+        "projected student words have size 6, teacher words 8",
+    ),
+    "sentence_loss": (
+        lambda: sentence_loss(torch.randn(B, H_S), torch.randn(B + 1, H_T), nn.Linear(H_S, H_T)),
+        r"teacher_pooled \(4, 8\)",
+    ),
+    "sentence_loss sizes": (
+        lambda: sentence_loss(torch.randn(B, H_S), torch.randn(B, H_T), nn.Linear(H_S, H_S)),
+        r"output \(3, 6\)",
+    ),
+    "structure_loss": (lambda: structure_loss(torch.randn(B, H_S), torch.randn(B, 2, H_T)), r"\(3, 2, 8\)"),
+    "triplet_kd": (lambda: triplet_kd(torch.randn(B, H_S), torch.randn(B, H_T)), r"student_pooled \(3, 6\)"),
+    "temperature": (
+        lambda: token_kd(torch.randn(B, L, V), torch.randn(B, L, V), _labels(), 0),
+        r"> 0 \(got 0\)",
+    ),
+    "word temperature": (
+        lambda: word_align_loss(
+            torch.randn(B, W, H_T), torch.randn(B, W, H_T), torch.ones(B, W).bool(), None, "mse", -1.0
+        ),
+        r"got -1.0",
+    ),
+    "margin": (lambda: triplet_kd(torch.randn(B, H_T), torch.randn(B, H_T), margin=float("nan")), "got nan"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_BAD_CALLS))
+def test_bad_shapes_and_arguments_raise_quoting_them(case):
+    call, message = _BAD_CALLS[case]
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_loss_weights_validate_and_list_the_active_levels():
+    assert LossWeights().active() == ("token",)
+    assert LossWeights(token=0, word=0.5, structure=10).active() == ("word", "structure")
+    with pytest.raises(ValueError, match=r"weight word must be .* >= 0 \(got -1\)"):
         LossWeights(word=-1)
-    assert LossWeights(word=0.5, structure=10).active() == ["token", "word", "structure"]
+    with pytest.raises(ValueError, match=r"weight triplet .*\(got nan\)"):
+        LossWeights(triplet=float("nan"))
+
+
+def test_heads_project_only_where_sizes_differ_and_validate_sizes():
+    assert isinstance(MMKDHeads(H_T, H_T).word, nn.Identity)
+    heads = MMKDHeads(H_S, H_T, proj_dim=16)
+    assert isinstance(heads.word, nn.Linear) and heads.word.weight.shape == (H_T, H_S)
+    x = torch.randn(B, H_S)
+    assert heads.projector(x).shape == (B, H_T) and heads.predictor(heads.projector(x)).shape == (B, H_T)
+    assert heads.projector[0].out_features == 16
+    with pytest.raises(ValueError, match=r"proj_dim must be >= 1 \(got 0\)"):
+        MMKDHeads(H_S, H_T, proj_dim=0)
