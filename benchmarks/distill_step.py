@@ -42,7 +42,7 @@ def time_steps(student, heads, distill, teacher, train, parallel, tok, cfg, step
         encoder_levels = any(
             getattr(distill, lvl) > 0 for lvl in ("word", "sentence", "structure", "triplet")
         )
-        view = _student_view(tok, examples, idx, parallel, distill, cfg, step, 0) if encoder_levels else None
+        view = _student_view(tok, examples, parallel, distill, cfg, step, 0) if encoder_levels else None
         outputs = teacher.outputs(idx, batch, spans) if teacher is not None else None
         total, _ = (
             loss_step(student, heads, batch, spans, outputs, distill, view)
@@ -71,7 +71,7 @@ def main() -> None:
     cfg, distill = sweep.train, sweep.distill
     task = get_task(sweep.task.name, **sweep.task_options())
     train = task.examples("train", "en")
-    parallel = {lang: task.examples("train", lang) for lang in task.languages[1:]}
+    parallel = {lang: {e.id: e for e in task.examples("train", lang)} for lang in task.languages[1:]}
     tok = ByT5Tokenizer()
     teacher_model = T5ForConditionalGeneration(tiny_config("l")).eval()
     results = {}

@@ -42,7 +42,11 @@ class TaskConfig(_Strict):
     n_dev: PositiveInt = Field(
         48, description="Dev examples per language, evaluated every `eval_every` steps."
     )
+    n_test: PositiveInt | None = Field(None, description="Test examples per language (default: the task's).")
     seed: int = Field(0, description="Seed of the generated data.")
+    data_dir: str | None = Field(
+        None, description="Local copy of a hub task's data (xtreme_r/*), for machines without the hub."
+    )
 
 
 class ZooConfig(_Strict):
@@ -261,8 +265,9 @@ class SweepConfig(_Strict):
             "n_dev": self.task.n_dev,
             "seed": self.task.seed,
         }
-        if self.task.languages is not None:
-            options["languages"] = self.task.languages
+        for key in ("languages", "n_test", "data_dir"):
+            if getattr(self.task, key) is not None:
+                options[key] = getattr(self.task, key)
         return options
 
     def pairs(self) -> list[tuple[str, str]]:

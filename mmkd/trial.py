@@ -91,7 +91,13 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
     task = get_task(sweep.task.name, **sweep.task_options())
     train = task.examples("train", task.source_lang)
     dev = {lang: task.examples("dev", lang) for lang in task.languages}
-    parallel = {lang: task.examples("train", lang) for lang in task.languages if lang != task.source_lang}
+    # Translations of the training examples by id: a task may translate only some of them (Tatoeba),
+    # or none (QA), and then the student's encoder sees the English example itself.
+    parallel = {
+        lang: {e.id: e for e in task.examples("train", lang)}
+        for lang in task.languages
+        if lang != task.source_lang
+    }
 
     # --- setup: models ---
     accelerator = Accelerator(
@@ -174,7 +180,7 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
             view = None
             if encoder_levels:
                 view = _to(
-                    _student_view(tokenizer, examples, idx, parallel, distill, train_cfg, step, micro),
+                    _student_view(tokenizer, examples, parallel, distill, train_cfg, step, micro),
                     accelerator.device,
                 )
             with accelerator.accumulate(student):
@@ -275,19 +281,22 @@ def distill_settings(sweep: SweepConfig, config: dict[str, Any]) -> DistillConfi
 def _student_view(
     tokenizer: Any,
     examples: list[Example],
-    idx: list[int],
-    parallel: dict[str, list[Example]],
+    parallel: dict[str, dict[str, Example]],
     distill: DistillConfig,
     train_cfg: Any,
     step: int,
     micro: int,
 ) -> dict[str, torch.Tensor]:
     """The student's encoder input for the encoder-side levels: each example's translation into a
-    language drawn for it (a function of the step, like the batch), or the example itself."""
-    if distill.parallel and parallel:
+    language drawn for it among those that translate it (a function of the step, like the batch), or the
+    example itself."""
+    if distill.parallel:
         rng = random.Random(f"{train_cfg.seed}:{step}:{micro}:parallel")
-        langs = sorted(parallel)
-        examples = [parallel[rng.choice(langs)][i] for i in idx]
+        views = []
+        for e in examples:
+            langs = sorted(lang for lang, by_id in parallel.items() if e.id in by_id)
+            views.append(parallel[rng.choice(langs)][e.id] if langs else e)
+        examples = views
     view = encode_batch(tokenizer, examples, train_cfg.max_source_len, train_cfg.max_target_len)
     return {
         "input_ids": view["input_ids"],

@@ -49,7 +49,7 @@ def test_dump_round_trips(tmp_path):
         ("search.teacher=[xs]", "no teacher is larger than any student"),
         ("family.name=mt6", "family.name: unknown family (did you mean 'mt5'?); known:"),
         ("task.languages=[]", "task.languages: List should have at least 1 item"),
-        ("task.languages=[sw]", "'sw' cannot be scored"),
+        ("task.languages=[de]", "'de' cannot be scored"),
         ("task.languages=[xx]", "'xx' is not an XTREME-R language"),
         ("task.name=builtin/cldrr", "unknown task 'builtin/cldrr' (did you mean 'builtin/cldr'?)"),
         ("train.eval_every=1000", "train.eval_every: must be <= train.max_steps (240) (got 1000)"),

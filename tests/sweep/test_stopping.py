@@ -53,7 +53,8 @@ def test_bad_arguments_are_refused_at_once_quoting_the_value(kwargs, bad):
 
 
 def test_stopper_records_the_reason_and_ignores_results_without_the_metric(tmp_path):
-    stopper = WLRStopper(WLRRule(threshold=0.5, grace_evals=0), "eval/low_resource/wlr", tmp_path, max_steps=20)
+    rule = WLRRule(threshold=0.5, grace_evals=0)
+    stopper = WLRStopper(rule, "eval/low_resource/wlr", tmp_path, max_steps=20)
     assert not stopper("t1", {"step": 5, "train/loss": 1.0})
     assert not stopper("t1", {"step": 10, "eval/low_resource/wlr": 0.4})
     assert stopper("t2", {"step": 10, "eval/low_resource/wlr": 0.8})

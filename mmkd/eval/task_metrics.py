@@ -1,0 +1,174 @@
+"""Task metrics of XTREME-R as generation: SQuAD-style F1/EM for QA, entity F1 for NER as text.
+
+QA (XQuAD, MLQA, TyDiQA-GoldP): a generated answer is compared with the gold answers after MLQA's
+language-aware normalisation (Lewis et al., 2020, ``mlqa_evaluation_v1.py``), applied to every language:
+lower-case; drop punctuation, Unicode punctuation included; drop articles where MLQA defines them (en, es,
+de, vi, ar; hi and zh have none); split on whitespace — except in languages written without spaces
+(``CHARACTER_LANGS``), where each character of such a script is a token of its own, so that a partly right
+Chinese or Thai answer gets partial credit instead of 0. EM and F1 take the best gold answer; corpus
+scores are means in percent, like the official scripts. XTREME's own XQuAD and TyDiQA scores use the English
+SQuAD script in every language, so they can differ from these by a point or two.
+
+NER (WikiANN / PAN-X): the target lists a sentence's entities as text, ``PER: Ada Lovelace; LOC: London``
+(``format_entities``). A generated list is parsed back (``parse_entities``) and scored with micro precision,
+recall and F1 over (type, mention) pairs, as seqeval scores spans: a mention counts only when its type and
+its whole text are right.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+# Scripts written without spaces between words: CJK ideographs, kana and their punctuation and fullwidth
+# forms (。，), Thai, Lao, Myanmar, Khmer.
+_UNSPACED = re.compile(
+    "[\u2e80-\u2fdf\u3001-\u303f\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+    "\uff01-\uffef\U00020000-\U0002fa1f\u0e00-\u0e7f\u0e80-\u0eff\u1000-\u109f\u1780-\u17ff]"
+)
+CHARACTER_LANGS: frozenset[str] = frozenset({"zh", "ja", "th", "my", "lo", "km"})
+
+_ARTICLES: dict[str, re.Pattern[str]] = {
+    "en": re.compile(r"\b(a|an|the)\b"),
+    "es": re.compile(r"\b(un|una|unos|unas|el|la|los|las)\b"),
+    "de": re.compile(r"\b(ein|eine|einen|einem|eines|einer|der|die|das|den|dem|des)\b"),
+    "vi": re.compile(r"\b(của|là|cái|chiếc|những)\b"),
+    # MLQA's pattern is "\sال^|ال", whose first branch can never match: it removes every "ال", inside
+    # words too. Kept as is, so that scores stay comparable with the official script.
+    "ar": re.compile("ال"),
+}
+
+ENTITY_SEP = "; "
+
+
+def is_unspaced(char: str) -> bool:
+    """Whether ``char`` belongs to a script written without spaces between words."""
+    return _UNSPACED.match(char) is not None
+
+
+def _is_punctuation(char: str) -> bool:
+    # string.punctuation adds the ASCII symbols ($, +, <, ...) that Unicode files under S*, not P*.
+    return char in string.punctuation or unicodedata.category(char).startswith("P")
+
+
+def _characters(text: str) -> list[str]:
+    """Whitespace tokens, with every character of an unspaced script split off as a token of its own.
+    A combining mark stays with the character before it (Thai and Myanmar vowels and tones are marks)."""
+    tokens: list[str] = []
+    word = ""
+    for char in text:
+        if unicodedata.category(char).startswith("M") and not word and tokens:
+            tokens[-1] += char
+        elif is_unspaced(char):
+            tokens += word.split()
+            word = ""
+            tokens.append(char)
+        else:
+            word += char
+    return tokens + word.split()
+
+
+def normalize_answer(text: str, lang: str) -> str:
+    """MLQA's normalisation of an answer in ``lang``, tokens joined by single spaces."""
+    text = "".join(c for c in text.lower() if not _is_punctuation(c))
+    articles = _ARTICLES.get(lang)
+    if articles is not None:
+        text = articles.sub(" ", text)
+    tokens = _characters(text) if lang in CHARACTER_LANGS else text.split()
+    return " ".join(tokens)
+
+
+def _golds(reference: str | Sequence[str]) -> list[str]:
+    golds = [reference] if isinstance(reference, str) else list(reference)
+    if not golds:
+        raise ValueError("an example has no gold answer")
+    return golds
+
+
+def exact_match(prediction: str, reference: str | Sequence[str], lang: str) -> float:
+    """1.0 when the normalised prediction equals a normalised gold answer, else 0.0."""
+    pred = normalize_answer(prediction, lang)
+    return float(any(pred == normalize_answer(gold, lang) for gold in _golds(reference)))
+
+
+def _f1(pred: list[str], gold: list[str]) -> float:
+    # Like SQuAD v1.1 and MLQA: no common token (an empty side included) is 0.
+    common = sum((Counter(pred) & Counter(gold)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+def token_f1(prediction: str, reference: str | Sequence[str], lang: str) -> float:
+    """Token-overlap F1 (0–1) of the prediction with its best gold answer."""
+    pred = normalize_answer(prediction, lang).split()
+    return max(_f1(pred, normalize_answer(gold, lang).split()) for gold in _golds(reference))
+
+
+def _check(predictions: Sequence[object], references: Sequence[object]) -> None:
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
+    if not predictions:
+        raise ValueError("a score of an empty corpus is undefined")
+
+
+def qa_scores(
+    predictions: Sequence[str], references: Sequence[str | Sequence[str]], lang: str
+) -> dict[str, float]:
+    """``{"f1", "em"}`` in percent: the corpus means of ``token_f1`` and ``exact_match``; a reference is
+    one gold answer or several."""
+    _check(predictions, references)
+    pairs = list(zip(predictions, references, strict=True))
+    return {
+        "f1": 100 * sum(token_f1(p, r, lang) for p, r in pairs) / len(pairs),
+        "em": 100 * sum(exact_match(p, r, lang) for p, r in pairs) / len(pairs),
+    }
+
+
+def join_tokens(tokens: Iterable[str]) -> str:
+    """Tokens joined by spaces, except between two characters of an unspaced script: WikiANN splits
+    Chinese and Japanese into single characters, which read as the original text only when rejoined."""
+    out = ""
+    for token in tokens:
+        if out and not (is_unspaced(out[-1]) and is_unspaced(token[0])):
+            out += " "
+        out += token
+    return out
+
+
+def format_entities(entities: Iterable[tuple[str, str]]) -> str:
+    """``[("PER", "Ada Lovelace"), ("LOC", "London")]`` → ``PER: Ada Lovelace; LOC: London``."""
+    return ENTITY_SEP.join(f"{etype}: {mention}" for etype, mention in entities)
+
+
+def parse_entities(text: str) -> list[tuple[str, str]]:
+    """The (type, mention) pairs of a generated entity list, in order. Items that are not ``TYPE: mention``
+    are not entities and are dropped; types are upper-cased and mentions' whitespace normalised, so that
+    spacing alone never makes a mention wrong."""
+    entities = []
+    for item in text.split(ENTITY_SEP.strip()):
+        etype, sep, mention = item.partition(":")
+        etype, mention = etype.strip().upper(), join_tokens(mention.split())
+        if sep and etype and mention:
+            entities.append((etype, mention))
+    return entities
+
+
+def entity_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
+    """Micro ``{"precision", "recall", "f1"}`` in percent over the corpus's (type, mention) pairs; a
+    corpus without predicted (or gold) entities has precision (or recall) 0, as in seqeval."""
+    _check(predictions, references)
+    hits = n_pred = n_gold = 0
+    for prediction, reference in zip(predictions, references, strict=True):
+        pred, gold = Counter(parse_entities(prediction)), Counter(parse_entities(reference))
+        hits += sum((pred & gold).values())
+        n_pred += sum(pred.values())
+        n_gold += sum(gold.values())
+    precision = hits / n_pred if n_pred else 0.0
+    recall = hits / n_gold if n_gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
+    return {"precision": 100 * precision, "recall": 100 * recall, "f1": 100 * f1}

@@ -1,0 +1,64 @@
+"""NLLB and mBART-50 language tokens: each is one the tokenizer knows; a language without one is named."""
+
+import pytest
+from transformers.models.mbart50.tokenization_mbart50 import FAIRSEQ_LANGUAGE_CODES as MBART50_TOKENS
+from transformers.models.nllb.tokenization_nllb import FAIRSEQ_LANGUAGE_CODES as NLLB_TOKENS
+
+from mmkd.data.languages import XTREME_R_LANGUAGES
+from mmkd.errors import UserInputError
+from mmkd.models import FAMILIES, get_family
+from mmkd.models.langcodes import LANG_CODES, MBART50_CODES, NLLB_CODES, forced_bos_token
+
+
+def test_every_xtreme_r_language_has_an_nllb_token_the_tokenizer_knows():
+    assert set(NLLB_CODES) == set(XTREME_R_LANGUAGES)
+    assert set(NLLB_CODES.values()) <= set(NLLB_TOKENS)
+    assert len(set(NLLB_CODES.values())) == len(NLLB_CODES)
+
+
+def test_mbart50_tokens_are_the_tokenizers_own_for_every_xtreme_r_language_it_has():
+    assert set(MBART50_CODES.values()) <= set(MBART50_TOKENS)
+    # mBART-50's codes start with the ISO 639-1 code: the table misses none of its XTREME-R languages.
+    covered = {token.split("_")[0] for token in MBART50_TOKENS} & set(XTREME_R_LANGUAGES)
+    assert set(MBART50_CODES) == covered
+    assert all(code.startswith(f"{lang}_") for lang, code in MBART50_CODES.items())
+
+
+@pytest.mark.parametrize(
+    "family, lang, token",
+    [
+        ("nllb", "de", "deu_Latn"),
+        ("nllb", "sw", "swh_Latn"),
+        ("nllb", "zh", "zho_Hans"),
+        ("nllb", "en", "eng_Latn"),
+        ("mbart50", "de", "de_DE"),
+        ("mbart50", "en", "en_XX"),
+        ("mbart50", "sw", "sw_KE"),
+        ("mt5", "de", None),
+        ("byt5", "sw", None),
+        ("tiny", "te", None),
+    ],
+)
+def test_forced_bos_token(family, lang, token):
+    assert forced_bos_token(family, lang) == token
+
+
+def test_every_family_that_forces_a_language_token_has_a_table():
+    forcing = {name for name in FAMILIES if get_family(name).forced_bos_lang}
+    assert forcing == set(LANG_CODES)
+
+
+def test_a_language_the_family_lacks_or_an_unknown_family_is_a_user_error():
+    with pytest.raises(
+        UserInputError, match="family 'mbart50' has no language token for 'yo'; its languages: af ar"
+    ):
+        forced_bos_token("mbart50", "yo")
+    for code in ("deu", "deu_Latn"):
+        with pytest.raises(
+            UserInputError, match=rf"'{code}' \(languages are ISO 639-1 codes: did you mean 'de'"
+        ):
+            forced_bos_token("nllb", code)
+    with pytest.raises(UserInputError, match=r"no language token for 'de_DE' \(.*did you mean 'de'"):
+        forced_bos_token("mbart50", "de_DE")
+    with pytest.raises(UserInputError, match="unknown model family 'nllb200'"):
+        forced_bos_token("nllb200", "de")
