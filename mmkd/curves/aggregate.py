@@ -1,19 +1,40 @@
-"""A sweep's experiment directory → one tidy table: one row per (trial, evaluation).
+"""A sweep's experiment directory → one tidy table: one row per (trial, reported step).
 
-Reads Tune's own files, so it works on finished, partial and still-running sweeps and never imports Ray:
-``<trial dir>/result.json`` (one JSON line per report) for metrics, the newest
-``experiment_state-<time>.json`` for each trial's status, ``mmkd/stopped_by.json`` for early stops.
-A trial resumed from a checkpoint may report a step twice; the table keeps the last report of each
-(trial_id, step).
+Reads Ray Tune's files directly, so it works on finished, partial and still-running sweeps and never
+imports Ray:
 
-``stopped_by``: ``wlr`` (recorded by the WLR stopper), ``error`` (status ERROR), ``max_steps``
-(TERMINATED at its last step), ``asha`` (TERMINATED earlier: the only other way mmkd stops a trial),
-empty while a trial is still pending or running.
+- ``<trial dir>/result.json``: one JSON line per ``tune.report``; the metrics and the trial's params.
+  A trial resumed from a checkpoint may report a step again: the table keeps the last report of each
+  (trial_id, step). A line cut short by a crash mid-write is skipped.
+- the newest ``experiment_state-<YYYY-MM-DD_HH-MM-SS>.json`` (the name holds the time): each trial's
+  status (TERMINATED, ERROR, RUNNING, PENDING, PAUSED). Its ``trial_data`` is a list of
+  ``[trial state JSON string, runtime metadata JSON string]`` pairs. When no state file is readable, or a
+  trial is missing from it, the status comes from the trial's own files: ``error.txt`` → ERROR, a report
+  with ``done`` or at ``max_steps`` → TERMINATED, otherwise RUNNING (Tune's function trainables never
+  write ``done: true``, so ``done`` alone would call every finished trial running).
+- ``<exp>/mmkd/`` is mmkd's own folder, never a trial.
+
+``stopped_by`` (one value per trial, on each of its rows), first that applies:
+
+1. the ``stopped_by`` a trial reported (its last non-empty value), or the stop the WLR stopper recorded in
+   ``<exp>/mmkd/stopped_by.json``;
+2. ``error`` when the trial's status is ERROR;
+3. ``max_steps`` when TERMINATED with its last step ≥ its ``max_steps`` param;
+4. ``asha`` when TERMINATED before that: in mmkd only the ASHA scheduler ends a trial early without
+   recording why (the WLR stopper records its stops);
+5. empty while a trial is pending, running or paused, or when it reports no ``max_steps``.
+
+``error`` holds the last line of an errored trial's ``error.txt`` (e.g. ``RuntimeError: CUDA out of
+memory``), empty otherwise.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,109 +42,283 @@ import pandas as pd
 
 from mmkd.errors import UserInputError
 
-STOPPED_BY_FILE = "stopped_by.json"
-# Tune's bookkeeping in every result line; not ours to tabulate.
-TUNE_KEYS = {
-    "config",
-    "done",
-    "timestamp",
-    "time_this_iter_s",
-    "time_total_s",
-    "pid",
-    "hostname",
-    "node_ip",
-    "date",
-    "time_since_restore",
-    "iterations_since_restore",
-    "checkpoint_dir_name",
-    "should_checkpoint",
-    "training_iteration",
-    "experiment_tag",
-}
-ID_COLUMNS = ["trial_id", "trial_dir", "status", "stopped_by", "step"]
+MMKD_DIR = "mmkd"
+STOPPED_BY_FILE = "stopped_by.json"  # written by mmkd.sweep.stopping (which may import Ray; we may not)
+ERROR_FILE = "error.txt"
+EXAMPLES_FILE = "mmkd_examples.jsonl"  # per-example scores of an evaluation, written by mmkd.trial
+# Tune's own bookkeeping in every result line: not a param or a metric. ``checkpoint_dir_name`` stays:
+# it names the checkpoint that holds the step's per-example scores.
+TUNE_KEYS = frozenset(
+    {
+        "config",
+        "date",
+        "done",
+        "experiment_tag",
+        "hostname",
+        "iterations_since_restore",
+        "node_ip",
+        "pid",
+        "should_checkpoint",
+        "time_since_restore",
+        "time_this_iter_s",
+        "time_total_s",
+        "timestamp",
+        "training_iteration",
+        "trial_id",
+    }
+)
+ID_COLUMNS = ["trial_id", "trial_dir", "status", "stopped_by", "error", "step"]
+FINISHED = ("TERMINATED", "ERROR")  # Tune's final statuses; any other is a trial still to run or running
 
 
 def find_experiment(name_or_path: str, storage: str | Path = "runs") -> Path:
+    """The experiment directory ``name_or_path`` names: a path to it, or a sweep name under ``storage``."""
+    if "://" in name_or_path or "://" in str(storage):
+        raise UserInputError(
+            f"{name_or_path}: curves read a local experiment directory; copy the sweep from "
+            f"{storage} to a local folder first"
+        )
     for path in (Path(name_or_path), Path(storage) / name_or_path):
-        if path.is_dir() and (any(path.glob("experiment_state-*.json")) or (path / "mmkd").is_dir()):
+        if _is_experiment(path):
             return path.resolve()
-    raise UserInputError(f"{name_or_path}: no sweep there (nor under {storage}/)")
+    if Path(name_or_path).is_dir():
+        raise UserInputError(
+            f"{name_or_path}: not a sweep directory (no experiment_state-*.json and no trial folders)"
+        )
+    raise UserInputError(f"{name_or_path}: no such sweep (neither a directory nor a sweep under {storage}/)")
+
+
+def _is_experiment(path: Path) -> bool:
+    return path.is_dir() and (
+        any(path.glob("experiment_state-*.json")) or bool(trial_dirs(path)) or (path / MMKD_DIR).is_dir()
+    )
 
 
 def trial_dirs(exp_dir: Path) -> list[Path]:
-    return sorted(p.parent for p in exp_dir.glob("*/result.json") if p.parent.name != "mmkd")
+    """Trial folders that have reported at least once, in name order."""
+    return sorted(p.parent for p in exp_dir.glob("*/result.json") if p.parent.name != MMKD_DIR)
 
 
-def trial_status(exp_dir: Path) -> dict[str, str]:
-    """trial_id -> Tune status, from the newest experiment state (the file name holds the time)."""
+@dataclass(frozen=True)
+class TrialState:
+    status: str
+    logdir: str  # the trial folder's name, as Tune recorded it
+    error_file: str  # relative to the trial folder; empty without an error
+
+
+def trial_states(exp_dir: Path) -> dict[str, TrialState]:
+    """trial_id → state, from the newest readable experiment state ({} when none is readable)."""
+    # The file name holds the time (YYYY-MM-DD_HH-MM-SS), so name order is time order. The newest one
+    # may be mid-write while a sweep runs; an older snapshot then still gives every trial it knew.
     for state_file in sorted(exp_dir.glob("experiment_state-*.json"), reverse=True):
         try:
-            state = json.loads(state_file.read_text())
-            return {
-                trial["trial_id"]: trial["status"]
-                for trial in (json.loads(trial_json) for trial_json, _ in state["trial_data"])
-            }
+            trial_data = json.loads(state_file.read_text(encoding="utf-8"))["trial_data"]
+            return dict(_trial_state(state_json, runtime_json) for state_json, runtime_json in trial_data)
         except (OSError, ValueError, KeyError, TypeError):
-            continue  # being written right now, or damaged: an older snapshot still tells the statuses
+            continue
     return {}
 
 
+def _trial_state(state_json: str, runtime_json: str) -> tuple[str, TrialState]:
+    state = json.loads(state_json)
+    status = str(state["status"])
+    error_file = ""
+    if status == "ERROR":  # the runtime metadata is large (metric history): parse it only when needed
+        error_file = json.loads(runtime_json).get("error_filename") or ERROR_FILE
+    return str(state["trial_id"]), TrialState(status, str(state.get("relative_logdir", "")), error_file)
+
+
+def trial_status(exp_dir: Path, states: Mapping[str, TrialState] | None = None) -> dict[str, str]:
+    """trial_id → Tune status of every trial the sweep knows, pending ones included.
+
+    ``states``: ``trial_states(exp_dir)`` when the caller has it already (a big sweep's state file takes a
+    while to parse).
+    """
+    states = trial_states(exp_dir) if states is None else states
+    statuses = {trial_id: state.status for trial_id, state in states.items()}
+    known_dirs = {state.logdir for state in states.values()}
+    for tdir in trial_dirs(exp_dir):
+        if tdir.name in known_dirs:
+            continue  # reading every result.json of a big sweep only to learn what the state says is slow
+        rows = _read_rows(tdir)
+        if rows:
+            statuses.setdefault(_trial_id(tdir, rows), _status_from_files(tdir, rows))
+    return dict(sorted(statuses.items()))
+
+
+def _status_from_files(trial_dir: Path, rows: list[dict[str, Any]]) -> str:
+    if (trial_dir / ERROR_FILE).is_file():
+        return "ERROR"
+    last = rows[-1]
+    if any(row.get("done") for row in rows) or _reached_max_steps(last):
+        return "TERMINATED"
+    return "RUNNING"
+
+
+def _reached_max_steps(last: dict[str, Any]) -> bool:
+    max_steps = last.get("max_steps")
+    return isinstance(max_steps, int | float) and last["step"] >= max_steps
+
+
 def _read_rows(trial_dir: Path) -> list[dict[str, Any]]:
-    rows: dict[int, dict[str, Any]] = {}
-    with (trial_dir / "result.json").open(encoding="utf-8") as f:
-        for line in f:
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a crash mid-write
-            if "step" in row:
-                rows[int(row["step"])] = row  # a repeated step (after a resume): the last report wins
-    return [rows[s] for s in sorted(rows)]
+    """The trial's reports, one per step (the last report of a repeated step), in step order."""
+    by_step: dict[int, dict[str, Any]] = {}
+    try:
+        text = (trial_dir / "result.json").read_text(encoding="utf-8")
+    except OSError:
+        return []
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int | float):
+            by_step[int(row["step"])] = row
+    return [by_step[step] for step in sorted(by_step)]
 
 
-def load_results(exp_dir: Path) -> pd.DataFrame:
-    statuses = trial_status(exp_dir)
-    stops_file = exp_dir / "mmkd" / STOPPED_BY_FILE
-    stops = json.loads(stops_file.read_text()) if stops_file.is_file() else {}
-    records = []
+def _trial_id(trial_dir: Path, rows: list[dict[str, Any]]) -> str:
+    return str(rows[-1].get("trial_id") or trial_dir.name)
+
+
+def load_results(exp_dir: Path, states: Mapping[str, TrialState] | None = None) -> pd.DataFrame:
+    """The tidy table: one row per (trial_id, step); ids, then params, then metrics (``a/b`` names).
+
+    Sorted by (trial_id, step); columns in a fixed order, so the same files give the same table.
+    ``states`` as for ``trial_status``.
+    """
+    states = trial_states(exp_dir) if states is None else states
+    recorded_stops = _read_recorded_stops(exp_dir / MMKD_DIR / STOPPED_BY_FILE)
+    records: list[dict[str, Any]] = []
     for tdir in trial_dirs(exp_dir):
         rows = _read_rows(tdir)
         if not rows:
             continue
-        trial_id = str(rows[-1]["trial_id"])
-        status = statuses.get(trial_id) or ("TERMINATED" if rows[-1].get("done") else "RUNNING")
-        stopped_by = _stopped_by(status, stops.get(trial_id), rows[-1])
+        trial_id = _trial_id(tdir, rows)
+        state = states.get(trial_id)
+        status = state.status if state else _status_from_files(tdir, rows)
+        # A trial that failed and then recovered keeps its error.txt: only an ERROR trial's error counts.
+        error = ""
+        if status == "ERROR":
+            error = _error_line(tdir / (state.error_file if state and state.error_file else ERROR_FILE))
+        ids = {
+            "trial_id": trial_id,
+            "trial_dir": tdir.name,
+            "status": status,
+            "stopped_by": _stopped_by(status, rows, recorded_stops.get(trial_id)),
+            "error": error,
+        }
         for row in rows:
             record = {k: v for k, v in row.items() if k not in TUNE_KEYS}
-            record.update(trial_id=trial_id, trial_dir=tdir.name, status=status, stopped_by=stopped_by)
+            # Params Tune saw but the trial did not report: the table promises every param.
+            config = row.get("config")
+            if isinstance(config, dict):
+                for key, value in config.items():
+                    if key not in record and _is_scalar(value):
+                        record[key] = value
+            record.update(ids)
             records.append(record)
+    if not records:
+        return pd.DataFrame({c: pd.Series(dtype="str" if c != "step" else "int64") for c in ID_COLUMNS})
     df = pd.DataFrame.from_records(records)
-    if df.empty:
-        return pd.DataFrame(columns=ID_COLUMNS)
     rest = sorted(c for c in df.columns if c not in ID_COLUMNS)
-    params = [c for c in rest if "/" not in c]
-    metrics = [c for c in rest if "/" in c]
-    return (
-        df[ID_COLUMNS + params + metrics]
-        .sort_values(["trial_id", "step"], kind="stable")
-        .reset_index(drop=True)
-    )
+    ordered = ID_COLUMNS + [c for c in rest if "/" not in c] + [c for c in rest if "/" in c]
+    df = df[ordered].sort_values(["trial_id", "step"], kind="stable").reset_index(drop=True)
+    df["step"] = df["step"].astype("int64")
+    return _parquet_safe(df)
 
 
-def _stopped_by(status: str, stop: dict[str, Any] | None, last: dict[str, Any]) -> str:
-    if stop is not None:
-        return str(stop["reason"])
+def _is_scalar(value: object) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """Object columns that mix types (a param that is a number in one trial and text in another, a list
+    metric) become text: Parquet needs one type per column, and text keeps every value readable."""
+    for column in [c for c in df.columns if pd.api.types.is_object_dtype(df[c])]:
+        df[column] = df[column].map(_as_text)
+    return df
+
+
+def _as_text(value: object) -> object:
+    if value is None or isinstance(value, str) or (isinstance(value, float) and math.isnan(value)):
+        return value
+    return json.dumps(value)
+
+
+def _read_recorded_stops(path: Path) -> dict[str, str]:
+    try:
+        stops = json.loads(path.read_text(encoding="utf-8"))
+        return {str(k): str(v["reason"]) for k, v in stops.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}  # absent (no WLR stopper), or mid-write: the derived reason is the next best answer
+
+
+def _stopped_by(status: str, rows: list[dict[str, Any]], recorded: str | None) -> str:
+    reported = [str(row["stopped_by"]) for row in rows if row.get("stopped_by")]
+    if reported:
+        return reported[-1]
+    if recorded:
+        return recorded
     if status == "ERROR":
         return "error"
-    if status == "TERMINATED":
-        return "max_steps" if last.get("step", 0) >= last.get("max_steps", float("inf")) else "asha"
+    if status == "TERMINATED" and isinstance(rows[-1].get("max_steps"), int | float):
+        return "max_steps" if _reached_max_steps(rows[-1]) else "asha"
     return ""
 
 
+def _error_line(path: Path) -> str:
+    """The last non-empty line of Tune's error file: the exception and its message."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""
+
+
+def read_examples(trial_dir: Path, step: int, checkpoint_dir_name: object = None) -> pd.DataFrame | None:
+    """The per-example rows (``lang``, ``chrf``, ``verdict``) of the trial's evaluation at ``step``, or
+    None when no file holds that step.
+
+    A Tune trial keeps them in the checkpoint of each report (the report's ``checkpoint_dir_name``; Tune
+    may have deleted older checkpoints), ``mmkd trial run`` next to its results; a file is used only when
+    its rows are of ``step``, so an interval never mixes up two evaluations.
+    """
+    candidates = [trial_dir / EXAMPLES_FILE, *sorted(trial_dir.glob(f"checkpoint_*/{EXAMPLES_FILE}"))[::-1]]
+    if isinstance(checkpoint_dir_name, str) and checkpoint_dir_name:
+        candidates.insert(0, trial_dir / checkpoint_dir_name / EXAMPLES_FILE)
+    for path in candidates:
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            continue
+        rows = []
+        for line in lines:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if row.get("step") == step:
+                rows.append((str(row["lang"]), float(row["chrf"]), str(row["verdict"])))
+        if rows:
+            return pd.DataFrame(rows, columns=["lang", "chrf", "verdict"])
+    return None
+
+
 def write_tables(df: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """results.csv and results.parquet; the same table gives byte-identical files."""
+    """``results.csv`` and ``results.parquet`` in ``out_dir``; the same table gives byte-identical files.
+
+    Each file is written next to its final name and moved into place, so a reader (``mmkd sweep status``
+    while the sweep runs) never sees half a table.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     csv, parquet = out_dir / "results.csv", out_dir / "results.parquet"
-    df.to_csv(csv, index=False, float_format="%.6g")
-    df.to_parquet(parquet, index=False)
+    _atomic(csv, lambda tmp: df.to_csv(tmp, index=False, lineterminator="\n"))
+    _atomic(parquet, lambda tmp: df.to_parquet(tmp, index=False, engine="pyarrow"))
     return [csv, parquet]
+
+
+def _atomic(path: Path, write: Callable[[Path], object]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    tmp.replace(path)

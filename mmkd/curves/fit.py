@@ -1,138 +1,371 @@
-"""The numbers behind the curves: final evaluations, best-per-cell, bootstrap intervals, fitted curves.
+"""The numbers behind the curves: final evaluations, best-per-cell, bootstrap intervals, Spearman's ρ and
+a fitted curve per student size. All randomness is seeded, so the same table gives the same numbers.
 
-All randomness is seeded, so the same table gives the same numbers.
+Language groups (the plots' panels), from what each trial reports as ``source_lang`` and
+``low_resource_langs``: ``source`` (the source language), ``zero_shot`` (every other evaluated language:
+the sweep objective ``eval/score`` is its chrF), ``zero_shot_high`` (zero-shot minus low-resource) and
+``low_resource``. A group's chrF or WLR is the mean over its languages, skipping a language without a
+value (a WLR with nothing determined), like the trial's own ``eval/<group>/*`` means.
 
-- A *cell* is (student size, ratio, adapter setting); its value is the best trial over the learning rate
-  (by the sweep objective ``eval/score``) at the trial's final evaluation.
-- Intervals over *examples* resample the per-example rows a trial keeps of its final evaluation
-  (``mmkd_examples.jsonl``): chrF per example (sentence chrF, whose mean approximates corpus chrF) and
-  WLR over the determined examples. Intervals over *seeds* resample the trials of a cell that repeat
-  the best learning rate with other seeds, when a sweep repeated them.
-- The fitted curve per student size is ``score = a + b·log2 r + c·(log2 r)²`` (a line with two distinct
-  ratios); its best ratio is the maximum over the observed range, with a bootstrap interval over trials.
+A *cell* is (student size, ratio, adapter setting). Its row is the learning rate with the best mean
+``eval/score`` at the trials' final evaluation (the latest so far for a trial still running); a sweep that
+repeated a configuration with other seeds gives that row the mean over its seeds.
+
+Intervals are 95% percentile bootstraps, ``N_BOOT`` replicates:
+
+- over evaluation *examples*, from the per-example rows a trial keeps of its final evaluation: resampled
+  within each language, then averaged over the group's languages as the trial does. WLR is wrong /
+  determined; chrF is the mean *sentence* chrF, an approximation of the corpus chrF the trial reports,
+  so its replicates are shifted by (reported − mean sentence chrF) to sit around the reported value;
+- and over *seeds* when a cell was repeated: each replicate draws the seeds with replacement and, for
+  each drawn seed, one of its example replicates.
+
+A trial without per-example rows of its final step adds no example uncertainty (its replicates are its
+reported value); the ``ci_over`` column says what each interval covers.
+
+The fitted curve per (student, adapter setting) is ``y = a + b·x + c·x²`` with ``x = log2(ratio)``, least
+squares over the cells (a line with two distinct ratios, nothing with one). Its best ratio maximises the
+curve over the observed ratios (never extrapolated); its interval refits the curve to every bootstrap
+replicate of the cells.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import warnings
+import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.polynomial import polynomial
+
+from mmkd.errors import UserInputError
 
 SEED = 0
 N_BOOT = 1000
-GROUPS = ("source", "zero_shot_high", "low_resource")
+OBJECTIVE = "eval/score"
+GROUPS = ("source", "zero_shot", "zero_shot_high", "low_resource")
+PANELS = ("source", "zero_shot_high", "low_resource")  # zero_shot is their union: no panel of its own
+METRICS = ("chrf", "wlr")
+GROUP_COLUMNS = [f"{group}/{metric}" for group in GROUPS for metric in METRICS]
+CELL = ["student", "ratio", "adapter_rank"]
+REQUIRED = [
+    *("student", "student_params", "teacher", "ratio", "lr", "adapter_rank"),
+    *("source_lang", "low_resource_langs", OBJECTIVE),
+]
+_NOT_LANGUAGES = {"zero_shot", "low_resource", "source"}
+_SAME_FOR_EVERY_SEED = (
+    "teacher",
+    "adapter",
+    "student_params",
+    "teacher_params",
+    "source_lang",
+    "low_resource_langs",
+)
 
 
 def languages(df: pd.DataFrame) -> list[str]:
-    """Languages with per-language metrics (``eval/<lang>/chrf``), in column order."""
-    skip = {"zero_shot", "low_resource", "source", "zero_shot_high"}
-    return [
-        c.split("/")[1]
-        for c in df.columns
-        if c.startswith("eval/") and c.endswith("/chrf") and c.count("/") == 2 and c.split("/")[1] not in skip
-    ]
+    """Languages with per-language metrics (``eval/<lang>/chrf``), sorted."""
+    return sorted(
+        {
+            parts[1]
+            for parts in (c.split("/") for c in df.columns)
+            if len(parts) == 3
+            and parts[0] == "eval"
+            and parts[2] == "chrf"
+            and parts[1] not in _NOT_LANGUAGES
+        }
+    )
+
+
+def group_languages(source: str, low_resource: str, evaluated: Sequence[str]) -> dict[str, list[str]]:
+    """Each group's languages among ``evaluated``; ``low_resource`` is the reported comma-separated list."""
+    low = {lang for lang in low_resource.split(",") if lang}
+    zero_shot = [lang for lang in evaluated if lang != source]
+    return {
+        "source": [source] if source in evaluated else [],
+        "zero_shot": zero_shot,
+        "zero_shot_high": [lang for lang in zero_shot if lang not in low],
+        "low_resource": [lang for lang in zero_shot if lang in low],
+    }
 
 
 def final_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """The last evaluation of each trial, with group columns for the three panels."""
-    evals = df[df["eval/score"].notna()] if "eval/score" in df else df.iloc[0:0]
-    final = evals.sort_values(["trial_id", "step"]).groupby("trial_id", sort=True).tail(1).copy()
-    final["adapter"] = ["full" if int(r) == 0 else f"lora r={int(r)}" for r in final["adapter_rank"]]
-    langs = languages(df)
-    for i, row in final.iterrows():
-        source = str(row.get("source_lang", "en"))
-        low = set(str(row.get("low_resource_langs", "")).split(","))
-        high = [lang for lang in langs if lang != source and lang not in low]
-        for metric in ("chrf", "wlr"):
-            final.loc[i, f"source/{metric}"] = row.get(f"eval/{source}/{metric}", math.nan)
-            final.loc[i, f"zero_shot_high/{metric}"] = _nanmean([row.get(f"eval/{g}/{metric}") for g in high])
-            final.loc[i, f"low_resource/{metric}"] = row.get(f"eval/low_resource/{metric}", math.nan)
-    return final.reset_index(drop=True)
+    """Each trial's last evaluation, with an ``adapter`` label and the group columns."""
+    if OBJECTIVE not in df or df[OBJECTIVE].isna().all():
+        return df.iloc[0:0]
+    missing = [c for c in REQUIRED if c not in df]
+    if missing:
+        raise UserInputError(
+            f"trials report no {', '.join(missing)}: not an mmkd sweep (see DESIGN.md, metrics contract)"
+        )
+    final = df[df[OBJECTIVE].notna()].groupby("trial_id", sort=True).tail(1).reset_index(drop=True)
+    final["adapter"] = [adapter_label(r) for r in final["adapter_rank"]]
+    return add_groups(final, languages(df))
 
 
-def _nanmean(values: Sequence[object]) -> float:
-    kept = [float(v) for v in values if v is not None and not math.isnan(float(v))]  # type: ignore[arg-type]
-    return sum(kept) / len(kept) if kept else math.nan
+def adapter_label(rank: float) -> str:
+    return "full" if int(rank) == 0 else f"lora r={int(rank)}"
 
 
-def best_per_cell(final: pd.DataFrame, metric: str = "eval/score") -> pd.DataFrame:
-    """One row per (student, ratio, adapter): the trial with the best ``metric`` over learning rates."""
+def add_groups(final: pd.DataFrame, langs: Sequence[str]) -> pd.DataFrame:
+    """Group means from the per-language columns, one block of rows per (source, low-resource) setting
+    (a sweep has one; vectorised per block, since a row loop over 1,000 trials is slow)."""
+    out = {column: np.full(len(final), np.nan) for column in GROUP_COLUMNS}
+    source = final["source_lang"].fillna("").astype(str)
+    low = final["low_resource_langs"].fillna("").astype(str)
+    for (src, low_csv), rows in final.groupby([source, low], sort=True).groups.items():
+        position = final.index.get_indexer(rows)
+        for group, members in group_languages(str(src), str(low_csv), langs).items():
+            for metric in METRICS:
+                columns = [f"eval/{lang}/{metric}" for lang in members if f"eval/{lang}/{metric}" in final]
+                if columns:
+                    values = final.loc[rows, columns].to_numpy(dtype=float)
+                    out[f"{group}/{metric}"][position] = nanmean(values, axis=1)
+    return final.assign(**out)
+
+
+def nanmean(values: np.ndarray, axis: int) -> np.ndarray:
+    """Mean skipping NaN; NaN where nothing is left (without numpy's warning for that case)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.asarray(np.nanmean(values, axis=axis))
+
+
+def best_per_cell(final: pd.DataFrame) -> pd.DataFrame:
+    """One row per (student, ratio, adapter setting): the learning rate with the best mean objective.
+
+    Numeric columns are means over the seeds of that learning rate; ``trial_ids`` lists them,
+    ``n_trials`` counts every trial of the cell, ``n_seeds`` those at the chosen learning rate.
+    """
     if final.empty:
-        return final
-    ranked = final.sort_values([metric, "trial_id"], ascending=[False, True], na_position="last")
-    best = ranked.groupby(["student", "ratio", "adapter"], sort=False).head(1)
-    counts = final.groupby(["student", "ratio", "adapter"]).size().rename("n_trials")
-    best = best.join(counts, on=["student", "ratio", "adapter"])
-    return best.sort_values(["student_params", "ratio", "adapter"]).reset_index(drop=True)
+        return final.assign(n_trials=0, n_seeds=0, trial_ids="")
+    keys = [*CELL, "lr"]
+    # Metrics are averaged over seeds; params (ints, text) are the same for every seed of a learning rate.
+    labels = [c for c in _SAME_FOR_EVERY_SEED if c in final]
+    floats = [c for c in final.columns if c not in keys + labels and pd.api.types.is_float_dtype(final[c])]
+    grouped = final.groupby(keys, sort=True)
+    runs = grouped[floats].mean().join(grouped[labels].first())
+    runs["step"] = grouped["step"].max()  # seeds stopped at different steps: the furthest, not a fraction
+    runs = runs.join(
+        grouped.agg(
+            n_seeds=("trial_id", "size"),
+            trial_ids=("trial_id", lambda ids: ",".join(sorted(ids))),
+            status=("status", lambda s: ",".join(sorted(set(s)))),
+            stopped_by=("stopped_by", lambda s: ",".join(sorted(set(s)))),
+        )
+    )
+    runs = runs.reset_index()
+    # Best first; ties go to the smaller learning rate, so the choice never depends on file order.
+    ranked = runs.sort_values([OBJECTIVE, "lr"], ascending=[False, True], na_position="last", kind="stable")
+    best = ranked.groupby(CELL, sort=False).head(1)
+    best = best.join(final.groupby(CELL).size().rename("n_trials"), on=CELL)
+    return best.sort_values(["student_params", "ratio", "adapter_rank"], kind="stable").reset_index(drop=True)
 
 
-def bootstrap_ci(values: Sequence[float], n_boot: int = N_BOOT, seed: int = SEED) -> tuple[float, float]:
-    """95% percentile interval of the mean (NaN when there is nothing to resample)."""
-    x = np.asarray([v for v in values if not math.isnan(v)], dtype=float)
+# ---------------------------------------------------------------------------------------------------
+# Bootstrap
+# ---------------------------------------------------------------------------------------------------
+
+
+def trial_rng(trial_id: str) -> np.random.Generator:
+    """A generator per trial: its replicates do not change when other trials are added to the sweep."""
+    return np.random.default_rng([SEED, zlib.crc32(trial_id.encode())])
+
+
+def bootstrap_ci(
+    values: Sequence[float], n_boot: int = N_BOOT, rng: np.random.Generator | None = None
+) -> tuple[float, float]:
+    """95% percentile interval of the mean of ``values`` (NaN skipped; NaN when nothing is left)."""
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
     if len(x) == 0:
         return math.nan, math.nan
-    rng = np.random.default_rng(seed)
+    rng = rng or np.random.default_rng(SEED)
     means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+    return percentile_interval(means)
 
 
-def example_cis(examples: pd.DataFrame, zero_shot: Sequence[str]) -> dict[str, float]:
-    """Bootstrap intervals over one trial's evaluation examples of the zero-shot languages."""
-    rows = examples[examples["lang"].isin(list(zero_shot))]
-    chrf_lo, chrf_hi = bootstrap_ci(rows["chrf"].tolist())
-    determined = rows[rows["verdict"] != "undetermined"]
-    wlr_lo, wlr_hi = bootstrap_ci((determined["verdict"] == "wrong").astype(float).tolist())
-    return {"chrf_ci_low": chrf_lo, "chrf_ci_high": chrf_hi, "wlr_ci_low": wlr_lo, "wlr_ci_high": wlr_hi}
+def percentile_interval(replicates: np.ndarray) -> tuple[float, float]:
+    kept = replicates[~np.isnan(replicates)]
+    if len(kept) == 0:
+        return math.nan, math.nan
+    low, high = np.percentile(kept, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def example_replicates(
+    examples: pd.DataFrame,
+    groups: Mapping[str, Sequence[str]],
+    reported: Mapping[str, float],
+    rng: np.random.Generator,
+    n_boot: int = N_BOOT,
+) -> dict[str, np.ndarray]:
+    """Bootstrap replicates over one trial's examples of each group column (``<group>/<metric>``),
+    shifted to sit around the ``reported`` value (see the module docstring)."""
+    # numpy, not a pandas groupby: this runs for every trial in the best-per-cell table.
+    lang = examples["lang"].to_numpy(dtype=object)
+    verdict = examples["verdict"].to_numpy(dtype=object)
+    chrf_all = examples["chrf"].to_numpy(dtype=float)
+    wrong_all, determined_all = verdict == "wrong", verdict != "undetermined"
+    per_lang: dict[str, dict[str, tuple[float, np.ndarray]]] = {}
+    for code in sorted(set(lang)):
+        rows = lang == code
+        chrf, wrong, determined = chrf_all[rows], wrong_all[rows], determined_all[rows]
+        idx = rng.integers(0, len(chrf), size=(n_boot, len(chrf)))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_lang[str(code)] = {
+                "chrf": (chrf.mean(), chrf[idx].mean(axis=1)),
+                "wlr": (
+                    wrong.sum() / determined.sum() if determined.any() else math.nan,
+                    wrong[idx].sum(axis=1) / determined[idx].sum(axis=1),
+                ),
+            }
+    out = {}
+    for group, members in groups.items():
+        present = [lang for lang in members if lang in per_lang]
+        for metric in METRICS:
+            column = f"{group}/{metric}"
+            value = reported.get(column, math.nan)
+            if not present or math.isnan(value):
+                out[column] = np.full(n_boot, value)
+                continue
+            point = nanmean(np.array([per_lang[lang][metric][0] for lang in present]), axis=0)
+            reps = nanmean(np.stack([per_lang[lang][metric][1] for lang in present], axis=1), axis=1)
+            out[column] = reps + (value - float(point)) if not math.isnan(point) else np.full(n_boot, value)
+    return out
+
+
+def seed_replicates(per_seed: Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """Replicates of the mean over seeds: draw the seeds with replacement and, for each drawn seed, one of
+    its own replicates. ``per_seed``: one replicate array (n_boot,) per seed."""
+    table = np.stack(per_seed)  # (seeds, n_boot)
+    n_seeds, n_boot = table.shape
+    if n_seeds == 1:
+        return table[0]
+    seeds = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
+    draws = rng.integers(0, n_boot, size=(n_boot, n_seeds))
+    return nanmean(table[seeds, draws], axis=1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Spearman's ρ
+# ---------------------------------------------------------------------------------------------------
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's ρ (average ranks for ties); NaN with fewer than 3 pairs or a constant side."""
-    pairs = [(a, b) for a, b in zip(x, y, strict=True) if not (math.isnan(a) or math.isnan(b))]
-    if len(pairs) < 3:
-        return math.nan
-    rx = pd.Series([a for a, _ in pairs]).rank().to_numpy()
-    ry = pd.Series([b for _, b in pairs]).rank().to_numpy()
-    if rx.std() == 0 or ry.std() == 0:
-        return math.nan
-    return float(np.corrcoef(rx, ry)[0, 1])
+    """Spearman's ρ with average ranks for ties; NaN with fewer than 3 pairs or a constant side."""
+    a, b = _pairs(x, y)
+    return float(_rank_corr(a[None, :], b[None, :])[0]) if len(a) >= 3 else math.nan
+
+
+def spearman_ci(x: Sequence[float], y: Sequence[float], n_boot: int = N_BOOT) -> tuple[float, float, float]:
+    """(ρ, low, high): ρ with a 95% bootstrap interval over the pairs (trials)."""
+    a, b = _pairs(x, y)
+    if len(a) < 3:
+        return math.nan, math.nan, math.nan
+    idx = np.random.default_rng(SEED).integers(0, len(a), size=(n_boot, len(a)))
+    low, high = percentile_interval(_rank_corr(a[idx], b[idx]))
+    return spearman(a.tolist(), b.tolist()), low, high
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks (1-based) within each row, tied values sharing the mean of their ranks.
+
+    numpy rather than scipy.stats.rankdata: importing scipy.stats alone takes about a second, a sizeable
+    part of the 10 s that ``mmkd curves`` may spend on a 1,000-trial sweep.
+    """
+    rows, n = values.shape
+    order = np.argsort(values, axis=1, kind="stable")
+    ordered = np.take_along_axis(values, order, axis=1)
+    starts = np.ones_like(ordered, dtype=bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]  # a new run of equal values (rows start runs too)
+    tie_group = np.cumsum(starts.ravel()) - 1
+    position = np.tile(np.arange(1, n + 1, dtype=float), rows)
+    mean_rank = np.bincount(tie_group, weights=position) / np.bincount(tie_group)
+    ranks = np.empty_like(ordered, dtype=float)
+    np.put_along_axis(ranks, order, mean_rank[tie_group].reshape(rows, n), axis=1)
+    return ranks
+
+
+def _pairs(x: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    keep = ~(np.isnan(a) | np.isnan(b))
+    return a[keep], b[keep]
+
+
+def _rank_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of the ranks of each row of ``a`` and ``b``; NaN for a constant row."""
+    ra, rb = average_ranks(a), average_ranks(b)
+    ra -= ra.mean(axis=1, keepdims=True)
+    rb -= rb.mean(axis=1, keepdims=True)
+    denominator = np.sqrt((ra**2).sum(axis=1) * (rb**2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, (ra * rb).sum(axis=1) / denominator, np.nan)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Fitted curves
+# ---------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class CurveFit:
     student: str
-    coef: tuple[float, ...]  # highest power first, in log2(ratio)
+    adapter: str
+    metric: str
+    coef: tuple[float, float, float]  # (a, b, c): y = a + b·x + c·x², x = log2(ratio)
     best_ratio: float
     best_ratio_low: float
     best_ratio_high: float
     n_points: int
 
     def predict(self, ratio: np.ndarray) -> np.ndarray:
-        return np.asarray(np.polyval(self.coef, np.log2(ratio)))
+        return np.asarray(polynomial.polyval(np.log2(ratio), self.coef))
 
 
-def fit_curve(student: str, ratios: Sequence[float], scores: Sequence[float]) -> CurveFit | None:
-    """Quadratic in log2(ratio) (linear with two distinct ratios); None with fewer than two."""
+def fit_curve(
+    ratios: Sequence[float],
+    values: Sequence[float],
+    replicates: np.ndarray | None = None,
+    *,
+    student: str = "",
+    adapter: str = "",
+    metric: str = "",
+) -> CurveFit | None:
+    """Quadratic in log2(ratio) (a line with two distinct ratios); None with fewer than two.
+
+    ``replicates`` (points × n_boot) gives the best ratio's interval; without it the interval is the
+    best ratio itself.
+    """
     x = np.log2(np.asarray(ratios, dtype=float))
-    y = np.asarray(scores, dtype=float)
+    y = np.asarray(values, dtype=float)
     keep = ~np.isnan(y)
-    x, y = x[keep], y[keep]
-    degree = min(2, len(np.unique(x)) - 1)
+    degree = min(2, len(np.unique(x[keep])) - 1)
     if degree < 1:
         return None
-    coef = np.polyfit(x, y, degree)
-    grid = np.linspace(x.min(), x.max(), 200)
-    best = float(2 ** grid[np.argmax(np.polyval(coef, grid))])
-    rng = np.random.default_rng(SEED)
-    bests = []
-    for _ in range(200):
-        idx = rng.integers(0, len(x), len(x))
-        if len(np.unique(x[idx])) > degree:
-            c = np.polyfit(x[idx], y[idx], degree)
-            bests.append(2 ** grid[np.argmax(np.polyval(c, grid))])
-    low, high = (
-        (float(np.percentile(bests, 2.5)), float(np.percentile(bests, 97.5))) if bests else (best, best)
-    )
-    return CurveFit(student, tuple(float(c) for c in coef), best, low, high, len(x))
+    x, y = x[keep], y[keep]
+    coef = np.zeros(3)
+    coef[: degree + 1] = polynomial.polyfit(x, y, degree)
+    best = float(2 ** _argmax_x(coef[:, None], x.min(), x.max())[0])
+    low = high = best
+    if replicates is not None:
+        reps = np.asarray(replicates, dtype=float)[keep]
+        reps = np.where(np.isnan(reps), y[:, None], reps)  # a replicate without a value keeps the point
+        rep_coef = np.zeros((3, reps.shape[1]))
+        rep_coef[: degree + 1] = polynomial.polyfit(x, reps, degree)
+        low, high = (float(2**v) for v in np.percentile(_argmax_x(rep_coef, x.min(), x.max()), [2.5, 97.5]))
+    return CurveFit(student, adapter, metric, (coef[0], coef[1], coef[2]), best, low, high, len(x))
+
+
+def _argmax_x(coef: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Where each quadratic (columns of ``coef``: a, b, c) peaks on [lo, hi]: its vertex when it opens
+    downwards and lies inside, else the better end."""
+    _, b, c = coef
+    ends = np.where(polynomial.polyval(hi, coef) > polynomial.polyval(lo, coef), hi, lo)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vertex = -b / (2 * c)
+    inside = (c < 0) & (vertex > lo) & (vertex < hi)
+    return np.where(inside, vertex, ends)

@@ -1,8 +1,11 @@
-"""PNG plots of a sweep (matplotlib, Agg). Each function takes tidy frames and writes one file."""
+"""PNG plots of a sweep (matplotlib, Agg). Each function takes aggregated frames and writes one file:
+never one line per trial (a sweep may have thousands), always the best-per-cell rows or a scatter."""
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -11,89 +14,177 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-from mmkd.curves.fit import GROUPS, CurveFit, spearman
+from mmkd.curves.fit import PANELS, CurveFit
 
 TITLES = {
     "source": "source language",
+    "zero_shot": "zero-shot",
     "zero_shot_high": "zero-shot, high-resource",
-    "low_resource": "low-resource",
+    "low_resource": "zero-shot, low-resource",
 }
-DPI = 110
-# Fixed metadata: the same figure gives the same bytes.
-METADATA = {"Software": None}
+LABELS = {"chrf": "chrF (best over lr)", "wlr": "wrong-language rate"}
+DPI = 100
+# No "Software" entry (it carries the matplotlib version): the same figure gives the same bytes.
+METADATA: dict[str, str | None] = {"Software": None}
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout()
+def _save(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=DPI, metadata=METADATA)
     plt.close(fig)
     return path
 
 
-def versus_ratio(best: pd.DataFrame, metric: str, fits: dict[str, CurveFit], path: Path) -> Path:
-    """``metric`` (chrf or wlr) of the best trial per cell against the ratio: a panel per language group,
-    a line per student size (full finetuning solid, adapters dashed); the fitted curve on chrF panels."""
-    fig, axes = plt.subplots(1, len(GROUPS), figsize=(4.2 * len(GROUPS), 3.6), sharey=True)
-    students = best.drop_duplicates("student").sort_values("student_params")["student"].tolist()
-    colours = {s: plt.get_cmap("viridis")(i / max(1, len(students) - 1)) for i, s in enumerate(students)}
-    for ax, group in zip(axes, GROUPS, strict=True):
-        for (student, adapter), cell in best.groupby(["student", "adapter"], sort=True):
-            cell = cell.sort_values("ratio")
-            ax.plot(
-                cell["ratio"],
-                cell[f"{group}/{metric}"],
-                marker="o",
-                color=colours[student],
-                linestyle="-" if adapter == "full" else "--",
-                label=f"{student} ({adapter})",
-            )
-        if metric == "chrf" and group == "zero_shot_high":
-            for student, fit in fits.items():
-                ratios = best.loc[best["student"] == student, "ratio"]
-                grid = np.geomspace(ratios.min(), ratios.max(), 50)
-                ax.plot(grid, fit.predict(grid), color=colours[student], alpha=0.35, linewidth=3)
-        ax.set_xscale("log", base=2)
-        ax.set_title(TITLES[group])
-        ax.set_xlabel("teacher / student parameters")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel({"chrf": "chrF (best over lr)", "wlr": "wrong-language rate"}[metric])
-    axes[-1].legend(fontsize=7, loc="best")
+def _student_colours(best: pd.DataFrame) -> dict[str, tuple[float, float, float, float]]:
+    """Smallest student darkest: the colour order is the size order."""
+    students = best.drop_duplicates("student").sort_values("student_params")["student"].astype(str).tolist()
+    cmap = plt.get_cmap("viridis")
+    return {s: cmap(0.85 * i / max(1, len(students) - 1)) for i, s in enumerate(students)}
+
+
+def _ratio_axis(ax: Axes, ratios: Sequence[float]) -> None:
+    ax.set_xscale("log", base=2)
+    ticks = sorted(set(ratios))
+    if len(ticks) <= 10:
+        ax.set_xticks(ticks, [f"{r:g}" for r in ticks])
+        ax.minorticks_off()
+
+
+def versus_ratio(
+    best: pd.DataFrame, metric: str, fits: Mapping[tuple[str, str, str], CurveFit], path: Path
+) -> Path:
+    """``metric`` (chrf or wlr) of each cell's best learning rate against the ratio, with its 95% interval:
+    a column of panels per language group, a row per adapter setting, a line per student size (the
+    fitted curve where ``fits`` has one for (student, adapter, ``<group>/<metric>``))."""
+    adapters = best.drop_duplicates("adapter").sort_values("adapter_rank")["adapter"].tolist()
+    colours = _student_colours(best)
+    fig, axes = plt.subplots(
+        len(adapters),
+        len(PANELS),
+        figsize=(4.2 * len(PANELS), 3.2 * len(adapters) + 0.6),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+    )
+    for row, adapter in enumerate(adapters):
+        for col, group in enumerate(PANELS):
+            ax, column = axes[row, col], f"{group}/{metric}"
+            for student, cells in best[best["adapter"] == adapter].groupby("student", sort=False):
+                cells = cells.sort_values("ratio")
+                colour = colours[str(student)]
+                y = cells[column].to_numpy(dtype=float)
+                err = np.abs(cells[[f"{column}_lo", f"{column}_hi"]].to_numpy(dtype=float).T - y)
+                fit = fits.get((str(student), adapter, column))
+                ax.errorbar(
+                    cells["ratio"],
+                    y,
+                    yerr=np.nan_to_num(err),
+                    color=colour,
+                    marker="o",
+                    markersize=4,
+                    capsize=2,
+                    linestyle="none" if fit else "-",
+                    label=str(student),
+                )
+                if fit:
+                    grid = np.geomspace(cells["ratio"].min(), cells["ratio"].max(), 60)
+                    ax.plot(grid, fit.predict(grid), color=colour, linewidth=1.5)
+            _ratio_axis(ax, best["ratio"].tolist())
+            ax.grid(alpha=0.3)
+            if row == 0:
+                ax.set_title(TITLES[group])
+            if row == len(adapters) - 1:
+                ax.set_xlabel("teacher / student parameters")
+            if col == 0:
+                ax.set_ylabel(f"{adapter}\n{LABELS[metric]}")
+    if metric == "wlr":
+        axes[0, 0].set_ylim(-0.03, 1.03)
+    axes[0, -1].legend(title="student", fontsize=8, title_fontsize=8, loc="best")
     return _save(fig, path)
 
 
-def lr_vs_wlr(final: pd.DataFrame, path: Path) -> tuple[Path, float]:
-    """Learning rate against zero-shot WLR, full finetuning vs adapters, with Spearman's ρ."""
-    rho = spearman(final["lr"].tolist(), final["eval/zero_shot/wlr"].astype(float).tolist())
-    fig, ax = plt.subplots(figsize=(5.2, 3.8))
-    # Trials whose zero-shot outputs were all undetermined have no WLR to place.
-    final = final[final["eval/zero_shot/wlr"].notna()]
-    for adapter, rows in final.groupby(final["adapter"] == "full", sort=True):
+def lr_vs_wlr(final: pd.DataFrame, rho: Mapping[str, tuple[float, float, float]], path: Path) -> Path:
+    """Every trial's final zero-shot WLR against its learning rate, full finetuning vs adapters;
+    ``rho``: (ρ, low, high) for "all", "full" and "adapters"."""
+    fig, ax = plt.subplots(figsize=(6.0, 4.2), layout="constrained")
+    # A trial whose zero-shot outputs were all undetermined has no WLR to place.
+    shown = final[final["zero_shot/wlr"].notna()]
+    alpha = 0.8 if len(shown) <= 200 else 0.35
+    for setting, marker in (("full", "o"), ("adapters", "^")):
+        rows = shown[(shown["adapter_rank"] == 0) == (setting == "full")]
+        if rows.empty:
+            continue
+        label = "full finetuning" if setting == "full" else "adapters (LoRA)"
         ax.scatter(
             rows["lr"],
-            rows["eval/zero_shot/wlr"],
-            label="full finetuning" if adapter else "adapters",
-            marker="o" if adapter else "^",
-            alpha=0.8,
+            rows["zero_shot/wlr"],
+            marker=marker,
+            alpha=alpha,
+            s=18,
+            label=f"{label}: ρ = {_rho(rho.get(setting))}",
         )
-    if not final.empty:
+    if not shown.empty:
         ax.set_xscale("log")
+        ax.legend(fontsize=8, loc="best")
+    ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel("learning rate")
-    ax.set_ylabel("zero-shot wrong-language rate")
-    ax.set_title(f"Spearman ρ = {rho:.2f}" if not math.isnan(rho) else "Spearman ρ: too few trials")
+    ax.set_ylabel("zero-shot wrong-language rate (final evaluation)")
+    ax.set_title(f"Spearman ρ = {_rho(rho.get('all'))} over {len(shown)} trials", fontsize=10)
     ax.grid(alpha=0.3)
-    if not final.empty:
-        ax.legend(fontsize=8)
-    return _save(fig, path), rho
-
-
-def heatmap(best: pd.DataFrame, langs: list[str], metric: str, path: Path) -> Path:
-    """Per-language ``metric`` of the best trial per cell (rows) and language (columns)."""
-    labels = [f"{r.student} r={r.ratio:.3g} {r.adapter}" for r in best.itertuples()]
-    values = best[[f"eval/{lang}/{metric}" for lang in langs]].astype(float).to_numpy()
-    fig, ax = plt.subplots(figsize=(0.32 * len(langs) + 3, 0.3 * len(labels) + 1.6))
-    image = ax.imshow(values, aspect="auto", cmap="magma_r" if metric == "wlr" else "viridis")
-    ax.set_xticks(range(len(langs)), langs, fontsize=7, rotation=90)
-    ax.set_yticks(range(len(labels)), labels, fontsize=7)
-    fig.colorbar(image, ax=ax, label=metric)
     return _save(fig, path)
+
+
+def _rho(value: tuple[float, float, float] | None) -> str:
+    if value is None or math.isnan(value[0]):
+        return "– (too few trials)"
+    rho, low, high = value
+    return f"{rho:.2f}" if math.isnan(low) else f"{rho:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def heatmap(
+    best: pd.DataFrame, langs: Sequence[str], groups: Mapping[str, str], metric: str, path: Path
+) -> Path:
+    """Per-language ``metric`` of each cell's best learning rate: a row per cell, a column per language,
+    languages ordered source, zero-shot high-resource, low-resource (``groups``: language → group)."""
+    labels = [f"{r.student}  r={r.ratio:g}  {r.adapter}" for r in best.itertuples()]
+    values = best[[f"eval/{lang}/{metric}" for lang in langs]].to_numpy(dtype=float)
+    fig, ax = plt.subplots(
+        figsize=(max(4.5, 0.42 * len(langs) + 3.2), max(2.5, 0.24 * len(labels) + 1.6)), layout="constrained"
+    )
+    image = ax.imshow(
+        values,
+        aspect="auto",
+        cmap="magma_r" if metric == "wlr" else "viridis",
+        vmin=0.0 if metric == "wlr" else None,  # a rate: the full scale, so heat maps compare
+        vmax=1.0 if metric == "wlr" else None,
+    )
+    ax.set_xticks(
+        range(len(langs)), [f"{lang}\n{_short(groups.get(lang, ''))}" for lang in langs], fontsize=7
+    )
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    for boundary in np.flatnonzero([groups.get(a) != groups.get(b) for a, b in itertools.pairwise(langs)]):
+        ax.axvline(boundary + 0.5, color="white", linewidth=2)
+    if values.size <= 400:  # numbers stay legible only on small grids
+        for (i, j), v in np.ndenumerate(values):
+            if not math.isnan(v):
+                r, g, b, _ = image.cmap(image.norm(v))
+                ink = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+                ax.text(
+                    j,
+                    i,
+                    f"{v:.2f}" if metric == "wlr" else f"{v:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color=ink,
+                )
+    fig.colorbar(image, ax=ax, label=LABELS[metric].split(" (")[0])
+    ax.set_title(f"{LABELS[metric].split(' (')[0]} per language (best learning rate per cell)", fontsize=10)
+    return _save(fig, path)
+
+
+def _short(group: str) -> str:
+    return {"source": "src", "zero_shot_high": "high", "low_resource": "low"}.get(group, "")

@@ -1,140 +1,389 @@
-"""``mmkd curves``: a sweep → tidy tables, best-per-cell table, fitted curves, PNG plots, report.md.
+"""``mmkd curves``: a sweep → tables, fitted curves, PNG plots and a Markdown report.
 
-Works on finished, partial and running sweeps (it reads whatever evaluations exist) and never imports
-Ray. Same input, same bytes: tables are sorted and rounded, bootstraps seeded, plots without timestamps.
+    mmkd curves NAME_OR_PATH [--out DIR]     # default DIR: <experiment>/mmkd/curves
+
+Writes ``results.parquet`` / ``results.csv`` (the tidy table, one row per trial × evaluation),
+``best_per_cell.csv``, ``fits.csv``, ``score_vs_ratio.png``, ``wlr_vs_ratio.png``, ``lr_vs_wlr.png``,
+``heatmap_chrf.png``, ``heatmap_wlr.png`` and ``report.md``, which embeds them.
+
+Works on finished, partial and still-running sweeps (it reads whatever evaluations exist) and never
+imports Ray. The same files give the same bytes: tables are sorted, bootstraps seeded, PNGs carry no
+version or time.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from mmkd.curves import plot
-from mmkd.curves.aggregate import load_results, write_tables
-from mmkd.curves.fit import GROUPS, best_per_cell, example_cis, final_rows, fit_curve, languages
+from mmkd.curves.aggregate import (
+    FINISHED,
+    load_results,
+    read_examples,
+    trial_states,
+    trial_status,
+    write_tables,
+)
+from mmkd.curves.fit import (
+    GROUP_COLUMNS,
+    N_BOOT,
+    OBJECTIVE,
+    PANELS,
+    CurveFit,
+    best_per_cell,
+    example_replicates,
+    final_rows,
+    fit_curve,
+    group_languages,
+    languages,
+    percentile_interval,
+    seed_replicates,
+    spearman_ci,
+    trial_rng,
+)
+from mmkd.errors import UserInputError
 
-EXAMPLES_FILE = "mmkd_examples.jsonl"
-BEST_COLUMNS = [
+REPORT = "report.md"
+CELL_COLUMNS = [
     "student",
     "student_params",
     "teacher",
+    "teacher_params",
     "ratio",
+    "adapter_rank",
     "adapter",
-    "n_trials",
     "lr",
-    "trial_id",
+    "n_trials",
+    "n_seeds",
+    "trial_ids",
     "step",
-    "source/chrf",
-    "zero_shot_high/chrf",
-    "low_resource/chrf",
-    "eval/score",
-    "chrf_ci_low",
-    "chrf_ci_high",
-    "eval/zero_shot/wlr",
-    "wlr_ci_low",
-    "wlr_ci_high",
-    "eval/low_resource/wlr",
+    "status",
     "stopped_by",
+    "ci_over",
+    OBJECTIVE,
 ]
-
-
-def latest_examples(exp_dir: Path, trial_dir: str) -> pd.DataFrame:
-    """Per-example rows of a trial's newest checkpoint (its latest evaluation)."""
-    files = sorted((exp_dir / trial_dir).glob(f"checkpoint_*/{EXAMPLES_FILE}"))
-    if not files:
-        return pd.DataFrame(columns=["lang", "chrf", "verdict"])
-    return pd.read_json(files[-1], lines=True)
+# Fitted per (student, adapter): the objective, and the chrF of each panel (drawn on the score plot).
+FIT_METRICS = ["zero_shot/chrf", *(f"{group}/chrf" for group in PANELS)]
 
 
 def build_curves(exp_dir: Path, out_dir: Path | None = None) -> Path:
+    """Everything from the experiment at ``exp_dir`` into ``out_dir``; returns the report's path."""
+    if not exp_dir.is_dir():
+        raise UserInputError(f"{exp_dir}: no such experiment directory")
     out = out_dir or exp_dir / "mmkd" / "curves"
     out.mkdir(parents=True, exist_ok=True)
-    df = load_results(exp_dir)
-    write_tables(df, out)
+    states = trial_states(exp_dir)
+    df = load_results(exp_dir, states)
+    tables = write_tables(df, out)
+    statuses = trial_status(exp_dir, states)
     final = final_rows(df)
     if final.empty:
-        report = out / "report.md"
-        report.write_text(
-            f"# Sweep {exp_dir.name}\n\nNo evaluations yet ({df['trial_id'].nunique()} trials).\n"
-        )
-        return report
-    best = best_per_cell(final)
-    langs = languages(df)
-    cis = []
-    for row in best.itertuples():
-        source = str(getattr(row, "source_lang", "en"))
-        cis.append(
-            example_cis(latest_examples(exp_dir, str(row.trial_dir)), [x for x in langs if x != source])
-        )
-    best = pd.concat([best, pd.DataFrame(cis, index=best.index)], axis=1)
-    fits = {}
-    for student, cell in best.groupby("student", sort=True):
-        fit = fit_curve(str(student), cell["ratio"].tolist(), cell["zero_shot_high/chrf"].tolist())
-        if fit is not None:
-            fits[str(student)] = fit
-    table = best[[c for c in BEST_COLUMNS if c in best]]
-    table.to_csv(out / "best_per_cell.csv", index=False, float_format="%.6g")
-    fit_table = pd.DataFrame(
-        [
-            {
-                "student": f.student,
-                "best_ratio": f.best_ratio,
-                "ci_low": f.best_ratio_low,
-                "ci_high": f.best_ratio_high,
-                "points": f.n_points,
-                "coef": json.dumps([round(c, 6) for c in f.coef]),
-            }
-            for f in fits.values()
-        ]
-    )
-    fit_table.to_csv(out / "fits.csv", index=False, float_format="%.6g")
+        return _write_report(out, [*_summary(exp_dir, df, statuses, final), "No evaluations yet.", ""])
 
-    pngs = {
-        "score vs ratio": plot.versus_ratio(best, "chrf", fits, out / "score_vs_ratio.png"),
-        "wrong-language rate vs ratio": plot.versus_ratio(best, "wlr", {}, out / "wlr_vs_ratio.png"),
+    best = with_intervals(best_per_cell(final), final, exp_dir)
+    fits = curve_fits(best)
+    rho = {
+        setting: spearman_ci(rows["lr"].tolist(), rows["zero_shot/wlr"].tolist())
+        for setting, rows in (
+            ("all", final),
+            ("full", final[final["adapter_rank"] == 0]),
+            ("adapters", final[final["adapter_rank"] > 0]),
+        )
     }
-    pngs["learning rate vs wrong-language rate"], rho = plot.lr_vs_wlr(final, out / "lr_vs_wlr.png")
-    pngs["chrF per language"] = plot.heatmap(best, langs, "chrf", out / "heatmap_chrf.png")
-    pngs["wrong-language rate per language"] = plot.heatmap(best, langs, "wlr", out / "heatmap_wlr.png")
+    langs, lang_groups = ordered_languages(df, final)
+    cell_table = best[[*CELL_COLUMNS, *_with_ci(GROUP_COLUMNS), *_language_columns(langs, best)]]
+    fit_table = _fit_table(fits)
+    # Derived numbers to 6 significant digits: readable, and the last bits of a least-squares fit or a
+    # mean may differ between BLAS builds; the same input still gives the same bytes.
+    cell_table.to_csv(out / "best_per_cell.csv", index=False, lineterminator="\n", float_format="%.6g")
+    fit_table.to_csv(out / "fits.csv", index=False, lineterminator="\n", float_format="%.6g")
 
-    statuses = df.drop_duplicates("trial_id")["status"].value_counts().sort_index()
+    pngs = [
+        ("Score vs teacher/student ratio", plot.versus_ratio(best, "chrf", fits, out / "score_vs_ratio.png")),
+        ("Wrong-language rate vs ratio", plot.versus_ratio(best, "wlr", {}, out / "wlr_vs_ratio.png")),
+        ("Learning rate vs wrong-language rate", plot.lr_vs_wlr(final, rho, out / "lr_vs_wlr.png")),
+        ("chrF per language", plot.heatmap(best, langs, lang_groups, "chrf", out / "heatmap_chrf.png")),
+        (
+            "Wrong-language rate per language",
+            plot.heatmap(best, langs, lang_groups, "wlr", out / "heatmap_wlr.png"),
+        ),
+    ]
+    lines = _summary(exp_dir, df, statuses, final)
+    lines += _findings(rho, fits, final)
+    lines += ["## Best learning rate per cell", "", _CELL_NOTE, "", _markdown(_cell_view(best)), ""]
+    lines += ["## Fitted curves", "", _FIT_NOTE, "", _markdown(_fit_view(fit_table)), ""]
+    for title, png in pngs:
+        lines += [f"## {title}", "", f"![{title}]({png.name})", ""]
+    files = [*tables, out / "best_per_cell.csv", out / "fits.csv"]
+    lines += ["## Files", "", *(f"- [{p.name}]({p.name})" for p in files), "", "## Method", "", _METHOD, ""]
+    return _write_report(out, lines)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Numbers
+# ---------------------------------------------------------------------------------------------------
+
+
+def with_intervals(best: pd.DataFrame, final: pd.DataFrame, exp_dir: Path) -> pd.DataFrame:
+    """``best`` with ``<group>/<metric>_lo`` / ``_hi`` (95% bootstrap) and a ``replicates`` column: the
+    bootstrap replicates of every group column (for the fitted curves' intervals)."""
+    by_id = final.set_index("trial_id")
+    langs = languages(final)
+    intervals, replicates, covered = [], [], []
+    for cell in best.itertuples(index=False):
+        trial_ids = str(cell.trial_ids).split(",")
+        per_seed: dict[str, list[np.ndarray]] = {column: [] for column in GROUP_COLUMNS}
+        with_examples = 0
+        for trial_id in trial_ids:
+            row = by_id.loc[trial_id]
+            reported = {column: float(row[column]) for column in GROUP_COLUMNS}
+            examples = read_examples(
+                exp_dir / str(row["trial_dir"]), int(row["step"]), row.get("checkpoint_dir_name")
+            )
+            if examples is None:
+                reps = {column: np.full(N_BOOT, value) for column, value in reported.items()}
+            else:
+                with_examples += 1
+                evaluated = [lang for lang in langs if not pd.isna(row.get(f"eval/{lang}/chrf"))]
+                groups = group_languages(str(row["source_lang"]), str(row["low_resource_langs"]), evaluated)
+                reps = example_replicates(examples, groups, reported, trial_rng(trial_id))
+            for column in GROUP_COLUMNS:
+                per_seed[column].append(reps[column])
+        rng = trial_rng(str(cell.trial_ids))  # keyed by the cell's trials, like each trial's own
+        cell_reps = {column: seed_replicates(per_seed[column], rng) for column in GROUP_COLUMNS}
+        replicates.append(cell_reps)
+        intervals.append(
+            {
+                key: value
+                for column in GROUP_COLUMNS
+                for key, value in zip(
+                    (f"{column}_lo", f"{column}_hi"), percentile_interval(cell_reps[column]), strict=True
+                )
+            }
+        )
+        over = (["examples"] if with_examples else []) + (["seeds"] if len(trial_ids) > 1 else [])
+        covered.append("+".join(over) or "none")
+    return best.assign(**pd.DataFrame(intervals, index=best.index), ci_over=covered, replicates=replicates)
+
+
+def curve_fits(best: pd.DataFrame) -> dict[tuple[str, str, str], CurveFit]:
+    """(student, adapter, metric) → fitted curve over the cells' ratios, for each of ``FIT_METRICS``."""
+    fits = {}
+    for (student, adapter), cells in best.groupby(["student", "adapter"], sort=True):
+        for metric in FIT_METRICS:
+            reps = np.stack([r[metric] for r in cells["replicates"]])
+            fit = fit_curve(
+                cells["ratio"].tolist(),
+                cells[metric].tolist(),
+                reps,
+                student=str(student),
+                adapter=str(adapter),
+                metric=metric,
+            )
+            if fit is not None:
+                fits[(str(student), str(adapter), metric)] = fit
+    return fits
+
+
+def ordered_languages(df: pd.DataFrame, final: pd.DataFrame) -> tuple[list[str], dict[str, str]]:
+    """Languages in panel order (source, zero-shot high-resource, low-resource), and each one's group
+    (by the sweep's most common source/low-resource setting)."""
+    langs = languages(df)
+    counts = final[["source_lang", "low_resource_langs"]].fillna("").astype(str).value_counts()
+    setting = counts.sort_index().idxmax()  # ties to the first in name order: never to file order
+    groups = group_languages(setting[0], setting[1], langs)
+    of = {lang: group for group in PANELS for lang in groups[group]}
+    rank = {group: i for i, group in enumerate(PANELS)}
+    ordered = sorted(langs, key=lambda lang: (rank.get(of.get(lang, ""), len(PANELS)), lang))
+    return ordered, of
+
+
+def _with_ci(columns: list[str]) -> list[str]:
+    return [name for column in columns for name in (column, f"{column}_lo", f"{column}_hi")]
+
+
+def _language_columns(langs: list[str], best: pd.DataFrame) -> list[str]:
+    return [c for lang in langs for c in (f"eval/{lang}/chrf", f"eval/{lang}/wlr") if c in best]
+
+
+def _fit_table(fits: dict[tuple[str, str, str], CurveFit]) -> pd.DataFrame:
+    columns = [
+        "student",
+        "adapter",
+        "metric",
+        "a",
+        "b",
+        "c",
+        "best_ratio",
+        "best_ratio_lo",
+        "best_ratio_hi",
+        "n_points",
+    ]
+    rows = [
+        [
+            f.student,
+            f.adapter,
+            f.metric,
+            *f.coef,
+            f.best_ratio,
+            f.best_ratio_low,
+            f.best_ratio_high,
+            f.n_points,
+        ]
+        for f in fits.values()
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Markdown
+# ---------------------------------------------------------------------------------------------------
+
+_CELL_NOTE = (
+    "A cell is (student size, teacher/student ratio, adapter setting); its row is the learning rate with "
+    "the best zero-shot chrF (the sweep objective) at the final evaluation, averaged over seeds when "
+    "repeated. Brackets: 95% bootstrap intervals (over evaluation examples, and over seeds when a cell was "
+    "repeated; `ci_over` in best_per_cell.csv). A trial still running counts with its latest evaluation."
+)
+_FIT_NOTE = (
+    "Per student and adapter setting, chrF = a + b·x + c·x² with x = log2(teacher/student ratio) "
+    "(a line with two ratios). Best ratio: the curve's maximum within the ratios tried, with the 95% "
+    "interval of refits to the bootstrap replicates. All coefficients and panels in fits.csv."
+)
+_METHOD = (
+    "- Tidy table: one row per (trial, step) from Tune's result.json; a step reported twice (a resumed "
+    "trial) keeps its last report. Status from the newest experiment_state file.\n"
+    "- Groups: source language; zero-shot high-resource = zero-shot languages minus the low-resource ones; "
+    "low-resource. A group's value is the mean over its languages.\n"
+    "- chrF intervals resample per-example sentence chrF (its mean approximates corpus chrF), shifted to the "
+    "reported corpus chrF; WLR intervals resample outputs and count wrong / determined per language.\n"
+    "- Spearman's ρ over every trial's final evaluation, with a 95% bootstrap interval over trials."
+)
+
+
+def _summary(exp_dir: Path, df: pd.DataFrame, statuses: dict[str, str], final: pd.DataFrame) -> list[str]:
+    counts = pd.Series(list(statuses.values()), dtype="str").value_counts().sort_index()
+    status_text = ", ".join(f"{n} {s.lower()}" for s, n in counts.items()) or "none started"
     lines = [
         f"# Sweep {exp_dir.name}",
         "",
-        f"{df['trial_id'].nunique()} trials ({', '.join(f'{k.lower()} {v}' for k, v in statuses.items())}), "
-        f"{len(df)} evaluations. Groups: {', '.join(plot.TITLES[g] for g in GROUPS)}.",
-        "",
-        f"Learning rate vs zero-shot wrong-language rate: Spearman ρ = {_fmt(rho)} over {len(final)} trials.",
-        "",
-        "## Best trial per cell (student × ratio × adapter, best over the learning rate, final evaluation)",
-        "",
-        "chrF and WLR intervals: 95% bootstrap over the zero-shot evaluation examples of that trial.",
-        "",
-        _markdown(table),
-        "",
-        "## Fitted curves (zero-shot high-resource chrF = a + b·log2 r + c·log2² r)",
-        "",
-        _markdown(fit_table) if not fit_table.empty else "Too few distinct ratios per student to fit.",
+        f"{len(statuses)} trials ({status_text}); {len(final)} with evaluations, "
+        f"{int(df[OBJECTIVE].notna().sum()) if OBJECTIVE in df else 0} evaluations in all.",
         "",
     ]
-    for title, png in pngs.items():
-        lines += [f"## {title[0].upper() + title[1:]}", "", f"![{title}]({png.name})", ""]
-    report = out / "report.md"
-    report.write_text("\n".join(lines))
-    return report
+    unfinished = sum(s not in FINISHED for s in statuses.values())
+    if unfinished:
+        lines += [
+            f"**Partial sweep**: {unfinished} trials not finished; running ones count with their "
+            "latest evaluation, so rerun `mmkd curves` when the sweep ends.",
+            "",
+        ]
+    stops = df.drop_duplicates("trial_id")["stopped_by"].replace("", "(not finished)").value_counts()
+    if not stops.empty:
+        lines += ["Stopped by: " + ", ".join(f"{k} {v}" for k, v in stops.sort_index().items()) + ".", ""]
+    errors = df.drop_duplicates("trial_id")
+    errors = errors[errors["status"] == "ERROR"]
+    if not errors.empty:
+        lines += ["Errored trials:", ""]
+        lines += [f"- `{r.trial_id}`: {r.error or '(no error file)'}" for r in errors.itertuples()] + [""]
+    return lines
 
 
-def _fmt(value: object) -> str:
-    if isinstance(value, float):
-        return "–" if math.isnan(value) else f"{value:.4g}"
-    return str(value)
+def _findings(
+    rho: dict[str, tuple[float, float, float]],
+    fits: dict[tuple[str, str, str], CurveFit],
+    final: pd.DataFrame,
+) -> list[str]:
+    lines = ["## Findings", ""]
+    rho_all = rho["all"]
+    if not math.isnan(rho_all[0]):
+        direction = "more" if rho_all[0] > 0 else "less"
+        lines.append(
+            f"- Learning rate vs zero-shot wrong-language rate: Spearman ρ = {_ci(*rho_all, digits=2)} over "
+            f"{int(final['zero_shot/wlr'].notna().sum())} trials (higher learning rates ⇒ {direction} "
+            f"wrong-language output); full finetuning {_ci(*rho['full'], digits=2)}, "
+            f"adapters {_ci(*rho['adapters'], digits=2)}."
+        )
+    for (student, adapter, metric), fit in fits.items():
+        if metric == "zero_shot/chrf":
+            lines.append(
+                f"- Student {student}, {adapter}: best ratio for zero-shot chrF ≈ "
+                f"{_ci(fit.best_ratio, fit.best_ratio_low, fit.best_ratio_high, digits=3, general=True)} "
+                f"({fit.n_points} ratios)."
+            )
+    return [*lines, ""] if len(lines) > 2 else []
+
+
+def _cell_view(best: pd.DataFrame) -> pd.DataFrame:
+    def ci(column: str, digits: int) -> list[str]:
+        return [
+            _ci(v, lo, hi, digits=digits) for v, lo, hi in best[_with_ci([column])].itertuples(index=False)
+        ]
+
+    return pd.DataFrame(
+        {
+            "student": best["student"],
+            "ratio": [f"{r:g}" for r in best["ratio"]],
+            "adapter": best["adapter"],
+            "lr": [f"{v:.2e}" for v in best["lr"]],
+            "trials": best["n_trials"],
+            "seeds": best["n_seeds"],
+            "step": best["step"],
+            "zero-shot chrF": ci("zero_shot/chrf", 1),
+            "high-res chrF": ci("zero_shot_high/chrf", 1),
+            "low-res chrF": ci("low_resource/chrf", 1),
+            "source chrF": ci("source/chrf", 1),
+            "zero-shot WLR": ci("zero_shot/wlr", 3),
+            "low-res WLR": ci("low_resource/wlr", 3),
+            "status": best["status"],
+        }
+    )
+
+
+def _fit_view(fits: pd.DataFrame) -> pd.DataFrame:
+    shown = fits[fits["metric"].isin(["zero_shot/chrf", "low_resource/chrf"])]
+    return pd.DataFrame(
+        {
+            "student": shown["student"],
+            "adapter": shown["adapter"],
+            "chrF of": shown["metric"].str.split("/").str[0],
+            "a, b, c": [
+                f"{a:.2f}, {b:.2f}, {c:.2f}" for a, b, c in shown[["a", "b", "c"]].itertuples(index=False)
+            ],
+            "best ratio [95% CI]": [
+                _ci(v, lo, hi, digits=3, general=True)
+                for v, lo, hi in shown[["best_ratio", "best_ratio_lo", "best_ratio_hi"]].itertuples(
+                    index=False
+                )
+            ],
+            "ratios": shown["n_points"],
+        }
+    )
+
+
+def _ci(value: float, low: float, high: float, *, digits: int, general: bool = False) -> str:
+    if math.isnan(value):
+        return "–"
+    spec = f".{digits}{'g' if general else 'f'}"
+    if math.isnan(low) or low == high == value:
+        return format(value, spec)
+    return f"{value:{spec}} [{low:{spec}}, {high:{spec}}]"
 
 
 def _markdown(df: pd.DataFrame) -> str:
-    head = "| " + " | ".join(df.columns) + " |"
+    if df.empty:
+        return "(none: too few cells)"
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
     rule = "|" + "---|" * len(df.columns)
-    rows = ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    rows = ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join([head, rule, *rows])
+
+
+def _write_report(out: Path, lines: list[str]) -> Path:
+    report = out / REPORT
+    report.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
+    return report
