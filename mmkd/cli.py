@@ -4,6 +4,7 @@
     mmkd sweep resume NAME_OR_PATH [--storage DIR]
     mmkd sweep status NAME_OR_PATH [--storage DIR]
     mmkd sweep validate SWEEP.yaml [--set a.b=v ...]
+    mmkd sweep submit SWEEP.yaml --address http://HEAD:8265 [--name N] [--storage S] [--follow] [--set ...]
     mmkd trial run SWEEP.yaml [--lr X --rank R --teacher T --student S] [--out DIR]
     mmkd curves NAME_OR_PATH [--out DIR]
     mmkd zoo build [--sweep SWEEP.yaml] [--sizes xs,s]
@@ -84,6 +85,14 @@ def sweep_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def sweep_submit(args: argparse.Namespace) -> int:
+    from mmkd.sweep import cluster
+
+    return cluster.submit(
+        args.sweep, args.set, address=args.address, name=args.name, storage=args.storage, follow=args.follow
+    )
+
+
 def trial_run(args: argparse.Namespace) -> int:
     from mmkd.trial import run_local
 
@@ -144,7 +153,7 @@ def zoo_build(args: argparse.Namespace) -> int:
 def data_show(args: argparse.Namespace) -> int:
     from mmkd.data import format_examples, get_task
 
-    task = get_task(args.task)
+    task = get_task(args.task, **({"data_dir": args.data_dir} if args.data_dir else {}))
     print(format_examples(task, args.split, args.lang, args.n))
     return 0
 
@@ -190,6 +199,19 @@ def _parser() -> argparse.ArgumentParser:
     val = _cmd(sweep, "validate", sweep_validate, "check a sweep YAML and print it resolved")
     val.add_argument("sweep")
     _set_option(val)
+    submit = _cmd(sweep, "submit", sweep_submit, "run a sweep on a Ray cluster as a Ray job")
+    submit.add_argument("sweep", help="sweep YAML, or the name of a shipped sweep (quickstart)")
+    submit.add_argument(
+        "--address", help="the cluster's dashboard, e.g. http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS)"
+    )
+    submit.add_argument("--name", help="experiment name (default: the YAML's name)")
+    submit.add_argument(
+        "--storage", help="directory (relative: under the head's home) or URI (default: the YAML's)"
+    )
+    submit.add_argument(
+        "--follow", action="store_true", help="stream the job's logs; exit 0 if it succeeds, else 1"
+    )
+    _set_option(submit)
 
     trial = _group(sub, "trial", "run one trial without Ray (debugging)")
     tr = _cmd(trial, "run", trial_run, "run one trial of a sweep locally")
@@ -219,6 +241,7 @@ def _parser() -> argparse.ArgumentParser:
     ds.add_argument("--lang", required=True)
     ds.add_argument("--split", default="dev", choices=["train", "dev", "test"])
     ds.add_argument("-n", type=int, default=5)
+    ds.add_argument("--data-dir", help="local copy of a hub task's data (xtreme_r/*)")
 
     w = _cmd(sub, "wlr", wlr, "wrong-language rate of any system's outputs (JSON lines: output, lang)")
     w.add_argument("file")

@@ -182,7 +182,9 @@ class ResourcesConfig(_Strict):
 
 class SweepConfig(_Strict):
     name: str = Field("sweep", pattern=r"^[A-Za-z0-9_.-]+$", description="Experiment name under storage.")
-    storage: str = Field("runs", description="Directory or URI that holds experiments.")
+    storage: str = Field(
+        "runs", description="Directory that holds experiments; on a cluster, a path every node mounts (NFS)."
+    )
     task: TaskConfig = TaskConfig()
     family: FamilyConfig = FamilyConfig()
     search: SearchConfig = SearchConfig()
@@ -195,6 +197,15 @@ class SweepConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> SweepConfig:
+        if "://" in self.storage:
+            raise _KeyError(
+                "storage",
+                "object-store URIs are not supported yet (mmkd writes teachers and "
+                "caches with file I/O); mount shared storage (NFS/EFS) and give its path",
+                self.storage,
+            )
+        if self.resources.gpu > 1 and not float(self.resources.gpu).is_integer():
+            raise _KeyError("resources.gpu", "above 1 it must be a whole number of GPUs", self.resources.gpu)
         if self.train.eval_every > self.train.max_steps:
             raise _KeyError(
                 "train.eval_every",

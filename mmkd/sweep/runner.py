@@ -106,10 +106,11 @@ def _init_ray(address: str | None) -> None:
 def _trainable(sweep: SweepConfig, artefacts: dict[str, Any]) -> Any:
     from ray import tune
 
+    from mmkd.sweep.cluster import trial_resources
     from mmkd.trial import tune_trial
 
     fn = tune.with_parameters(tune_trial, sweep=sweep.model_dump(mode="json"), artefacts=artefacts)
-    return tune.with_resources(fn, {"cpu": sweep.resources.cpu, "gpu": sweep.resources.gpu})
+    return tune.with_resources(fn, trial_resources(sweep.resources))
 
 
 def _tuner(sweep: SweepConfig, exp: Experiment, artefacts: dict[str, Any]) -> Any:
@@ -154,8 +155,13 @@ def _reporter() -> Any:
 
     return CLIReporter(
         parameter_columns={"models": "teacher:student", "lr": "lr", "adapter_rank": "rank"},
-        metric_columns={"step": "step", "eval/source/chrf": "en chrF", "eval/score": "0-shot chrF",
-                        "eval/zero_shot/wlr": "0-shot WLR", "eval/low_resource/wlr": "low-res WLR"},
+        metric_columns={
+            "step": "step",
+            "eval/source/chrf": "en chrF",
+            "eval/score": "0-shot chrF",
+            "eval/zero_shot/wlr": "0-shot WLR",
+            "eval/low_resource/wlr": "low-res WLR",
+        },
         max_report_frequency=30,
     )
 
@@ -219,12 +225,13 @@ def prepare_artefacts(sweep: SweepConfig, exp: Experiment) -> dict[str, Any]:
     """
     from mmkd.models import get_family
     from mmkd.models.zoo import ZooSettings
+    from mmkd.sweep.cluster import prepare_resources
 
     family = get_family(sweep.family.name)
     pairs = sweep.pairs()
     sizes = sorted({s for pair in pairs for s in pair}, key=lambda n: -family.size(n).params)
     zoo = ZooSettings(**sweep.family.zoo.model_dump())
-    prep = {"num_cpus": sweep.resources.cpu, "num_gpus": sweep.resources.gpu}
+    prep = prepare_resources(sweep.resources)
     models: dict[str, Any] = {}
     for size in sizes:
         source = family.size(size).source
