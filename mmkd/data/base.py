@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from mmkd.registry import Registry
+from mmkd.errors import UserInputError
+from mmkd.registry import Registry, did_you_mean
 
 SPLITS = ("train", "dev", "test")
 
@@ -42,12 +44,27 @@ TASKS: Registry[Callable[..., Task]] = Registry("task")
 
 
 def get_task(name: str, **options: Any) -> Task:
-    return TASKS.get(name)(**options)
+    """The registered task ``name`` built with ``options``; an unknown name or option is a
+    ``UserInputError`` naming it (with a "did you mean"), not a ``TypeError`` from deep inside."""
+    factory = TASKS.get(name)
+    params = inspect.signature(factory).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):  # a factory taking **options checks them itself
+        return factory(**options)
+    known = [p.name for p in params]
+    for key in options:
+        if key not in known:
+            raise UserInputError(
+                f"task.{key}: not an option of {name}{did_you_mean(key, known)}; options: {', '.join(known)}"
+            )
+    return factory(**options)
 
 
 def format_examples(task: Task, split: str, lang: str, n: int) -> str:
-    examples = task.examples(split, lang)[:n]
-    lines = [f"{task.name} · {split} · {lang} · {len(task.examples(split, lang))} examples"]
-    for e in examples:
+    """The first ``n`` examples of a split in one language, as ``mmkd data show`` prints them."""
+    if n < 0:
+        raise UserInputError(f"-n: must be >= 0 (got {n})")
+    examples = task.examples(split, lang)
+    lines = [f"{task.name} · {split} · {lang} · {len(examples)} examples"]
+    for e in examples[:n]:
         lines += [f"[{e.id}]", f"  source: {e.source}", f"  target: {e.target}"]
     return "\n".join(lines)
