@@ -17,7 +17,10 @@ def load_seq2seq(source: str | Path, dtype: torch.dtype | None = None) -> tuple[
     ``UserInputError`` saying what is missing and how to give a local path, never a traceback or a hang.
     """
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    # Trials load several models each; a progress bar per load buries the sweep's own output.
+    hf_logging.disable_progress_bar()
     src = str(source)
     try:
         tokenizer = AutoTokenizer.from_pretrained(src)
