@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -128,6 +129,8 @@ def lr_vs_wlr(final: pd.DataFrame, rho: Mapping[str, tuple[float, float, float]]
         )
     if not shown.empty:
         ax.set_xscale("log")
+        # Labels on every minor tick of a narrow lr range overlap; the decades are enough.
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.legend(fontsize=8, loc="best")
     ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel("learning rate")
