@@ -3,7 +3,7 @@
     python benchmarks/early_stop.py [--storage /tmp/mmkd-bench] [--set key=value ...]
 
 Runs the quickstart sweep (smaller: 8 trials, 120 steps, 10 languages) twice through mmkd's own runner
-— once with `stop.wlr` (absolute, threshold 0.6 on low-resource WLR, one evaluation of grace) and once
+— once with `stop.wlr` (absolute, threshold 0.9 on low-resource WLR, one evaluation of grace) and once
 without — and compares the training steps spent and the best objective. Prints one JSON line last.
 """
 
@@ -11,44 +11,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
+from common import run_quickstart
 
 BASE = [
     "search.num_samples=8",
     "train.max_steps=120",
     "train.eval_every=30",
     "task.n_dev=16",
-    "task.languages=[de, ru, es, hi, tr, te, ta, bn, my, tl]",
+    "task.languages=[fr, ru, ar, hi, tr, te, ml, my, sw, jv]",
 ]
-WLR_STOP = "stop.wlr={metric: eval/low_resource/wlr, threshold: 0.6, grace_evals: 1, mode: absolute}"
+WLR_STOP = "stop.wlr={metric: eval/low_resource/wlr, threshold: 0.9, grace_evals: 1, mode: absolute}"
 
 
 def run(name: str, storage: Path, overrides: list[str]) -> tuple[pd.DataFrame, float]:
-    args = [a for o in overrides for a in ("--set", o)]
-    start = time.perf_counter()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mmkd.cli",
-            "sweep",
-            "run",
-            "quickstart",
-            "--name",
-            name,
-            "--storage",
-            str(storage),
-            *args,
-        ],
-        check=True,
-    )
-    return pd.read_csv(storage / name / "mmkd" / "results.csv"), time.perf_counter() - start
+    seconds = run_quickstart(name, storage, overrides)
+    return pd.read_csv(storage / name / "mmkd" / "results.csv"), seconds
 
 
 def main() -> None:

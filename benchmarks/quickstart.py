@@ -13,36 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
-
-
-def sweep(name: str, storage: Path, cache: Path) -> float:
-    env = {**os.environ, "MMKD_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    start = time.perf_counter()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mmkd.cli",
-            "sweep",
-            "run",
-            "quickstart",
-            "--name",
-            name,
-            "--storage",
-            str(storage),
-        ],
-        check=True,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
-    return time.perf_counter() - start
+from common import run_quickstart
 
 
 def untrained_source_chrf(student: str, cache: Path) -> float:
@@ -73,8 +48,8 @@ def main() -> None:
     cache = root / "cache"
     out: dict[str, object] = {}
     if not args.skip_cold:
-        out["quickstart_cold_s"] = sweep("cold", root / "runs", cache)
-    out["quickstart_warm_s"] = sweep("warm", root / "runs", cache)
+        out["quickstart_cold_s"] = run_quickstart("cold", root / "runs", cache=cache)
+    out["quickstart_warm_s"] = run_quickstart("warm", root / "runs", cache=cache)
     df = pd.read_csv(root / "runs" / "warm" / "mmkd" / "results.csv")
     final = df.sort_values("step").groupby("trial_id").tail(1)
     best = final.sort_values("eval/score", ascending=False).iloc[0]

@@ -1,63 +1,32 @@
 """A real 2-trial micro-sweep through the CLI on a local Ray: metric contract and storage layout."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
+from .micro import env as offline_env
+from .micro import mmkd, sets
+
 pytestmark = pytest.mark.integration
 
-MICRO = [
-    "--set",
+MICRO = sets(
     "search.num_samples=2",
-    "--set",
     "search.student=[xs, s]",
-    "--set",
     "search.adapter_rank=[0, 4]",
-    "--set",
-    "family.zoo.steps=20",
-    "--set",
-    "family.zoo.corpus_lines=100",
-    "--set",
-    "teacher.steps=20",
-    "--set",
     "train.max_steps=6",
-    "--set",
     "train.eval_every=3",
-    "--set",
     "train.batch_size=8",
-    "--set",
     "task.n_train=64",
-    "--set",
     "task.n_dev=3",
-    "--set",
     "task.languages=[ru, hi, te, ta]",
-    "--set",
     "eval.max_new_tokens=24",
-    "--set",
-    "stop.wlr=null",
-]
-
-
-def mmkd(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mmkd.cli", *args], capture_output=True, text=True, env=env, timeout=600
-    )
+)
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("cache")
-    return {
-        **os.environ,
-        "MMKD_CACHE": str(cache),
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "RAY_DEDUP_LOGS": "0",
-    }
+    return offline_env(tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(scope="module")

@@ -5,48 +5,30 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from .micro import command, env, mmkd, sets
+
 pytestmark = pytest.mark.integration
 
 NUM_SAMPLES, MAX_STEPS = 4, 40
-SWEEP = [
-    "--set",
+SWEEP = sets(
     f"search.num_samples={NUM_SAMPLES}",
-    "--set",
     "search.student=[xs, s]",
-    "--set",
     "search.adapter_rank=[0, 4]",
-    "--set",
     "resources.max_concurrent=1",
-    "--set",
-    "family.zoo.steps=20",
-    "--set",
-    "family.zoo.corpus_lines=100",
-    "--set",
-    "teacher.steps=20",
-    "--set",
     f"train.max_steps={MAX_STEPS}",
-    "--set",
     "train.eval_every=5",
-    "--set",
     "train.batch_size=8",
-    "--set",
     "task.n_train=64",
-    "--set",
     "task.n_dev=3",
-    "--set",
     "task.languages=[ru, te]",
-    "--set",
     "eval.max_new_tokens=16",
-    "--set",
-    "stop.wlr=null",
-]
+)
 
 
 def _steps(exp: Path) -> dict[str, int]:
@@ -78,22 +60,12 @@ def _interrupt_mid_way(exp: Path, proc: subprocess.Popen, sig: int) -> dict[str,
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
 def test_interrupted_sweep_resumes_to_exactly_num_samples(tmp_path, sig):
-    env = {**os.environ, "MMKD_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    environ = env(tmp_path / "cache")
     exp = tmp_path / "runs" / "resumable"
-    cmd = [
-        sys.executable,
-        "-m",
-        "mmkd.cli",
-        "sweep",
-        "run",
-        "quickstart",
-        "--name",
-        "resumable",
-        "--storage",
-        str(tmp_path / "runs"),
-        *SWEEP,
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    cmd = command(
+        "sweep", "run", "quickstart", "--name", "resumable", "--storage", str(tmp_path / "runs"), *SWEEP
+    )
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ)
     finished = _interrupt_mid_way(exp, proc, sig)
     _, err = proc.communicate(timeout=120)
     if sig == signal.SIGINT:
@@ -102,13 +74,7 @@ def test_interrupted_sweep_resumes_to_exactly_num_samples(tmp_path, sig):
     else:
         assert proc.returncode == -signal.SIGKILL
     time.sleep(2)
-    resumed = subprocess.run(
-        [sys.executable, "-m", "mmkd.cli", "sweep", "resume", str(exp)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    resumed = mmkd("sweep", "resume", str(exp), env=environ)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
 
     df = pd.read_csv(exp / "mmkd" / "results.csv")
