@@ -14,6 +14,21 @@ def sets(*overrides: str) -> list[str]:
     return [arg for item in (*TINY, *overrides) for arg in ("--set", item)]
 
 
+# The 2-trial micro-sweep (test_micro_sweep.py; test_cluster.py submits the same one to a cluster).
+MICRO = sets(
+    "search.num_samples=2",
+    "search.student=[xs, s]",
+    "search.adapter_rank=[0, 4]",
+    "train.max_steps=6",
+    "train.eval_every=3",
+    "train.batch_size=8",
+    "task.n_train=64",
+    "task.n_dev=3",
+    "task.languages=[ru, hi, te, ta]",
+    "eval.max_new_tokens=24",
+)
+
+
 def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "mmkd.cli", *args]
 

@@ -7,7 +7,6 @@ The head gets its own ports and temp dir, and only its own processes are stopped
 """
 
 import http.server
-import importlib.util
 import json
 import os
 import re
@@ -31,6 +30,8 @@ import pandas as pd
 import psutil
 import pytest
 
+from .micro import MICRO
+
 pytestmark = pytest.mark.integration
 
 RAY = Path(sys.executable).with_name("ray")
@@ -38,17 +39,6 @@ TOKEN = secrets.token_hex(16)
 CHROMIUM = Path("/usr/bin/chromium")
 # Loopback only: never through a proxy the environment may name.
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def micro() -> list[str]:
-    """The micro-sweep overrides of test_micro_sweep.py, kept in one place."""
-    spec = importlib.util.spec_from_file_location(
-        "micro_sweep", Path(__file__).with_name("test_micro_sweep.py")
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return list(module.MICRO)
 
 
 def get(url: str, token: str | None = TOKEN) -> tuple[int, str]:
@@ -193,7 +183,7 @@ def submitted(head, tmp_path_factory) -> Submitted:
     out, err = storage.parent / "submit.out", storage.parent / "submit.err"
     command = [
         sys.executable, "-m", "mmkd.cli", "sweep", "submit", "quickstart", "--address", head.dashboard,
-        "--name", "micro", "--storage", str(storage), "--follow", *micro(),
+        "--name", "micro", "--storage", str(storage), "--follow", *MICRO,
     ]  # fmt: skip
     started = time.monotonic()
     with out.open("w") as stdout, err.open("w") as stderr:

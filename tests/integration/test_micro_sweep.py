@@ -5,23 +5,10 @@ import json
 import pandas as pd
 import pytest
 
+from .micro import MICRO, mmkd
 from .micro import env as offline_env
-from .micro import mmkd, sets
 
 pytestmark = pytest.mark.integration
-
-MICRO = sets(
-    "search.num_samples=2",
-    "search.student=[xs, s]",
-    "search.adapter_rank=[0, 4]",
-    "train.max_steps=6",
-    "train.eval_every=3",
-    "train.batch_size=8",
-    "task.n_train=64",
-    "task.n_dev=3",
-    "task.languages=[ru, hi, te, ta]",
-    "eval.max_new_tokens=24",
-)
 
 
 @pytest.fixture(scope="module")
