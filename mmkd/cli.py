@@ -1,6 +1,6 @@
 """The ``mmkd`` command: parses arguments and calls one function per subcommand.
 
-    mmkd sweep run SWEEP.yaml [--name N] [--storage DIR] [--address ADDR] [--resume] [--set a.b=v ...]
+    mmkd sweep run SWEEP.yaml [--name N] [--storage DIR] [--address ADDR] [--resume] [--simulate] [--set ...]
     mmkd sweep resume NAME_OR_PATH [--storage DIR]
     mmkd sweep status NAME_OR_PATH [--storage DIR]
     mmkd sweep validate SWEEP.yaml [--set a.b=v ...]
@@ -52,7 +52,7 @@ def sweep_run(args: argparse.Namespace) -> int:
     from mmkd import config
     from mmkd.sweep import runner
 
-    sweep = config.load(args.sweep, args.set)
+    sweep = config.load(args.sweep, [*args.set, *(["simulate.enabled=true"] if args.simulate else [])])
     name = args.name or sweep.name
     path = Path(args.storage or sweep.storage) / name
     args.resume_hint = f"mmkd sweep resume {path}"
@@ -187,6 +187,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
     run.add_argument(
         "--resume", action="store_true", help="if the sweep exists, resume it instead of refusing"
+    )
+    run.add_argument(
+        "--simulate",
+        action="store_true",
+        help="scale simulation: trials follow a synthetic learning-curve/cost model instead of training "
+        "(same as --set simulate.enabled=true; kept for resume)",
     )
     _set_option(run)
     res = _cmd(sweep, "resume", sweep_resume, "continue an interrupted sweep")

@@ -180,6 +180,19 @@ class ResourcesConfig(_Strict):
     max_concurrent: PositiveInt | None = Field(None, description="Default: as many as the cluster fits.")
 
 
+class SimulateConfig(_Strict):
+    """Scale simulation (`mmkd sweep run --simulate`): trials follow a synthetic learning-curve and cost
+    model (mmkd/sweep/simulate.py) instead of training; Tune, Optuna, stopping and storage stay real."""
+
+    enabled: bool = Field(False, description="Run simulated trials (no models, teachers or data loaded).")
+    step_seconds: Annotated[float, Field(ge=0)] = Field(
+        0.05, description="Simulated seconds of a training step of a student the teacher's size (/ ratio)."
+    )
+    eval_seconds: Annotated[float, Field(ge=0)] = Field(
+        0.5, description="Simulated seconds of an evaluation of a student the teacher's size (/ ratio)."
+    )
+
+
 class SweepConfig(_Strict):
     name: str = Field("sweep", pattern=r"^[A-Za-z0-9_.-]+$", description="Experiment name under storage.")
     storage: str = Field(
@@ -194,6 +207,7 @@ class SweepConfig(_Strict):
     eval: EvalConfig = EvalConfig()
     stop: StopConfig = StopConfig()
     resources: ResourcesConfig = ResourcesConfig()
+    simulate: SimulateConfig = SimulateConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> SweepConfig:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,8 +60,14 @@ class Experiment:
 
 
 def run(
-    sweep: SweepConfig, *, name: str | None = None, storage: str | None = None, address: str | None = None
+    sweep: SweepConfig,
+    *,
+    name: str | None = None,
+    storage: str | None = None,
+    address: str | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> int:
+    """``callbacks``: extra Tune callbacks (the benchmarks time the driver with one)."""
     exp = Experiment(Path(storage or sweep.storage).resolve(), name or sweep.name)
     if exp.path.exists():
         raise UserInputError(
@@ -71,7 +78,7 @@ def run(
     exp.mmkd.mkdir(parents=True)
     (exp.mmkd / CONFIG_FILE).write_text(config_mod.dump(sweep))
     _init_ray(address)
-    tuner = _tuner(sweep, exp, prepare_artefacts(sweep, exp))
+    tuner = _tuner(sweep, exp, _artefacts(sweep, exp), callbacks)
     return _fit(tuner, exp, sweep.search.num_samples)
 
 
@@ -81,11 +88,9 @@ def resume(name_or_path: str, *, storage: str | None = None, address: str | None
     exp = Experiment.locate(name_or_path, storage)
     sweep = config_mod.load(exp.mmkd / CONFIG_FILE)
     _init_ray(address)
-    # Re-preparing is a cache lookup: zoo and teachers are keyed by content and found on disk.
-    artefacts = prepare_artefacts(sweep, exp)
     tuner = tune.Tuner.restore(
         str(exp.path),
-        trainable=_trainable(sweep, artefacts),
+        trainable=_trainable(sweep, _artefacts(sweep, exp)),
         resume_unfinished=True,
         resume_errored=True,
     )
@@ -103,17 +108,34 @@ def _init_ray(address: str | None) -> None:
         ray.init(include_dashboard=False, configure_logging=True, logging_level=logging.WARNING)
 
 
+def _artefacts(sweep: SweepConfig, exp: Experiment) -> dict[str, Any]:
+    """Re-preparing (on resume) is a cache lookup: zoo and teachers are keyed by content and found on
+    disk. A simulated sweep (``simulate.enabled``, kept in the stored config) needs none."""
+    return {} if sweep.simulate.enabled else prepare_artefacts(sweep, exp)
+
+
 def _trainable(sweep: SweepConfig, artefacts: dict[str, Any]) -> Any:
     from ray import tune
 
     from mmkd.sweep.cluster import trial_resources
-    from mmkd.trial import tune_trial
 
-    fn = tune.with_parameters(tune_trial, sweep=sweep.model_dump(mode="json"), artefacts=artefacts)
+    sweep_dict = sweep.model_dump(mode="json")
+    if sweep.simulate.enabled:
+        from mmkd.data import get_task
+        from mmkd.sweep.simulate import Languages, simulated_trial
+
+        languages = Languages.of_task(get_task(sweep.task.name, **sweep.task_options()))
+        fn = tune.with_parameters(simulated_trial, sweep=sweep_dict, languages=languages)
+    else:
+        from mmkd.trial import tune_trial
+
+        fn = tune.with_parameters(tune_trial, sweep=sweep_dict, artefacts=artefacts)
     return tune.with_resources(fn, trial_resources(sweep.resources))
 
 
-def _tuner(sweep: SweepConfig, exp: Experiment, artefacts: dict[str, Any]) -> Any:
+def _tuner(
+    sweep: SweepConfig, exp: Experiment, artefacts: dict[str, Any], callbacks: Sequence[Any] = ()
+) -> Any:
     import optuna
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
@@ -145,6 +167,7 @@ def _tuner(sweep: SweepConfig, exp: Experiment, artefacts: dict[str, Any]) -> An
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             stop=_stopper(sweep, exp),
             progress_reporter=_reporter(),
+            callbacks=list(callbacks) or None,
             verbose=1,
         ),
     )

@@ -1,0 +1,255 @@
+"""Scale simulation: trials that follow a synthetic learning-curve and cost model instead of training.
+
+    mmkd sweep run sweeps/quickstart.yaml --simulate --set search.num_samples=2000 --set resources.gpu=1
+    python benchmarks/simulate.py            # 2,000 trials on a local Ray cluster with 64 logical GPUs
+
+Everything but the training is real: Ray Tune schedules ``simulated_trial`` with the sweep's resources,
+Optuna proposes its configurations through the same define-by-run space, the WLR stopper and ASHA judge
+its reports, it checkpoints to the sweep's storage (a small safetensors file and ``state.json``) and
+resumes from ``tune.get_checkpoint()``, and the results table and ``mmkd curves`` read it like any sweep.
+It takes the same config as ``mmkd.trial.tune_trial`` and reports the same metric keys (the contract in
+DESIGN.md) every ``train.eval_every`` steps, plus ``simulated: 1``.
+
+The model (``evaluate``) is deterministic in (config, step, language) and encodes the known findings:
+quality rises with training steps towards a ceiling set by the student's size, is best at a learning
+rate near the optimum of its adapter (LoRA tolerates higher rates than full finetuning) and gains most
+from distillation at a moderate teacher/student ratio (a capacity gap at large ratios); the wrong-language
+rate rises with the learning rate and with training, is higher in low-resource languages, and is lower
+with small adapter ranks (full finetuning, rank 0, forgets the most). Seeded noise is added per report.
+
+Cost (``step_seconds``): a training step of a student as large as its teacher costs
+``simulate.step_seconds`` (FLOPs scale with parameters, so a student costs ``step_seconds / ratio``),
+plus a third of ``step_seconds`` (the teacher's forward pass) when the teacher is not cached; an
+evaluation costs ``simulate.eval_seconds / ratio``. The trial sleeps that long, once per report.
+
+This module must not import torch (or mmkd.trial / mmkd.models): simulated trial actors stay light.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CHECKPOINT_DIR = "checkpoint"
+STATE_FILE = "state.json"
+TENSOR_FILE = "trainable.safetensors"
+
+# Learning rates at which each kind of student learns best, and from which it drifts into the source
+# language (the tiny family's regime: the quickstart searches 1e-4 .. 1e-2).
+LR_OPT_FULL, LR_OPT_LORA = 1e-3, 3e-3
+LR_DRIFT_FULL = 2e-3
+SWEET_RATIO = 8.0
+
+
+@dataclass(frozen=True)
+class Languages:
+    """What the evaluation covers: the source language first, then the zero-shot ones."""
+
+    source: str
+    langs: tuple[str, ...]
+    low_resource: tuple[str, ...]
+
+    @classmethod
+    def of_task(cls, task: Any) -> Languages:
+        return cls(task.source_lang, tuple(task.languages), tuple(task.low_resource))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The learning-curve model (pure functions of the trial config and the step)
+# ---------------------------------------------------------------------------------------------------
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def _rng(config: Mapping[str, Any], seed: int, *parts: object) -> random.Random:
+    # A str seed is hashed with SHA-512 by `random`: the same in every process, unlike hash().
+    key = "|".join(
+        str(v) for v in (seed, repr(float(config["lr"])), config["adapter_rank"], config["teacher"])
+    )
+    return random.Random(f"{key}|{config['student']}|" + "|".join(map(str, parts)))
+
+
+def learning_speed(lr: float, rank: int) -> float:
+    """Effective steps per step: faster with the learning rate, saturating at 3x the optimum's speed."""
+    return min(lr / (LR_OPT_FULL if rank == 0 else LR_OPT_LORA), 3.0)
+
+
+def source_quality(config: Mapping[str, Any], step: int) -> float:
+    """Noise-free chrF in the source language after ``step`` steps."""
+    lr, rank = float(config["lr"]), int(config["adapter_rank"])
+    ceiling = min(85.0, max(5.0, 20.0 + 12.0 * math.log10(float(config["student_params"]) / 1e4)))
+    rank_factor = 1.0 if rank == 0 else 1.0 - 0.25 / math.sqrt(rank)
+    lr_off = math.log10(lr / (LR_OPT_FULL if rank == 0 else LR_OPT_LORA)) / 0.6
+    lr_factor = 0.3 + 0.7 * math.exp(-0.5 * lr_off**2)
+    gap = math.log(float(config["ratio"]) / SWEET_RATIO)
+    distill_gain = 1.0 + 0.1 * math.exp(-0.5 * gap**2)
+    progress = 1.0 - math.exp(-step * learning_speed(lr, rank) / 60.0)
+    return 5.0 + (ceiling * rank_factor * lr_factor * distill_gain - 5.0) * progress
+
+
+def drift(config: Mapping[str, Any], step: int, low_resource: bool) -> float:
+    """Noise-free wrong-language rate after ``step`` steps (before the per-language offset)."""
+    lr, rank = float(config["lr"]), int(config["adapter_rank"])
+    # Small adapters change the model least: their drift needs a higher learning rate.
+    lr_drift = LR_DRIFT_FULL * (1.0 if rank == 0 else 1.0 + 4.0 / math.sqrt(rank))
+    logit = 3.0 * math.log10(lr / lr_drift) + (0.8 if low_resource else 0.0)
+    reached = 1.0 - math.exp(-step * learning_speed(lr, rank) / 40.0)
+    return 0.1 + 0.9 * _sigmoid(logit) * reached
+
+
+def evaluate(config: Mapping[str, Any], step: int, languages: Languages, seed: int = 0) -> dict[str, float]:
+    """The evaluation metrics of a report at ``step``, with the same keys as a real evaluation."""
+    low = set(languages.low_resource)
+    source_chrf = source_quality(config, step)
+    metrics: dict[str, float] = {}
+    for lang in languages.langs:
+        rng = _rng(config, seed, step, lang)
+        lang_rng = random.Random(f"lang|{lang}")  # fixed per language, the same in every trial
+        if lang == languages.source:
+            chrf, wlr = source_chrf + rng.gauss(0, 0.5), 0.02 + abs(rng.gauss(0, 0.01))
+        else:
+            is_low = lang in low
+            base = drift(config, step, is_low)
+            wlr = _sigmoid(math.log(base / (1 - base)) + lang_rng.uniform(-0.3, 0.3)) + rng.gauss(0, 0.02)
+            transfer = (0.5 if is_low else 0.75) + lang_rng.uniform(-0.08, 0.08)
+            chrf = source_chrf * transfer * (1 - 0.85 * min(max(wlr, 0.0), 1.0)) + rng.gauss(0, 0.5)
+        wlr = min(max(wlr, 0.0), 1.0)
+        metrics[f"eval/{lang}/chrf"] = min(max(chrf, 0.0), 100.0)
+        metrics[f"eval/{lang}/wlr"] = wlr
+        metrics[f"eval/{lang}/src_rate"] = 0.9 * wlr if lang != languages.source else 1 - wlr
+        metrics[f"eval/{lang}/undetermined"] = 0.05
+        metrics[f"eval/{lang}/lid_ref_acc"] = 0.95 + lang_rng.uniform(0, 0.05)
+    zero_shot = [lang for lang in languages.langs if lang != languages.source]
+    low_langs = [lang for lang in zero_shot if lang in low]
+    for group, langs in (("zero_shot", zero_shot), ("low_resource", low_langs)):
+        for m in ("chrf", "wlr"):
+            values = [metrics[f"eval/{lang}/{m}"] for lang in langs]
+            metrics[f"eval/{group}/{m}"] = sum(values) / len(values) if values else math.nan
+    metrics["eval/source/chrf"] = metrics.get(f"eval/{languages.source}/chrf", math.nan)
+    metrics["eval/score"] = metrics["eval/zero_shot/chrf"]
+    return metrics
+
+
+def train_losses(
+    config: Mapping[str, Any], step: int, weights: Mapping[str, float], seed: int = 0
+) -> dict[str, float]:
+    """``train/loss`` and ``train/loss_<term>`` for each term with a weight > 0: falling with steps."""
+    lr, rank = float(config["lr"]), int(config["adapter_rank"])
+    floor = 2.0 - source_quality(config, 10**6) / 50.0
+    rng = _rng(config, seed, step, "loss")
+    terms = {
+        name: (floor + 3.0 * math.exp(-step * learning_speed(lr, rank) / 80.0))
+        * (1.0 if name == "task" else 0.3)
+        + abs(rng.gauss(0, 0.02))
+        for name, w in weights.items()
+        if w > 0
+    }
+    return {
+        "train/loss": sum(weights[k] * v for k, v in terms.items()),
+        **{f"train/loss_{k}": v for k, v in terms.items()},
+    }
+
+
+def step_seconds(config: Mapping[str, Any], sweep: Mapping[str, Any]) -> tuple[float, float]:
+    """(simulated seconds of one training step, of one evaluation) for this trial's student."""
+    sim, ratio = sweep["simulate"], float(config["ratio"])
+    step = sim["step_seconds"] / ratio + (0.0 if sweep["distill"]["cache"] else sim["step_seconds"] / 3)
+    return step, sim["eval_seconds"] / ratio
+
+
+# ---------------------------------------------------------------------------------------------------
+# The trainable
+# ---------------------------------------------------------------------------------------------------
+
+
+def simulated_trial(config: dict[str, Any], sweep: dict[str, Any], languages: Languages) -> None:
+    """The Ray Tune trainable of ``--simulate``: same config and reports as ``mmkd.trial.tune_trial``."""
+    from ray import tune
+
+    from mmkd.sweep import telemetry
+
+    train, seed = sweep["train"], int(sweep["train"]["seed"])
+    max_steps, eval_every = int(train["max_steps"]), int(train["eval_every"])
+    weights = {
+        k: float(sweep["distill"][k]) for k in ("task", "token", "word", "sentence", "structure", "triplet")
+    }
+    weights.update(
+        {k.removeprefix("distill."): float(v) for k, v in config.items() if k.startswith("distill.")}
+    )
+    rank = int(config["adapter_rank"])
+    static = {
+        "teacher": config["teacher"],
+        "student": config["student"],
+        "teacher_params": config["teacher_params"],
+        "student_params": config["student_params"],
+        "ratio": config["ratio"],
+        "lr": config["lr"],
+        "adapter_rank": rank,
+        # LoRA trains a small share of the weights (a synthetic share; the real trial counts them).
+        "trainable_params": int(config["student_params"] * (1.0 if rank == 0 else min(1.0, 0.004 * rank))),
+        "seed": seed,
+        "max_steps": max_steps,
+        "source_lang": languages.source,
+        "low_resource_langs": ",".join(languages.low_resource),
+        "unreliable_langs": "",
+        "simulated": 1,
+    }
+    step = restored_step(tune.get_checkpoint())
+    cost_step, cost_eval = step_seconds(config, sweep)
+    while step < max_steps:
+        target = min(max_steps, (step // eval_every + 1) * eval_every)
+        n_steps, step = target - step, target
+        train_s, eval_s = _sleep(cost_step * n_steps), _sleep(cost_eval)
+        report = {
+            "step": step,
+            **train_losses(config, step, weights, seed),
+            **static,
+            **evaluate(config, step, languages, seed),
+            "time/train_step_s": train_s / n_steps,
+            "time/eval_s": eval_s,
+        }
+        with tempfile.TemporaryDirectory() as tmp:
+            save_checkpoint(Path(tmp) / CHECKPOINT_DIR, step)
+            telemetry.report_trial(report)
+            tune.report(report, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def _sleep(seconds: float) -> float:
+    started = time.perf_counter()
+    if seconds > 0:
+        time.sleep(seconds)
+    return time.perf_counter() - started
+
+
+def save_checkpoint(path: Path, step: int) -> None:
+    """A small real checkpoint: a safetensors file (numpy, no torch) and ``state.json`` with the step."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    path.mkdir(parents=True)
+    save_file({"weights": np.full(256, step, dtype=np.float32)}, str(path / TENSOR_FILE))
+    (path / STATE_FILE).write_text(json.dumps({"step": step, "simulated": True}))
+
+
+def restored_step(checkpoint: Any) -> int:
+    """The step of the checkpoint Tune restored this trial from (0 without one, or a damaged one)."""
+    if checkpoint is None:
+        return 0
+    with checkpoint.as_directory() as folder:
+        try:
+            return int(json.loads((Path(folder) / CHECKPOINT_DIR / STATE_FILE).read_text())["step"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            print(
+                f"mmkd: damaged checkpoint {folder} ({e}); restarting this trial from step 0", file=sys.stderr
+            )
+            return 0
