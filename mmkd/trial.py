@@ -13,7 +13,8 @@ their parameter counts and ``ratio``), the resolved sweep (``sweep``) and the pr
    optimiser, Accelerate; resume from the latest checkpoint when there is one;
 2. loop — deterministic batches (the batch of step k is a function of k, so a resumed trial sees exactly
    the batches it would have seen), loss = task cross-entropy + weighted distillation terms;
-3. every ``eval_every`` steps — greedy generation on every language's dev set, chrF and wrong-language
+3. every ``eval_every`` steps — greedy generation on every language's dev set, chrF, the task's own
+   metric (F1/EM for QA, entity F1 for NER; its primary metric is ``eval/score``) and wrong-language
    rate, per-example scores to ``mmkd_examples.jsonl``, a checkpoint, one report.
 """
 
@@ -324,6 +325,8 @@ def evaluate(
             batch_size=sweep.eval.batch_size,
             max_new_tokens=min(sweep.eval.max_new_tokens, longest + longest // 4 + 4),
             max_source_len=sweep.train.max_source_len,
+            langs=[lang] * len(examples),
+            family=sweep.family.name,  # NLLB and mBART-50 are told the language (forced first token)
         )
     return evaluate_outputs(
         outputs,
@@ -333,6 +336,8 @@ def evaluate(
         low_resource=task.low_resource,
         langid=langid,
         tau=sweep.eval.tau,
+        metric=task.metric,
+        golds={lang: [e.references for e in examples] for lang, examples in dev.items()},
     )
 
 

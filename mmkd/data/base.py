@@ -22,6 +22,14 @@ class Example:
     # Character spans in `source` of the aligned fields: the same count and order in every language for
     # the same id, which gives the word-level alignment of MMKD by construction.
     spans: tuple[tuple[int, int], ...] = ()
+    # Every acceptable reference when there are several (a QA question's gold answers, ``target`` first);
+    # empty when ``target`` is the only one. The task metric takes the best of them.
+    golds: tuple[str, ...] = ()
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        """What an output is scored against: ``golds``, or ``target`` alone."""
+        return self.golds or (self.target,)
 
 
 class Task(Protocol):
@@ -29,6 +37,10 @@ class Task(Protocol):
     source_lang: str
     languages: tuple[str, ...]  # every language with dev/test data, source first
     low_resource: tuple[str, ...]
+    # How outputs are scored besides chrF and WLR: a name in ``mmkd.eval.task_metrics.TASK_METRICS``
+    # ("chrf": nothing more; "qa": SQuAD F1/EM; "entities": entity F1). Its primary metric is the sweep's
+    # objective (``eval/score``): F1 for QA and NER, chrF otherwise.
+    metric: str
 
     def examples(self, split: str, lang: str) -> list[Example]:
         """``train`` in the source language is the labelled training data; ``train`` in another language

@@ -145,6 +145,7 @@ def _check_language(lang: object) -> str:
 class CLDRTask:
     name = "builtin/cldr"
     source_lang = "en"
+    metric = "chrf"  # mmkd.eval.task_metrics: scored by chrF (and WLR) alone
 
     def __init__(
         self,

@@ -10,8 +10,10 @@
 
 That is XTREME-R's zero-shot protocol: train in English, evaluate in every other language. Scores: the
 functions of ``mmkd.eval.task_metrics`` (SQuAD F1/EM with MLQA's language-aware normalisation for QA,
-entity F1 for NER), besides the chrF and wrong-language rate every trial reports. A QA target is the first
-gold answer (an ``Example`` holds one; ``qa_scores`` takes several where a caller has them).
+entity F1 for NER), besides the chrF and wrong-language rate every trial reports; each task class names
+its scoring (``metric``), whose primary metric — F1 for QA and NER, chrF for Tatoeba — is the sweep's
+objective. A QA target is the first gold answer; where a question has several, ``Example.golds`` holds
+them all and F1/EM take the best, as the official scripts do.
 
 Sources (``datasets.load_dataset``): ``google/xtreme`` configs ``SQuAD``, ``XQuAD.<lang>``,
 ``MLQA.<lang>.<lang>``, ``tydiqa`` and ``tatoeba.<iso 639-3>``; WikiANN from ``unimelb-nlp/wikiann``
@@ -204,7 +206,9 @@ def _qa_example(row: Row, lang: str, where: str) -> Example | None:
         return None
     source = f"{QUESTION}{question}{CONTEXT}{context}"
     spans = ((len(QUESTION), len(QUESTION) + len(question)), (len(source) - len(context), len(source)))
-    return Example(str(_field(row, "id", (str, int), where)), lang, source, str(answers[0]).strip(), spans)
+    golds = tuple(dict.fromkeys(str(a).strip() for a in answers))
+    example_id = str(_field(row, "id", (str, int), where))
+    return Example(example_id, lang, source, golds[0], spans, golds if len(golds) > 1 else ())
 
 
 def bio_entities(tokens: Sequence[str], tags: Sequence[str]) -> list[tuple[str, str]]:
@@ -279,6 +283,7 @@ class XtremeRTask:
     name: str
     LANGUAGES: ClassVar[tuple[str, ...]]  # source first
     source_lang = "en"
+    metric = "chrf"  # mmkd.eval.task_metrics: how outputs are scored; its primary metric is eval/score
 
     def __init__(
         self,
@@ -374,6 +379,8 @@ class XtremeRTask:
 
 
 class _QATask(XtremeRTask):
+    metric = "qa"
+
     def _qa(self, source: HubSplit, lang: str) -> list[Example]:
         where = self._where(source)
         examples = (_qa_example(row, lang, f"{where} row {i}") for i, row in enumerate(self._load(source)))
@@ -440,6 +447,7 @@ class PANXTask(XtremeRTask):
     not translations of the English ones, so they are not offered as parallel data)."""
 
     name = "xtreme_r/panx"
+    metric = "entities"
     LANGUAGES = tuple(
         "en af ar az bg bn de el es et eu fa fi fr gu he hi hu id it ja jv ka kk ko lt ml mr ms my nl pa "
         "pl pt qu ro ru sw ta te th tl tr uk ur vi yo zh".split()

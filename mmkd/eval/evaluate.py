@@ -4,7 +4,12 @@ Keys (DESIGN.md, "Metrics a trial reports"), for every language L evaluated:
 ``eval/L/chrf``, ``eval/L/wlr``, ``eval/L/src_rate``, ``eval/L/undetermined`` (share of outputs) and
 ``eval/L/lid_ref_acc`` (LID accuracy on L's references); group means ``eval/zero_shot/{chrf,wlr}``
 (every language but the source) and ``eval/low_resource/{chrf,wlr}`` (the low-resource languages
-present); ``eval/source/chrf``; and ``eval/score`` = ``eval/zero_shot/chrf``, the sweep objective.
+present); ``eval/source/chrf``.
+
+A task's own metric (``mmkd.eval.task_metrics.TaskMetric``, named by the task's ``metric``) adds its keys:
+``eval/L/f1`` and ``eval/L/em`` for QA, ``eval/L/f1`` (entity F1) for NER, with the means
+``eval/{source,zero_shot,low_resource}/<key>``. ``eval/score``, the sweep objective, is the zero-shot mean
+of the task's primary metric: ``eval/zero_shot/f1`` for QA and NER, ``eval/zero_shot/chrf`` otherwise.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 
 from mmkd.eval.langid import LangID, WLRStats, reference_accuracy, verdicts
 from mmkd.eval.metrics import chrf, chrf_per_example
+from mmkd.eval.task_metrics import Reference, get_task_metric
 
 # Below this LID accuracy on its own references a language's WLR says more about the detector than about
 # the model; such languages are listed in `unreliable_langs` (and flagged in reports).
@@ -26,8 +32,9 @@ RELIABLE_LID = 0.8
 @dataclass
 class Evaluation:
     """``metrics``: the contract keys above. ``examples``: one row per output with keys ``lang``, ``id``,
-    ``chrf``, ``verdict``, ``label``, ``output`` (the curves bootstrap over them). ``unreliable_langs``:
-    languages whose ``lid_ref_acc`` is below ``RELIABLE_LID``, in evaluation order."""
+    ``chrf``, ``verdict``, ``label``, ``output`` and the task metric's per-example values (``f1``, ``em``
+    for QA; ``f1``, ``hits``, ``n_pred``, ``n_gold`` for NER); the curves bootstrap over them.
+    ``unreliable_langs``: languages whose ``lid_ref_acc`` is below ``RELIABLE_LID``, in evaluation order."""
 
     metrics: dict[str, float]
     examples: list[dict[str, Any]]
@@ -43,12 +50,20 @@ def evaluate_outputs(
     low_resource: Sequence[str],
     langid: LangID,
     tau: float = 0.3,
+    metric: str = "chrf",
+    golds: Mapping[str, Sequence[Reference]] | None = None,
 ) -> Evaluation:
-    """Score every language in ``outputs`` against ``references`` (same keys, same lengths as ``ids``)."""
+    """Score every language in ``outputs`` against ``references`` (same keys, same lengths as ``ids``).
+
+    ``metric`` names the task metric; ``golds`` are what it scores against when an example has several
+    acceptable references (QA's gold answers; default: ``references``). chrF and LID use ``references``.
+    """
+    task_metric = get_task_metric(metric)
+    golds = references if golds is None else golds
     for lang, outs in outputs.items():
         if not outs:
             raise ValueError(f"{lang}: no outputs to evaluate")
-        for what, given in (("references", references), ("ids", ids)):
+        for what, given in (("references", references), ("ids", ids), ("golds", golds)):
             if lang not in given or len(given[lang]) != len(outs):
                 got = len(given[lang]) if lang in given else "none"
                 raise ValueError(f"{lang}: {len(outs)} outputs but {got} {what}")
@@ -67,20 +82,26 @@ def evaluate_outputs(
         metrics[f"eval/{lang}/lid_ref_acc"] = ref_acc
         if ref_acc < RELIABLE_LID:
             unreliable.append(lang)
-        for ex_id, out, score, (verdict, label) in zip(
-            ids[lang], outs, chrf_per_example(outs, refs), judged, strict=True
+        if task_metric.corpus is not None:
+            for key, value in task_metric.corpus(outs, golds[lang], lang).items():
+                metrics[f"eval/{lang}/{key}"] = value
+        for ex_id, out, gold, score, (verdict, label) in zip(
+            ids[lang], outs, golds[lang], chrf_per_example(outs, refs), judged, strict=True
         ):
-            examples.append(
-                {"lang": lang, "id": ex_id, "chrf": score, "verdict": verdict, "label": label, "output": out}
-            )
+            row = {"lang": lang, "id": ex_id, "chrf": score, "verdict": verdict, "label": label}
+            row["output"] = out
+            if task_metric.example is not None:
+                row |= task_metric.example(out, gold, lang)
+            examples.append(row)
     zero_shot = [lang for lang in outputs if lang != source_lang]
     low_set = set(low_resource)
     low = [lang for lang in zero_shot if lang in low_set]
     for group, langs in (("zero_shot", zero_shot), ("low_resource", low)):
-        metrics[f"eval/{group}/chrf"] = _mean([metrics[f"eval/{lang}/chrf"] for lang in langs])
-        metrics[f"eval/{group}/wlr"] = _mean([metrics[f"eval/{lang}/wlr"] for lang in langs])
-    metrics["eval/source/chrf"] = metrics.get(f"eval/{source_lang}/chrf", math.nan)
-    metrics["eval/score"] = metrics["eval/zero_shot/chrf"]
+        for key in ("chrf", "wlr", *task_metric.keys):
+            metrics[f"eval/{group}/{key}"] = _mean([metrics[f"eval/{lang}/{key}"] for lang in langs])
+    for key in ("chrf", *task_metric.keys):
+        metrics[f"eval/source/{key}"] = metrics.get(f"eval/{source_lang}/{key}", math.nan)
+    metrics["eval/score"] = metrics[f"eval/zero_shot/{task_metric.primary}"]
     return Evaluation(metrics, examples, unreliable)
 
 

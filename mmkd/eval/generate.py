@@ -1,4 +1,6 @@
-"""Greedy generation in batches, longest inputs first (less padding), results in input order."""
+"""Greedy generation in batches of one language, longest inputs first (less padding), results in input
+order; for the families that are told their output language (NLLB-200, mBART-50) each batch gets its
+language's token as the first generated token and marks its inputs with it."""
 
 from __future__ import annotations
 
@@ -6,6 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+
+from mmkd.models.families import get_family
+from mmkd.models.langcodes import input_language, language_token_id
 
 
 def generate(
@@ -16,34 +21,71 @@ def generate(
     batch_size: int = 64,
     max_new_tokens: int = 64,
     max_source_len: int | None = None,
+    langs: Sequence[str] | None = None,
+    family: str | None = None,
 ) -> list[str]:
     """Greedy outputs of a seq2seq ``model`` (plain or peft-wrapped) for ``texts``, in input order.
 
     Runs in eval mode under ``torch.inference_mode`` on the model's device and puts the model back in
     the mode it was in. Inputs are batched by character length, a tokenizer-free proxy for token length
-    that keeps similar lengths together; ``max_source_len`` truncates inputs (in tokens) when set."""
+    that keeps similar lengths together; ``max_source_len`` truncates inputs (in tokens) when set.
+
+    ``langs`` is each text's language (input and expected output: the tasks answer in the language they
+    are asked in); batches never mix languages. For a ``family`` that forces its output language
+    (``mmkd.models.langcodes``) a batch in language L is tokenized with ``src_lang`` = L's token and
+    generated with ``forced_bos_token_id`` = its id (NLLB ``swh_Latn``, mBART-50 ``sw_KE`` for sw); for
+    mT5, ByT5 and the tiny family nothing is forced."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1 (got {batch_size!r})")
+    if langs is not None and len(langs) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(langs)} languages")
+    if langs is None and family is not None and get_family(family).forced_bos_lang:
+        raise ValueError(f"family {family!r} is told its output language: give every text's language")
+    text_langs: Sequence[str | None] = [None] * len(texts) if langs is None else langs
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    order = sorted(range(len(texts)), key=lambda i: (text_langs[i] or "", -len(texts[i])))
     outputs: list[str] = [""] * len(texts)
     try:
         with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                idx = order[start : start + batch_size]
-                enc = tokenizer(
-                    [texts[i] for i in idx],
-                    return_tensors="pt",
-                    padding=True,
-                    truncation=max_source_len is not None,
-                    max_length=max_source_len,
-                ).to(device)
-                generated = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
-                decoded = tokenizer.batch_decode(generated, skip_special_tokens=True)
+            start = 0
+            while start < len(order):
+                lang = text_langs[order[start]]
+                idx = [i for i in order[start : start + batch_size] if text_langs[i] == lang]
+                start += len(idx)
+                batch = [texts[i] for i in idx]
+                decoded = _generate_batch(
+                    model, tokenizer, batch, lang, family, max_new_tokens, max_source_len
+                )
                 for i, text in zip(idx, decoded, strict=True):
                     outputs[i] = text
     finally:
         model.train(was_training)
     return outputs
+
+
+def _generate_batch(
+    model: Any,
+    tokenizer: Any,
+    texts: list[str],
+    lang: str | None,
+    family: str | None,
+    max_new_tokens: int,
+    max_source_len: int | None,
+) -> list[str]:
+    forced: dict[str, int] = {}
+    if family is not None and lang is not None:
+        token_id = language_token_id(family, lang, tokenizer)
+        if token_id is not None:
+            forced["forced_bos_token_id"] = token_id
+    with input_language(tokenizer, family if lang is not None else None, lang or "en"):
+        enc = tokenizer(
+            texts,
+            return_tensors="pt",
+            padding=True,
+            truncation=max_source_len is not None,
+            max_length=max_source_len,
+        ).to(next(model.parameters()).device)
+    generated = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, **forced)
+    decoded: list[str] = tokenizer.batch_decode(generated, skip_special_tokens=True)
+    return decoded

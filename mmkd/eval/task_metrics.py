@@ -21,7 +21,10 @@ import re
 import string
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from mmkd.registry import Registry
 
 # Scripts written without spaces between words: CJK ideographs, kana and their punctuation and fullwidth
 # forms (。，), Thai, Lao, Myanmar, Khmer.
@@ -172,3 +175,75 @@ def entity_scores(predictions: Sequence[str], references: Sequence[str]) -> dict
     recall = hits / n_gold if n_gold else 0.0
     f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
     return {"precision": 100 * precision, "recall": 100 * recall, "f1": 100 * f1}
+
+
+# ---------------------------------------------------------------------------------------------------
+# What a task is scored with
+# ---------------------------------------------------------------------------------------------------
+
+Reference = str | Sequence[str]
+
+
+def _qa_example(prediction: str, reference: Reference, lang: str) -> dict[str, float]:
+    return {
+        "f1": 100 * token_f1(prediction, reference, lang),
+        "em": 100 * exact_match(prediction, reference, lang),
+    }
+
+
+def _qa_corpus(predictions: Sequence[str], references: Sequence[Reference], lang: str) -> dict[str, float]:
+    return qa_scores(predictions, references, lang)
+
+
+def _entity_example(prediction: str, reference: Reference, lang: str) -> dict[str, float]:
+    """Sentence F1 plus the counts (``hits``, ``n_pred``, ``n_gold``) that sum to the corpus's micro F1,
+    so a bootstrap over examples can recompute the corpus score exactly. A sentence with no entity on
+    either side is right: F1 100."""
+    pred, gold = Counter(parse_entities(prediction)), Counter(parse_entities(_one(reference)))
+    hits, n_pred, n_gold = sum((pred & gold).values()), sum(pred.values()), sum(gold.values())
+    f1 = 100.0 if n_pred == n_gold == 0 else 200 * hits / (n_pred + n_gold)
+    return {"f1": f1, "hits": hits, "n_pred": n_pred, "n_gold": n_gold}
+
+
+def _entity_corpus(
+    predictions: Sequence[str], references: Sequence[Reference], lang: str
+) -> dict[str, float]:
+    return {"f1": entity_scores(predictions, [_one(r) for r in references])["f1"]}
+
+
+def _one(reference: Reference) -> str:
+    if isinstance(reference, str):
+        return reference
+    if len(reference) != 1:
+        raise ValueError(f"an entity list has exactly one reference (got {len(reference)})")
+    return reference[0]
+
+
+@dataclass(frozen=True)
+class TaskMetric:
+    """How a task is scored besides chrF and WLR, which every task reports.
+
+    ``keys``: the per-language metrics it adds (``eval/<lang>/<key>``, in percent, with group means);
+    ``primary``: the per-language metric the sweep optimises (``eval/score`` is its zero-shot mean);
+    ``corpus(predictions, references, lang)`` and ``example(prediction, reference, lang)`` compute the
+    keys for one language and for one output (the per-example rows carry these, for the bootstrap).
+    """
+
+    name: str
+    primary: str
+    keys: tuple[str, ...] = ()
+    corpus: Callable[[Sequence[str], Sequence[Reference], str], dict[str, float]] | None = None
+    example: Callable[[str, Reference, str], dict[str, float]] | None = None
+
+
+TASK_METRICS: Registry[TaskMetric] = Registry("task metric")
+for _metric in (
+    TaskMetric("chrf", primary="chrf"),
+    TaskMetric("qa", primary="f1", keys=("f1", "em"), corpus=_qa_corpus, example=_qa_example),
+    TaskMetric("entities", primary="f1", keys=("f1",), corpus=_entity_corpus, example=_entity_example),
+):
+    TASK_METRICS.register(_metric.name)(_metric)
+
+
+def get_task_metric(name: str) -> TaskMetric:
+    return TASK_METRICS.get(name)

@@ -17,6 +17,10 @@ every code against the tokenizers' own lists in transformers.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 from mmkd.errors import UserInputError
 from mmkd.models.families import get_family
 
@@ -67,3 +71,38 @@ def forced_bos_token(family: str, lang: str) -> str | None:
             f"its languages: {' '.join(sorted(table))}"
         )
     return table[lang]
+
+
+def language_token_id(family: str, lang: str, tokenizer: Any) -> int | None:
+    """The id, in ``tokenizer``, of the token that makes a model of ``family`` generate ``lang`` — what
+    ``generate`` passes as ``forced_bos_token_id`` — or None for families that need none.
+
+    A tokenizer that does not know the token (a custom model of the family with another vocabulary) is a
+    ``UserInputError``: generating without it would leave the output language to chance.
+    """
+    token = forced_bos_token(family, lang)
+    if token is None:
+        return None
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    if not isinstance(token_id, int) or token_id == getattr(tokenizer, "unk_token_id", None):
+        raise UserInputError(
+            f"family {family!r}: the tokenizer has no language token {token!r} (for {lang!r}); "
+            f"is the model really a {family} model?"
+        )
+    return token_id
+
+
+@contextmanager
+def input_language(tokenizer: Any, family: str | None, lang: str) -> Iterator[None]:
+    """Within the block, ``tokenizer`` marks its inputs as ``lang`` (NLLB and mBART-50 prefix them with
+    the language token, through ``src_lang``); restored afterwards. A no-op for the other families."""
+    token = None if family is None else forced_bos_token(family, lang)
+    if token is None:
+        yield
+        return
+    previous = tokenizer.src_lang
+    tokenizer.src_lang = token
+    try:
+        yield
+    finally:
+        tokenizer.src_lang = previous

@@ -316,3 +316,22 @@ def test_hub_data_without_the_hub_is_exit_2_with_one_line_saying_how_to_give_a_l
     assert len(err.strip().splitlines()) == 1, err
     assert err.startswith("mmkd: error: xtreme_r/tydiqa: cannot load google/xtreme 'tydiqa' split validation")
     assert "offline" in err and "data_dir=DIR" in err and "DIR/tydiqa/validation.jsonl" in err
+
+
+def test_a_question_with_several_gold_answers_keeps_them_all(tmp_path):
+    rows = [
+        {
+            "id": f"swahili-{i}-0",
+            "title": "",
+            "context": "Mji mkuu ni Dodoma, mjini Dodoma.",
+            "question": "Mji mkuu ni upi?",
+            "answers": {"text": ["Dodoma", "mjini Dodoma", "Dodoma"], "answer_start": [12, 20, 12]},
+        }
+        for i in range(20)
+    ]
+    write_jsonl(tmp_path / "tydiqa/validation.jsonl", rows)
+    task = get_task("xtreme_r/tydiqa", data_dir=str(tmp_path), languages=["sw"], n_dev=50)
+    (example, *_) = task.examples("dev", "sw") + task.examples("test", "sw")
+    assert example.target == "Dodoma"
+    assert example.golds == example.references == ("Dodoma", "mjini Dodoma")  # duplicates dropped
+    assert qa_scores(["mjini Dodoma"], [example.references], "sw") == {"f1": 100.0, "em": 100.0}

@@ -279,3 +279,175 @@ def test_undecodable_line_and_bad_tau_exit_2(tmp_path, capsys):
     good = _write(tmp_path / "good.jsonl", [{"output": DE, "lang": "de"}])
     assert main(["wlr", str(good), "--tau", "1.5"]) == 2
     assert "tau: must be in (0, 1) (got 1.5)" in capsys.readouterr().err
+
+
+# --- task metrics in an evaluation (QA: F1/EM, NER: entity F1) ---
+
+QA_OUT = {
+    "en": ["Paris", "London"],
+    "de": ["Berlin", "Der Fluss Rhein"],
+    "sw": ["Nairobi", "mji mkuu"],
+}
+QA_GOLDS = {
+    "en": [("Paris",), ("London",)],
+    "de": [("Berlin",), ("der Rhein", "Rhein")],
+    "sw": [("Nairobi",), ("Mombasa",)],
+}
+
+
+def _qa_evaluation():
+    refs = {lang: [golds[0] for golds in QA_GOLDS[lang]] for lang in QA_GOLDS}
+    ids = {lang: [f"q{i}" for i in range(2)] for lang in QA_GOLDS}
+    return evaluate_outputs(
+        QA_OUT,
+        refs,
+        ids,
+        source_lang="en",
+        low_resource=["sw"],
+        langid=get_langid(),
+        metric="qa",
+        golds=QA_GOLDS,
+    )
+
+
+def test_a_qa_evaluation_reports_f1_and_em_per_language_and_group_and_scores_zero_shot_f1():
+    ev = _qa_evaluation()
+    m = ev.metrics
+    # de: "Berlin" is exact; "Der Fluss Rhein" loses its article ("fluss rhein") and shares one token with
+    # the best gold answer "rhein": precision 1/2, recall 1, F1 2/3; not an exact match.
+    assert m["eval/de/f1"] == pytest.approx((100 + 200 / 3) / 2)
+    assert m["eval/de/em"] == pytest.approx(50.0)
+    assert m["eval/sw/f1"] == pytest.approx(50.0) and m["eval/sw/em"] == pytest.approx(50.0)
+    assert m["eval/en/f1"] == m["eval/en/em"] == pytest.approx(100.0)
+    assert m["eval/zero_shot/f1"] == pytest.approx((m["eval/de/f1"] + 50) / 2)
+    assert m["eval/zero_shot/em"] == pytest.approx(50.0)
+    assert m["eval/low_resource/f1"] == pytest.approx(50.0)
+    assert m["eval/source/f1"] == m["eval/source/em"] == pytest.approx(100.0)
+    assert m["eval/score"] == m["eval/zero_shot/f1"]  # QA's primary metric, not chrF
+    # chrF and WLR stay, against the first gold answer.
+    assert m["eval/de/chrf"] == pytest.approx(
+        CHRF().corpus_score(QA_OUT["de"], [["Berlin", "der Rhein"]]).score
+    )
+    assert {"eval/de/wlr", "eval/zero_shot/chrf", "eval/low_resource/wlr", "eval/source/chrf"} <= set(m)
+    row = next(e for e in ev.examples if e["lang"] == "de" and e["id"] == "q1")
+    assert row["f1"] == pytest.approx(200 / 3) and row["em"] == 0.0 and "chrf" in row
+
+
+def test_an_ner_evaluation_reports_micro_entity_f1_and_per_example_counts():
+    outputs = {"en": ["PER: Ada"], "sw": ["PER: Juma Kassim; LOC: Arusha", "ORG: Benki Kuu"]}
+    refs = {"en": ["PER: Ada"], "sw": ["PER: Juma Kassim; LOC: Dodoma", "ORG: Benki Kuu"]}
+    ids = {"en": ["e0"], "sw": ["s0", "s1"]}
+    ev = evaluate_outputs(
+        outputs, refs, ids, source_lang="en", low_resource=["sw"], langid=get_langid(), metric="entities"
+    )
+    # sw: 2 of 3 predicted entities right, 2 of 3 gold entities found: micro F1 2/3 (the per-sentence
+    # F1s, 50 and 100, would average 75).
+    assert ev.metrics["eval/sw/f1"] == pytest.approx(200 / 3)
+    assert "eval/sw/em" not in ev.metrics
+    assert ev.metrics["eval/score"] == ev.metrics["eval/zero_shot/f1"] == pytest.approx(200 / 3)
+    rows = [e for e in ev.examples if e["lang"] == "sw"]
+    assert [(r["f1"], r["hits"], r["n_pred"], r["n_gold"]) for r in rows] == [
+        (50.0, 1, 2, 2),
+        (100.0, 1, 1, 1),
+    ]
+
+
+def test_the_builtin_metric_adds_nothing_and_an_unknown_metric_is_named():
+    refs = {"en": [EN], "de": [DE]}
+    ids = {"en": ["0"], "de": ["0"]}
+    ev = evaluate_outputs(refs, refs, ids, source_lang="en", low_resource=[], langid=get_langid())
+    assert not any(k.endswith(("/f1", "/em")) for k in ev.metrics)
+    assert ev.metrics["eval/score"] == ev.metrics["eval/zero_shot/chrf"]
+    assert set(ev.examples[0]) == {"lang", "id", "chrf", "verdict", "label", "output"}
+    with pytest.raises(UserInputError, match="unknown task metric 'qaa' \\(did you mean 'qa'\\?\\)"):
+        evaluate_outputs(
+            refs, refs, ids, source_lang="en", low_resource=[], langid=get_langid(), metric="qaa"
+        )
+
+
+def test_every_task_names_a_task_metric():
+    from mmkd.data import TASKS, get_task
+    from mmkd.eval.task_metrics import get_task_metric
+
+    primary = {name: get_task_metric(get_task(name).metric).primary for name in TASKS.names()}
+    assert primary == {
+        "builtin/cldr": "chrf",
+        "xtreme_r/mlqa": "f1",
+        "xtreme_r/panx": "f1",
+        "xtreme_r/tatoeba": "chrf",
+        "xtreme_r/tydiqa": "f1",
+        "xtreme_r/xquad": "f1",
+    }
+
+
+# --- forced target-language BOS (NLLB-200, mBART-50) ---
+
+
+class _Spy:
+    """A real model whose ``generate`` calls are recorded: the inputs' first token and the kwargs."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, []
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def generate(self, **kwargs):
+        out = self.model.generate(**kwargs)
+        self.calls.append({"first_input": kwargs["input_ids"][:, 0].tolist(), "out": out, **kwargs})
+        return out
+
+
+def _tiny_m2m(vocab_size):
+    from transformers import M2M100Config, M2M100ForConditionalGeneration
+
+    torch.manual_seed(0)
+    config = M2M100Config(
+        vocab_size=vocab_size, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=64,
+        decoder_start_token_id=2, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+    )  # fmt: skip
+    return M2M100ForConditionalGeneration(config)
+
+
+@pytest.mark.parametrize(
+    "family, make_tokenizer, codes",
+    [
+        ("nllb", "NllbTokenizer", {"sw": "swh_Latn", "te": "tel_Telu"}),
+        ("mbart50", "MBart50Tokenizer", {"sw": "sw_KE", "te": "te_IN"}),
+    ],
+)
+def test_generation_forces_each_languages_token_and_marks_the_input_with_it(family, make_tokenizer, codes):
+    import transformers
+
+    tok = getattr(transformers, make_tokenizer)()  # built offline: no vocabulary file, the language tokens
+    spy = _Spy(_tiny_m2m(len(tok)))
+    texts, langs = ["habari yako", "ఎలా ఉన్నారు", "asante sana rafiki"], ["sw", "te", "sw"]
+    before = tok.src_lang
+    outputs = generate(spy, tok, texts, langs=langs, family=family, batch_size=8, max_new_tokens=4)
+    assert len(outputs) == 3 and tok.src_lang == before  # the tokenizer is left as it was
+    by_lang = {}
+    for call in spy.calls:  # one batch per language, never mixed
+        (first,) = set(call["first_input"])
+        by_lang[tok.convert_ids_to_tokens(first)] = call
+    assert set(by_lang) == set(codes.values())
+    for code in codes.values():
+        call = by_lang[code]
+        assert call["forced_bos_token_id"] == tok.convert_tokens_to_ids(code)
+        # The model really generated it: decoder start, then the language token.
+        assert set(call["out"][:, 1].tolist()) == {tok.convert_tokens_to_ids(code)}
+    assert len(spy.calls[0]["first_input"]) + len(spy.calls[1]["first_input"]) == 3
+
+
+def test_generation_forces_nothing_for_the_tiny_family_and_needs_languages_for_nllb():
+    model, tok = _tiny_t5()
+    spy = _Spy(model)
+    langs = ["de", "sw", "de", "sw", "te"]
+    with_langs = generate(spy, tok, TEXTS, langs=langs, family="tiny", batch_size=8, max_new_tokens=5)
+    assert all("forced_bos_token_id" not in call for call in spy.calls)
+    assert len(spy.calls) == 3  # batched by language
+    assert with_langs == generate(model, tok, TEXTS, batch_size=8, max_new_tokens=5)
+    with pytest.raises(ValueError, match="family 'nllb' is told its output language"):
+        generate(model, tok, TEXTS, family="nllb")
+    with pytest.raises(ValueError, match="5 texts but 1 languages"):
+        generate(model, tok, TEXTS, langs=["de"])

@@ -62,3 +62,28 @@ def test_a_language_the_family_lacks_or_an_unknown_family_is_a_user_error():
         forced_bos_token("mbart50", "de_DE")
     with pytest.raises(UserInputError, match="unknown model family 'nllb200'"):
         forced_bos_token("nllb200", "de")
+
+
+class _Vocab:
+    """A tokenizer stub: the ids of the tokens it knows, the unknown id for the rest."""
+
+    unk_token_id = 3
+
+    def __init__(self, *known: str) -> None:
+        self.ids = {token: 100 + i for i, token in enumerate(known)}
+
+    def convert_tokens_to_ids(self, token):
+        return self.ids.get(token, self.unk_token_id)
+
+
+def test_language_token_id_is_the_tokenizers_id_of_the_familys_code():
+    from mmkd.models.langcodes import language_token_id
+
+    vocab = _Vocab("swh_Latn", "sw_KE", "tel_Telu")
+    assert language_token_id("nllb", "sw", vocab) == 100
+    assert language_token_id("mbart50", "sw", vocab) == 101
+    assert language_token_id("nllb", "te", vocab) == 102
+    for family in ("mt5", "byt5", "tiny"):
+        assert language_token_id(family, "sw", vocab) is None
+    with pytest.raises(UserInputError, match="family 'nllb': the tokenizer has no language token 'deu_Latn'"):
+        language_token_id("nllb", "de", vocab)
