@@ -3,8 +3,13 @@
     python benchmarks/early_stop.py [--storage /tmp/mmkd-bench] [--set key=value ...]
 
 Runs the quickstart sweep (smaller: 8 trials, 120 steps, 10 languages) twice through mmkd's own runner
-— once with `stop.wlr` (absolute, threshold 0.9 on low-resource WLR, one evaluation of grace) and once
-without — and compares the training steps spent and the best objective. Prints one JSON line last.
+— once with `stop.wlr` (absolute, threshold 0.9 on low-resource WLR, no grace: judged from the first
+evaluation) and once without — and compares the training steps spent and the best objective. Prints one
+JSON line last.
+
+Both arms sample the same 8 configurations (`n_startup_trials = num_samples`: Optuna's seeded random
+phase only), so the comparison measures the stopping alone. With TPE, each arm's sampler would learn from
+different results after the first stop and explore differently, mixing search luck into the figure.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ BASE = [
     "train.eval_every=30",
     "task.n_dev=16",
     "task.languages=[fr, ru, ar, hi, tr, te, ml, my, sw, jv]",
+    "search.n_startup_trials=8",
 ]
-WLR_STOP = "stop.wlr={metric: eval/low_resource/wlr, threshold: 0.9, grace_evals: 1, mode: absolute}"
+WLR_STOP = "stop.wlr={metric: eval/low_resource/wlr, threshold: 0.9, grace_evals: 0, mode: absolute}"
+SEARCHED = ["lr", "adapter_rank", "student", "teacher"]
 
 
 def run(name: str, storage: Path, overrides: list[str]) -> tuple[pd.DataFrame, float]:
@@ -45,7 +52,10 @@ def main() -> None:
         return int(df.groupby("trial_id")["step"].max().sum())
 
     def best(df: pd.DataFrame) -> float:
-        return float(df.groupby("trial_id")["eval/score"].last().max())
+        return float(df.sort_values("step").groupby("trial_id")["eval/score"].last().max())
+
+    def configs(df: pd.DataFrame) -> list[tuple[object, ...]]:
+        return sorted(df.drop_duplicates("trial_id")[SEARCHED].itertuples(index=False, name=None))
 
     print(
         json.dumps(
@@ -56,6 +66,7 @@ def main() -> None:
                 "best_with": best(with_stop),
                 "best_without": best(without),
                 "best_score_delta": best(with_stop) - best(without),
+                "same_configs": configs(with_stop) == configs(without),
                 "stopped_for_wlr": int((with_stop.drop_duplicates("trial_id")["stopped_by"] == "wlr").sum()),
                 "wall_s_with": t_with,
                 "wall_s_without": t_without,
