@@ -174,6 +174,7 @@ def step_seconds(config: Mapping[str, Any], sweep: Mapping[str, Any]) -> tuple[f
 
 def simulated_trial(config: dict[str, Any], sweep: dict[str, Any], languages: Languages) -> None:
     """The Ray Tune trainable of ``--simulate``: same config and reports as ``mmkd.trial.tune_trial``."""
+    import ray
     from ray import tune
 
     from mmkd.sweep import telemetry
@@ -203,6 +204,10 @@ def simulated_trial(config: dict[str, Any], sweep: dict[str, Any], languages: La
         "low_resource_langs": ",".join(languages.low_resource),
         "unreliable_langs": "",
         "simulated": 1,
+        # Where the trial ran and on which (logical) GPUs: what the scale simulation checks placement by.
+        "sim/node": ray.get_runtime_context().get_node_id(),
+        "sim/gpu_ids": ",".join(str(g) for g in ray.get_gpu_ids()),
+        "sim/started": time.time(),
     }
     step = restored_step(tune.get_checkpoint())
     cost_step, cost_eval = step_seconds(config, sweep)
@@ -217,6 +222,7 @@ def simulated_trial(config: dict[str, Any], sweep: dict[str, Any], languages: La
             **evaluate(config, step, languages, seed),
             "time/train_step_s": train_s / n_steps,
             "time/eval_s": eval_s,
+            "sim/reported": time.time(),
         }
         with tempfile.TemporaryDirectory() as tmp:
             save_checkpoint(Path(tmp) / CHECKPOINT_DIR, step)
