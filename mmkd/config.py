@@ -15,10 +15,10 @@ A sweep is a path, or the name of a YAML file shipped in ``sweeps/`` (``quicksta
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mmkd.errors import UserInputError
 from mmkd.registry import did_you_mean
@@ -129,6 +129,29 @@ class TeacherConfig(_Strict):
     batch_size: PositiveInt = 32
 
 
+class LAPTConfig(_Strict):
+    """Language-adaptive pretraining (Chau & Smith 2021; mmkd/models/lapt.py): before distillation the
+    student continues span-corruption pretraining on the task's unlabelled text in these languages."""
+
+    steps: PositiveInt = Field(description="Pretraining steps (every weight of the student is updated).")
+    languages: str | list[str] = Field(
+        "targets", description="Languages of the text; targets = the task's languages but the source."
+    )
+    lr: PositiveFloat = Field(1e-3, description="Peak learning rate (linear warmup, cosine decay).")
+    batch_size: PositiveInt = 16
+    noise_density: float = Field(0.15, gt=0, lt=1, description="Share of tokens masked.")
+    mean_span: float = Field(3.0, ge=1, description="Mean length of a masked span.")
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, str) and value != "targets":
+            raise ValueError("must be 'targets' or a list of language codes")
+        if isinstance(value, list) and not value:
+            raise ValueError("must name at least one language")
+        return value
+
+
 class TrainConfig(_Strict):
     max_steps: PositiveInt = Field(200, description="Optimiser steps per trial.")
     batch_size: PositiveInt = 32
@@ -142,6 +165,7 @@ class TrainConfig(_Strict):
         "auto", description="auto = bf16 on a GPU that supports it, else full precision."
     )
     seed: int = 0
+    lapt: LAPTConfig | None = Field(None, description="Language-adaptive pretraining first; null = off.")
 
 
 class EvalConfig(_Strict):
@@ -280,9 +304,19 @@ class SweepConfig(_Strict):
         from mmkd.data import get_task
 
         try:
-            get_task(self.task.name, **self.task_options())
+            task = get_task(self.task.name, **self.task_options())
         except UserInputError as e:
             raise _KeyError("task", str(e), None) from None
+        lapt = self.train.lapt
+        if lapt is not None and lapt.languages != "targets":
+            for lang in lapt.languages:
+                if lang not in task.languages:
+                    raise _KeyError(
+                        "train.lapt.languages",
+                        f"not a language of task {task.name}{did_you_mean(lang, task.languages)}; "
+                        f"its languages: {' '.join(task.languages)}",
+                        lang,
+                    )
 
     def task_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {
@@ -398,6 +432,8 @@ def _known_keys(loc: list[str]) -> list[str]:
     for part in loc:
         field = model.model_fields.get(part)
         annotation = getattr(field, "annotation", None)
+        # An optional section (``lapt: LAPTConfig | None``) lists the keys of its model.
+        annotation = next((a for a in get_args(annotation) if isinstance(a, type)), annotation)
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             break
         model = annotation

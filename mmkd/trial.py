@@ -9,8 +9,9 @@ without Ray::
 their parameter counts and ``ratio``), the resolved sweep (``sweep``) and the prepared artefacts
 (``artefacts``: model and teacher directories). The recipe, top-down:
 
-1. setup — data, teacher (frozen), student (peft LoRA of rank r, or fully finetuned when r = 0),
-   optimiser, Accelerate; resume from the latest checkpoint when there is one;
+1. setup — data, teacher (frozen), student (optionally language-adapted first: ``train.lapt``; then peft
+   LoRA of rank r, or fully finetuned when r = 0), optimiser, Accelerate; resume from the latest
+   checkpoint when there is one;
 2. loop — deterministic batches (the batch of step k is a function of k, so a resumed trial sees exactly
    the batches it would have seen), loss = task cross-entropy + weighted distillation terms;
 3. every ``eval_every`` steps — greedy generation on every language's dev set, chrF, the task's own
@@ -56,6 +57,7 @@ from mmkd.eval.evaluate import Evaluation, evaluate_outputs
 from mmkd.eval.generate import generate
 from mmkd.eval.langid import get_langid
 from mmkd.models import count_params, get_family, load_seq2seq, wrap_student
+from mmkd.models.lapt import adapt_to_task
 from mmkd.models.zoo import warmup_cosine
 
 EXAMPLES_FILE = "mmkd_examples.jsonl"
@@ -108,6 +110,16 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
     distill = distill_settings(sweep, config)
     artefacts = config["artefacts"]
     base, tokenizer = load_seq2seq(artefacts["models"][config["student"]])
+    lapt: dict[str, float] = {}
+    if train_cfg.lapt is not None:  # language-adaptive pretraining: the whole student, before any adapter
+        lapt = adapt_to_task(
+            base.to(accelerator.device),
+            tokenizer,
+            task,
+            train_cfg.lapt,
+            max_len=train_cfg.max_source_len,
+            seed=train_cfg.seed,
+        )
     teacher: CachedTeacher | LiveTeacher
     if distill.cache:
         teacher = CachedTeacher(Path(artefacts["teacher_cache"][config["teacher"]]))
@@ -157,6 +169,8 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
         "max_steps": train_cfg.max_steps,
         "source_lang": task.source_lang,
         "low_resource_langs": ",".join(task.low_resource),
+        "lapt_steps": 0 if train_cfg.lapt is None else train_cfg.lapt.steps,
+        **{f"lapt/{k}": v for k, v in lapt.items()},
     }
     langid = get_langid(sweep.eval.langid)
     sums: dict[str, float] = {}

@@ -82,3 +82,41 @@ def test_bad_files_and_override_syntax(tmp_path):
         config.load("quickstart", ["train.max_steps"])
     with pytest.raises(UserInputError, match="is a value, not a section"):
         config.load("quickstart", ["name.x=1"])
+
+
+def test_lapt_is_off_by_default_and_targets_the_evaluation_languages():
+    assert config.load("quickstart").train.lapt is None
+    sweep = config.load("quickstart", ["train.lapt={steps: 30}"])
+    assert sweep.train.lapt is not None
+    assert (sweep.train.lapt.steps, sweep.train.lapt.languages, sweep.train.lapt.lr) == (30, "targets", 1e-3)
+    listed = config.load("quickstart", ["train.lapt={steps: 30, languages: [sw, te], lr: 3.0e-4}"])
+    assert listed.train.lapt is not None and listed.train.lapt.languages == ["sw", "te"]
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("train.lapt={languages: [sw]}", "train.lapt.steps: Field required"),
+        ("train.lapt={steps: 0}", "train.lapt.steps: must be greater than or equal to 1 (got 0)"),
+        ("train.lapt={steps: 5, lr: -1}", "train.lapt.lr: must be greater than 0 (got -1)"),
+        (
+            "train.lapt={steps: 5, languages: []}",
+            "train.lapt.languages: must name at least one language (got [])",
+        ),
+        (
+            "train.lapt={steps: 5, languages: all}",
+            "train.lapt.languages: must be 'targets' or a list of language codes (got 'all')",
+        ),
+        (
+            "train.lapt={steps: 5, languages: [sw, de]}",
+            "train.lapt.languages: not a language of task builtin/cldr; its languages: en ar az fr",
+        ),
+        ("train.lapt={steps: 5, stpes: 3}", "unknown key train.lapt.stpes (did you mean 'steps'?)"),
+    ],
+)
+def test_lapt_mistakes_are_one_line_naming_the_key_and_value(override, expected):
+    with pytest.raises(UserInputError) as err:
+        config.load("quickstart", [override])
+    message = str(err.value)
+    assert "\n" not in message
+    assert expected in message, message

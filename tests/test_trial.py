@@ -1,4 +1,5 @@
-"""The trial recipe end to end without Ray, on a generative-QA task: its reports carry the task metric."""
+"""The trial recipe end to end without Ray, on a generative-QA task: its reports carry the task metric,
+and the language-adaptive pretraining stage runs on the task's target-language contexts."""
 
 import json
 
@@ -43,7 +44,7 @@ def _rows(name, n):
     return rows
 
 
-def test_a_trial_on_generative_qa_reports_f1_em_and_scores_zero_shot_f1(tmp_path, monkeypatch):
+def test_a_trial_on_generative_qa_with_lapt_reports_f1_em_and_scores_zero_shot_f1(tmp_path, monkeypatch):
     monkeypatch.setenv("MMKD_CACHE", str(tmp_path / "cache"))
     data = tmp_path / "data" / "tydiqa"
     data.mkdir(parents=True)
@@ -70,6 +71,7 @@ def test_a_trial_on_generative_qa_reports_f1_em_and_scores_zero_shot_f1(tmp_path
         "train.batch_size=4",
         "eval.max_new_tokens=8",
         "stop.wlr=null",
+        "train.lapt={steps: 2, batch_size: 4}",
     ]
     report = run_local("quickstart", overrides, tmp_path / "trial", lr=1e-3, rank=0)
     for key in ("eval/sw/f1", "eval/sw/em", "eval/te/f1", "eval/en/f1", "eval/zero_shot/f1",
@@ -78,6 +80,7 @@ def test_a_trial_on_generative_qa_reports_f1_em_and_scores_zero_shot_f1(tmp_path
     assert {"eval/sw/wlr", "eval/low_resource/wlr", "eval/te/src_rate"} <= set(report)
     assert report["eval/score"] == report["eval/zero_shot/f1"]
     assert report["eval/zero_shot/f1"] == pytest.approx((report["eval/sw/f1"] + report["eval/te/f1"]) / 2)
+    assert report["lapt_steps"] == 2 and report["lapt/loss_start"] > 0
     rows = [json.loads(line) for line in (tmp_path / "trial" / EXAMPLES_FILE).read_text().splitlines()]
     assert {r["lang"] for r in rows} == {"en", "sw", "te"} and len(rows) == 9
     assert all({"f1", "em", "chrf", "verdict"} <= set(r) for r in rows)

@@ -149,6 +149,44 @@ def _pad(seqs: list[list[int]], fill: int) -> torch.Tensor:
     return torch.tensor([s + [fill] * (width - len(s)) for s in seqs])
 
 
+def sentinel_ids(tokenizer: Any, n: int = 100) -> list[int]:
+    """The ids that replace masked spans: T5's ``<extra_id_i>`` (ByT5, mT5, the tiny family), or, for a
+    tokenizer without them (NLLB, mBART-50), its mask token for every span (BART-style infilling)."""
+    unk = getattr(tokenizer, "unk_token_id", None)
+    ids = [tokenizer.convert_tokens_to_ids(f"<extra_id_{i}>") for i in range(n)]
+    if all(isinstance(i, int) and i != unk for i in ids):
+        return ids
+    if getattr(tokenizer, "mask_token_id", None) is not None:
+        return [tokenizer.mask_token_id] * n
+    raise ValueError("the tokenizer has neither <extra_id_*> sentinels nor a mask token")
+
+
+def encode_corpus(tokenizer: Any, corpus: Sequence[str], max_len: int) -> list[list[int]]:
+    """Token ids of each line (room left for the end token), lines too short to corrupt dropped."""
+    encoded = [tokenizer(line, add_special_tokens=False)["input_ids"][: max_len - 1] for line in corpus]
+    return [ids for ids in encoded if len(ids) >= 4]
+
+
+def span_corruption_batch(
+    encoded: Sequence[Sequence[int]],
+    rng: random.Random,
+    sentinels: Sequence[int],
+    batch_size: int,
+    noise_density: float,
+    mean_span: float,
+    eos: int,
+    pad: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids [B, S], labels [B, T]): ``batch_size`` lines drawn with ``rng`` and span-corrupted; the
+    inputs padded with ``pad``, the labels with -100 (ignored by the loss). The attention mask is
+    ``input_ids != pad``."""
+    pairs = [
+        span_corrupt(encoded[rng.randrange(len(encoded))], rng, sentinels, noise_density, mean_span)
+        for _ in range(batch_size)
+    ]
+    return _pad([p[0] + [eos] for p in pairs], pad), _pad([p[1] + [eos] for p in pairs], -100)
+
+
 def pretrain(
     size: str,
     corpus: Sequence[str],
@@ -162,9 +200,8 @@ def pretrain(
     torch.manual_seed(settings.seed)
     rng = random.Random(settings.seed)
     tok = ByT5Tokenizer()
-    sentinels = [tok.convert_tokens_to_ids(f"<extra_id_{i}>") for i in range(100)]
-    encoded = [tok(line, add_special_tokens=False)["input_ids"][: settings.max_len - 1] for line in corpus]
-    encoded = [ids for ids in encoded if len(ids) >= 4]
+    sentinels = sentinel_ids(tok)
+    encoded = encode_corpus(tok, corpus, settings.max_len)
     model = T5ForConditionalGeneration(tiny_config(size))
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.01)
@@ -172,18 +209,9 @@ def pretrain(
     eos, pad = tok.eos_token_id, tok.pad_token_id
     start, loss_ema = time.perf_counter(), math.nan
     for step in range(settings.steps):
-        pairs = [
-            span_corrupt(
-                encoded[rng.randrange(len(encoded))],
-                rng,
-                sentinels,
-                settings.noise_density,
-                settings.mean_span,
-            )
-            for _ in range(settings.batch_size)
-        ]
-        inputs = _pad([p[0] + [eos] for p in pairs], pad)
-        labels = _pad([p[1] + [eos] for p in pairs], -100)
+        inputs, labels = span_corruption_batch(
+            encoded, rng, sentinels, settings.batch_size, settings.noise_density, settings.mean_span, eos, pad
+        )
         loss = model(input_ids=inputs, attention_mask=inputs.ne(pad), labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
