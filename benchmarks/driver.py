@@ -1,0 +1,95 @@
+"""What the sweep benchmarks measure on the Tune driver (this process): a Tune callback and two timers.
+
+- ``DriverTimer`` (a Tune callback): wall and CPU seconds of the driver between the start and the end of
+  ``tuner.fit()`` (CPU = ``time.process_time()``: every thread of the driver process, Ray's included),
+  and the number of results the driver handled.
+- ``time_suggestions()``: wall time of every ``OptunaSearch.suggest`` call, with the number of trials
+  the searcher had seen finish at that moment.
+- ``time_snapshots()``: wall time of every experiment-state snapshot (``TuneController.save_to_dir``:
+  trial states, searcher and callback state written to the experiment directory).
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ray.tune import Callback
+
+
+class DriverTimer(Callback):
+    def __init__(self) -> None:
+        self.wall_s = self.cpu_s = 0.0
+        self.results = 0
+        self._wall0 = self._cpu0 = 0.0
+        # Seconds from the start of fit() to the first trial's start, and from the last trial's end to
+        # the end of fit(): Tune's start-up (searcher, placement groups, actors) and wind-down.
+        self.until_first_start_s = self.after_last_end_s = 0.0
+        self._last_end = 0.0
+
+    def setup(self, **info: Any) -> None:
+        self._wall0, self._cpu0 = time.perf_counter(), time.process_time()
+
+    def on_trial_start(self, **info: Any) -> None:
+        if not self.until_first_start_s:
+            self.until_first_start_s = time.perf_counter() - self._wall0
+
+    def on_trial_result(self, **info: Any) -> None:
+        self.results += 1
+
+    def on_trial_complete(self, **info: Any) -> None:
+        self._last_end = time.perf_counter()
+
+    def on_experiment_end(self, **info: Any) -> None:
+        now = time.perf_counter()
+        self.wall_s, self.cpu_s = now - self._wall0, time.process_time() - self._cpu0
+        self.after_last_end_s = now - self._last_end if self._last_end else 0.0
+
+
+@contextmanager
+def time_suggestions() -> Iterator[list[tuple[int, float]]]:
+    """(finished trials seen by the searcher, seconds) per ``OptunaSearch.suggest`` call."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    calls: list[tuple[int, float]] = []
+    original = OptunaSearch.suggest
+
+    def timed(self: OptunaSearch, trial_id: str) -> Any:
+        started = time.perf_counter()
+        out = original(self, trial_id)
+        calls.append((len(self._completed_trials), time.perf_counter() - started))
+        return out
+
+    OptunaSearch.suggest = timed  # type: ignore[method-assign]
+    try:
+        yield calls
+    finally:
+        OptunaSearch.suggest = original  # type: ignore[method-assign]
+
+
+@contextmanager
+def time_snapshots() -> Iterator[list[float]]:
+    """Seconds per experiment-state snapshot."""
+    from ray.tune.execution.tune_controller import TuneController
+
+    durations: list[float] = []
+    original = TuneController.save_to_dir
+
+    def timed(self: TuneController) -> None:
+        started = time.perf_counter()
+        original(self)
+        durations.append(time.perf_counter() - started)
+
+    TuneController.save_to_dir = timed  # type: ignore[method-assign]
+    try:
+        yield durations
+    finally:
+        TuneController.save_to_dir = original  # type: ignore[method-assign]
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
