@@ -1,4 +1,4 @@
-"""Shared test setup: nothing may reach a hub, and torch stays on one thread per process."""
+"""Shared test setup: nothing may reach a hub."""
 
 import os
 
