@@ -1,0 +1,151 @@
+"""Scale simulation: a 2,000-trial sweep on a simulated 64-GPU fleet, everything real but the training.
+
+    python benchmarks/simulate.py [--trials 2000] [--nodes 8] [--gpus-per-node 8] [--step-seconds 0.2]
+
+Starts a local multi-node Ray cluster (``ray.cluster_utils.Cluster``: a head without CPUs and ``--nodes``
+worker nodes with ``--gpus-per-node`` logical GPUs and as many CPUs each), then runs the quickstart sweep
+with ``--simulate`` through ``mmkd.sweep.runner.run`` (the code ``mmkd sweep run`` calls) in this process,
+so this process is the Tune driver: one GPU and one CPU per trial, Optuna's bounded-history TPE, the WLR
+stopper, a checkpoint per evaluation, the results table at the end. Simulated trials sleep their modelled
+cost (mmkd/sweep/simulate.py) instead of training. Measured on the driver:
+
+- ``sim_driver_overhead_ms``: driver CPU time (every thread of this process) during ``fit()`` per result;
+  ``sim_driver_wall_ms_per_result`` is fit wall time per result, for comparison;
+- ``sim_suggest_ms``: median wall time of ``OptunaSearch.suggest`` once ≥ 1,000 trials had finished;
+- snapshots: count and time of Tune's experiment-state snapshots, and the size of what they write;
+- ``driver_peak_rss_mb``: peak resident memory of the driver.
+
+Prints one JSON line last. Needs several GiB of memory: one Ray worker process per GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import tempfile
+import time
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import pandas as pd
+from driver import DriverTimer, peak_rss_mb, time_snapshots, time_suggestions
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--trials", type=int, default=2000)
+    ap.add_argument("--nodes", type=int, default=8)
+    ap.add_argument("--gpus-per-node", type=int, default=8)
+    ap.add_argument("--max-steps", type=int, default=240)
+    ap.add_argument("--eval-every", type=int, default=80)
+    ap.add_argument(
+        "--step-seconds",
+        type=float,
+        default=0.2,
+        help="simulated seconds of a step of a teacher-sized student (trials: ~11 s on average)",
+    )
+    ap.add_argument("--eval-seconds", type=float, default=2.0)
+    ap.add_argument("--storage", type=Path, default=None)
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from mmkd import config
+    from mmkd.sweep import runner
+
+    sweep = config.load(
+        "quickstart",
+        [
+            "simulate.enabled=true",
+            f"simulate.step_seconds={args.step_seconds}",
+            f"simulate.eval_seconds={args.eval_seconds}",
+            f"search.num_samples={args.trials}",
+            f"train.max_steps={args.max_steps}",
+            f"train.eval_every={args.eval_every}",
+            "resources={cpu: 1, gpu: 1}",
+        ],
+    )
+    storage = args.storage or Path(tempfile.mkdtemp(prefix="mmkd-sim-"))
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    for _ in range(args.nodes):
+        cluster.add_node(num_cpus=args.gpus_per_node, num_gpus=args.gpus_per_node)
+    cluster.wait_for_nodes()
+    timer = DriverTimer()
+    log = storage / "driver.log"
+    storage.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    try:
+        with (
+            time_suggestions() as suggestions,
+            time_snapshots() as snapshots,
+            redirect_stdout(io.StringIO()) as out,
+        ):
+            code = runner.run(
+                sweep, name="sim", storage=str(storage), address=cluster.address, callbacks=[timer]
+            )
+        log.write_text(out.getvalue())
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    run_s = time.perf_counter() - started
+    if code != 0:
+        raise SystemExit(f"the sweep failed with exit code {code} (driver output: {log})")
+    exp = storage / "sim"
+    df = pd.read_csv(exp / "mmkd" / "results.csv", low_memory=False)
+    last = df.sort_values("step").groupby("trial_id").tail(1)
+    spans = df.groupby("trial_id").agg(start=("sim/started", "min"), end=("sim/reported", "max"))
+    busy = float((spans["end"] - spans["start"]).sum())
+    events = sorted([(t, 1) for t in spans["start"]] + [(t, -1) for t in spans["end"]])
+    running, peak = 0, 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    late = [s for n, s in suggestions if n >= 1000]
+    gpus = args.nodes * args.gpus_per_node
+    state_files = sorted(exp.glob("experiment_state-*.json"))
+    searcher_files = sorted(exp.glob("searcher-state-*.pkl"))
+    print(
+        json.dumps(
+            {
+                "trials": int(df["trial_id"].nunique()),
+                "gpus": gpus,
+                "nodes": args.nodes,
+                "results": timer.results,
+                "results_rows": len(df),
+                "repeated_trial_steps": int(df.duplicated(["trial_id", "step"]).sum()),
+                "stopped_by": {str(k): int(v) for k, v in last["stopped_by"].value_counts().items()},
+                "run_wall_s": run_s,
+                "fit_wall_s": timer.wall_s,
+                "fit_until_first_trial_s": timer.until_first_start_s,
+                "fleet_utilisation": busy / (gpus * timer.wall_s),
+                "peak_concurrent_trials": peak,
+                "sim_driver_overhead_ms": 1000 * timer.cpu_s / timer.results,
+                "sim_driver_wall_ms_per_result": 1000 * timer.wall_s / timer.results,
+                "driver_cpu_share": timer.cpu_s / timer.wall_s,
+                "sim_suggest_ms": 1000 * statistics.median(late) if late else None,
+                "suggest_ms_p95_at_1000_plus": 1000 * statistics.quantiles(late, n=20)[-1]
+                if len(late) > 20
+                else None,
+                "suggest_ms_under_100_finished": 1000
+                * statistics.median([s for n, s in suggestions if n < 100] or [float("nan")]),
+                "suggestions_at_1000_plus": len(late),
+                "snapshots": len(snapshots),
+                "snapshot_ms_mean": 1000 * statistics.mean(snapshots) if snapshots else None,
+                "snapshot_ms_max": 1000 * max(snapshots) if snapshots else None,
+                "snapshot_share_of_fit": sum(snapshots) / timer.wall_s,
+                "experiment_state_kb": state_files[-1].stat().st_size / 1024 if state_files else None,
+                "searcher_state_kb": searcher_files[-1].stat().st_size / 1024 if searcher_files else None,
+                "driver_peak_rss_mb": peak_rss_mb(),
+                "outside_fit_s": run_s - timer.wall_s,  # ray.init, the results table, the best trials
+                "storage": str(exp),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
