@@ -8,7 +8,8 @@ Optuna proposes its configurations through the same define-by-run space, the WLR
 its reports, it checkpoints to the sweep's storage (a small safetensors file and ``state.json``) and
 resumes from ``tune.get_checkpoint()``, and the results table and ``mmkd curves`` read it like any sweep.
 It takes the same config as ``mmkd.trial.tune_trial`` and reports the same metric keys (the contract in
-DESIGN.md) every ``train.eval_every`` steps, plus ``simulated: 1``.
+DESIGN.md) every ``train.eval_every`` steps, plus ``simulated: 1`` and where it ran (``sim/node``,
+``sim/gpu_ids``, ``sim/started``, ``sim/reported``).
 
 The model (``evaluate``) is deterministic in (config, step, language) and encodes the known findings:
 quality rises with training steps towards a ceiling set by the student's size, is best at a learning
