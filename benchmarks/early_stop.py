@@ -1,11 +1,13 @@
 """What WLR early stopping saves: the same seeded sweep with and without it.
 
     python benchmarks/early_stop.py [--storage /tmp/mmkd-bench] [--set key=value ...]
+    python benchmarks/early_stop.py --storage /tmp/mmkd-bench --reuse   # figures of an earlier run
 
 Runs the quickstart sweep (smaller: 8 trials, 120 steps, 10 languages) twice through mmkd's own runner
 — once with `stop.wlr` (absolute, threshold 0.9 on low-resource WLR, no grace: judged from the first
 evaluation) and once without — and compares the training steps spent and the best objective. Prints one
-JSON line last.
+JSON line last: ``best_*`` is the best trial's objective at its final evaluation (what the sweep
+reports); ``best_any_eval_*`` the best objective at any evaluation of any trial (Tune's ``scope="all"``).
 
 Both arms sample the same 8 configurations (`n_startup_trials = num_samples`: Optuna's seeded random
 phase only), so the comparison measures the stopping alone. With TPE, each arm's sampler would learn from
@@ -34,8 +36,8 @@ WLR_STOP = "stop.wlr={metric: eval/low_resource/wlr, threshold: 0.9, grace_evals
 SEARCHED = ["lr", "adapter_rank", "student", "teacher"]
 
 
-def run(name: str, storage: Path, overrides: list[str]) -> tuple[pd.DataFrame, float]:
-    seconds = run_quickstart(name, storage, overrides)
+def run(name: str, storage: Path, overrides: list[str], reuse: bool) -> tuple[pd.DataFrame, float | None]:
+    seconds = None if reuse else run_quickstart(name, storage, overrides)
     return pd.read_csv(storage / name / "mmkd" / "results.csv"), seconds
 
 
@@ -43,10 +45,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--storage", type=Path, default=None)
     ap.add_argument("--set", action="append", default=[])
+    ap.add_argument("--reuse", action="store_true", help="read the results of an earlier run in --storage")
     args = ap.parse_args()
+    if args.reuse and args.storage is None:
+        ap.error("--reuse needs the --storage of the earlier run")
     storage = args.storage or Path(tempfile.mkdtemp(prefix="mmkd-bench-"))
-    with_stop, t_with = run("with-wlr-stop", storage, [*BASE, *args.set, WLR_STOP])
-    without, t_without = run("without-wlr-stop", storage, [*BASE, *args.set, "stop.wlr=null"])
+    with_stop, t_with = run("with-wlr-stop", storage, [*BASE, *args.set, WLR_STOP], args.reuse)
+    without, t_without = run("without-wlr-stop", storage, [*BASE, *args.set, "stop.wlr=null"], args.reuse)
 
     def steps(df: pd.DataFrame) -> int:
         return int(df.groupby("trial_id")["step"].max().sum())
@@ -66,6 +71,8 @@ def main() -> None:
                 "best_with": best(with_stop),
                 "best_without": best(without),
                 "best_score_delta": best(with_stop) - best(without),
+                "best_any_eval_with": float(with_stop["eval/score"].max()),
+                "best_any_eval_without": float(without["eval/score"].max()),
                 "same_configs": configs(with_stop) == configs(without),
                 "stopped_for_wlr": int((with_stop.drop_duplicates("trial_id")["stopped_by"] == "wlr").sum()),
                 "wall_s_with": t_with,
