@@ -18,7 +18,8 @@ SIM = [
     *("--set", "resources={cpu: 1, gpu: 1}"),
     *("--set", f"train.max_steps={MAX_STEPS}"),
     *("--set", "train.eval_every=40"),
-    *("--set", "simulate.step_seconds=0.01"),
+    # Trials of ~8 s, long against an actor's start-up (~2 s of CPU), so the fleet fills up.
+    *("--set", "simulate.step_seconds=0.03"),
     *("--set", "simulate.eval_seconds=0.2"),
     *("--set", "stop.wlr={metric: eval/low_resource/wlr, threshold: 0.6, grace_evals: 1, mode: absolute}"),
 ]
@@ -64,7 +65,8 @@ def test_simulated_sweep_on_a_gpu_fleet(tmp_path):
     assert (exp / "mmkd" / "results.parquet").is_file()
     assert list(exp.glob("*/checkpoint_*/checkpoint/trainable.safetensors"))
 
-    # Resources: one logical GPU per trial, never two trials on one GPU at once, both nodes used.
+    # Resources: one logical GPU per trial, never two trials on one GPU at once, and more trials at once
+    # than one node has GPUs only by using both nodes.
     spans = df.groupby("trial_id").agg(
         node=("sim/node", "first"),
         gpus=("sim/gpu_ids", "first"),
@@ -72,10 +74,11 @@ def test_simulated_sweep_on_a_gpu_fleet(tmp_path):
         end=("sim/reported", "max"),
     )
     assert (spans["gpus"].astype(str).str.split(",").map(len) == 1).all(), spans
-    assert spans["node"].nunique() == NODES, spans
     events = sorted([(t, 1) for t in spans["start"]] + [(t, -1) for t in spans["end"]])
     running = [sum(step for _, step in events[: i + 1]) for i in range(len(events))]
     assert 2 < max(running) <= NODES * GPUS_PER_NODE, spans  # the fleet is used, never oversubscribed
+    if max(running) > GPUS_PER_NODE:
+        assert spans["node"].nunique() == NODES, spans
     for (_, _), group in spans.groupby(["node", "gpus"]):
         group = group.sort_values("start")
         assert (group["start"].iloc[1:].to_numpy() >= group["end"].iloc[:-1].to_numpy()).all(), group
