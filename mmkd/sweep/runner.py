@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,6 @@ from mmkd.errors import UserInputError
 MMKD_DIR = "mmkd"
 CONFIG_FILE = "config.yaml"
 PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
-_USER_PENDING = os.environ.get(PENDING_ENV)  # the user's own setting wins over _allow_pending's
 
 
 @dataclass(frozen=True)
@@ -80,9 +80,9 @@ def run(
     exp.mmkd.mkdir(parents=True)
     (exp.mmkd / CONFIG_FILE).write_text(config_mod.dump(sweep))
     _init_ray(address)
-    _allow_pending(sweep)
     tuner = _tuner(sweep, exp, _artefacts(sweep, exp), callbacks)
-    return _fit(tuner, exp, sweep.search.num_samples)
+    with _pending_trials(sweep):
+        return _fit(tuner, exp, sweep.search.num_samples)
 
 
 def resume(name_or_path: str, *, storage: str | None = None, address: str | None = None) -> int:
@@ -91,14 +91,14 @@ def resume(name_or_path: str, *, storage: str | None = None, address: str | None
     exp = Experiment.locate(name_or_path, storage)
     sweep = config_mod.load(exp.mmkd / CONFIG_FILE)
     _init_ray(address)
-    _allow_pending(sweep)
     tuner = tune.Tuner.restore(
         str(exp.path),
         trainable=_trainable(sweep, _artefacts(sweep, exp)),
         resume_unfinished=True,
         resume_errored=True,
     )
-    return _fit(tuner, exp, sweep.search.num_samples)
+    with _pending_trials(sweep):
+        return _fit(tuner, exp, sweep.search.num_samples)
 
 
 def _init_ray(address: str | None) -> None:
@@ -112,15 +112,19 @@ def _init_ray(address: str | None) -> None:
         ray.init(include_dashboard=False, configure_logging=True, logging_level=logging.WARNING)
 
 
-def _allow_pending(sweep: SweepConfig) -> None:
-    """Let Tune queue as many trials as the cluster has trial slots now.
+@contextmanager
+def _pending_trials(sweep: SweepConfig) -> Iterator[None]:
+    """Let Tune queue as many trials as the cluster has trial slots now, while the sweep runs.
 
     With a search algorithm, Tune (2.60) keeps one trial pending at a time: a new trial is proposed only
     once the previous one has its actor, so short trials never fill a cluster (measured: 16 simulated
     trials ran one after another on 8 GPUs). As many pending trials as free slots fills it at once, and
-    proposes no further ahead of the results than the cluster can run anyway.
+    proposes no further ahead of the results than the cluster can run anyway. Tune reads the variable
+    when ``fit()`` starts; it is removed afterwards so it never reaches another sweep or a child process
+    as if the user had set it. The user's own setting wins.
     """
-    if _USER_PENDING is not None:
+    if PENDING_ENV in os.environ:
+        yield
         return
     total, res = ray.cluster_resources(), sweep.resources
     slots = int(total.get("CPU", 0) // res.cpu)
@@ -129,6 +133,10 @@ def _allow_pending(sweep: SweepConfig) -> None:
     if res.max_concurrent:
         slots = min(slots, res.max_concurrent)
     os.environ[PENDING_ENV] = str(max(1, min(slots, sweep.search.num_samples)))
+    try:
+        yield
+    finally:
+        del os.environ[PENDING_ENV]
 
 
 def _artefacts(sweep: SweepConfig, exp: Experiment) -> dict[str, Any]:
