@@ -38,7 +38,7 @@ SEARCHED = ["lr", "adapter_rank", "student", "teacher"]
 
 def run(name: str, storage: Path, overrides: list[str], reuse: bool) -> tuple[pd.DataFrame, float | None]:
     seconds = None if reuse else run_quickstart(name, storage, overrides)
-    return pd.read_csv(storage / name / "mmkd" / "results.csv"), seconds
+    return pd.read_parquet(storage / name / "mmkd" / "results.parquet"), seconds
 
 
 def main() -> None:

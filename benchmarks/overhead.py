@@ -69,7 +69,7 @@ def main() -> None:
     ray.shutdown()
     if code != 0:
         raise SystemExit(f"the sweep failed with exit code {code}")
-    df = pd.read_csv(storage / "overhead" / "mmkd" / "results.csv")
+    df = pd.read_parquet(storage / "overhead" / "mmkd" / "results.parquet")
     steps = df.groupby("trial_id")["step"].diff().fillna(df["step"])
     compute = float((df["time/train_step_s"] * steps + df["time/eval_s"]).sum())
     trials = int(df["trial_id"].nunique())

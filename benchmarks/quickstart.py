@@ -50,7 +50,7 @@ def main() -> None:
     if not args.skip_cold:
         out["quickstart_cold_s"] = run_quickstart("cold", root / "runs", cache=cache)
     out["quickstart_warm_s"] = run_quickstart("warm", root / "runs", cache=cache)
-    df = pd.read_csv(root / "runs" / "warm" / "mmkd" / "results.csv")
+    df = pd.read_parquet(root / "runs" / "warm" / "mmkd" / "results.parquet")
     final = df.sort_values("step").groupby("trial_id").tail(1)
     best = final.sort_values("eval/score", ascending=False).iloc[0]
     evals = df["time/eval_s"].sum()

@@ -95,7 +95,7 @@ def main() -> None:
     if code != 0:
         raise SystemExit(f"the sweep failed with exit code {code} (driver output: {log})")
     exp = storage / "sim"
-    df = pd.read_csv(exp / "mmkd" / "results.csv", low_memory=False)
+    df = pd.read_parquet(exp / "mmkd" / "results.parquet")
     last = df.sort_values("step").groupby("trial_id").tail(1)
     spans = df.groupby("trial_id").agg(start=("sim/started", "min"), end=("sim/reported", "max"))
     busy = float((spans["end"] - spans["start"]).sum())

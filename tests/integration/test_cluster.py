@@ -231,7 +231,7 @@ def test_a_refused_submission_is_one_line_and_submits_nothing(head):
 
 
 def results(submitted: Submitted) -> pd.DataFrame:
-    return pd.read_csv(submitted.storage / "micro" / "mmkd" / "results.csv")
+    return pd.read_parquet(submitted.storage / "micro" / "mmkd" / "results.parquet")
 
 
 def test_submit_follows_the_job_to_its_end(head, submitted):

@@ -50,7 +50,7 @@ def test_storage_layout(sweep):
 
 def test_results_table_carries_the_metric_contract(sweep):
     exp, _ = sweep
-    df = pd.read_csv(exp / "mmkd" / "results.csv")
+    df = pd.read_parquet(exp / "mmkd" / "results.parquet")
     assert len(df) == 4  # 2 trials x 2 evaluations
     assert not df.duplicated(["trial_id", "step"]).any()
     assert sorted(df["step"].unique()) == [3, 6]

@@ -82,7 +82,7 @@ def test_trial_survives_the_loss_of_its_node(tmp_path, monkeypatch):
         cluster.add_node(num_cpus=1)  # the autoscaler's replacement
         thread.join(timeout=400)
         assert outcome.get("code") == 0
-        df = pd.read_csv(exp / "mmkd" / "results.csv")
+        df = pd.read_parquet(exp / "mmkd" / "results.parquet")
         # Every evaluation at most once, to the end. The one in flight when the node died may be missing:
         # Tune (2.60) can register its checkpoint, so the trial resumes after it, without logging its
         # result (seen in a clean CI run) — the one evaluation interval that a node loss may cost.

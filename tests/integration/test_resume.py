@@ -77,7 +77,7 @@ def test_interrupted_sweep_resumes_to_exactly_num_samples(tmp_path, sig):
     resumed = mmkd("sweep", "resume", str(exp), env=environ)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
 
-    df = pd.read_csv(exp / "mmkd" / "results.csv")
+    df = pd.read_parquet(exp / "mmkd" / "results.parquet")
     assert df["trial_id"].nunique() == NUM_SAMPLES
     assert not df.duplicated(["trial_id", "step"]).any()
     configs = df.drop_duplicates("trial_id")[["lr", "adapter_rank", "student"]]

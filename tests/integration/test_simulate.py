@@ -50,7 +50,7 @@ def test_simulated_sweep_on_a_gpu_fleet(tmp_path):
     assert "simulate:\n  enabled: true" in (exp / "mmkd" / "config.yaml").read_text()  # kept for resume
     assert not (exp / "mmkd" / "teachers").exists()  # nothing was prepared
 
-    df = pd.read_csv(exp / "mmkd" / "results.csv")
+    df = pd.read_parquet(exp / "mmkd" / "results.parquet")
     shown = df[["trial_id", "step", "lr", "adapter_rank", "eval/low_resource/wlr", "stopped_by"]].to_string()
     assert df["trial_id"].nunique() == TRIALS, shown  # every trial reported
     assert not df.duplicated(["trial_id", "step"]).any(), shown

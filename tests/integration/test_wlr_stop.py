@@ -38,7 +38,7 @@ def test_too_high_learning_rate_is_stopped_for_wrong_language(tmp_path):
         env=env(tmp_path / "cache"),
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    df = pd.read_csv(tmp_path / "reckless" / "mmkd" / "results.csv")
+    df = pd.read_parquet(tmp_path / "reckless" / "mmkd" / "results.parquet")
     last = df.iloc[-1]
     shown = df[["step", "eval/zero_shot/wlr", "eval/en/chrf", "stopped_by"]].to_string()
     assert last["stopped_by"] == "wlr", shown
