@@ -26,7 +26,7 @@ import torch
 
 from mmkd.config import LAPTConfig
 from mmkd.data.base import Task
-from mmkd.models.zoo import encode_corpus, sentinel_ids, span_corruption_batch, warmup_cosine
+from mmkd.models.zoo import encode_corpus, sentinel_ids, span_corruption_batch, train_span_corruption
 
 
 def lapt_languages(task: Task, languages: Sequence[str] | str) -> list[str]:
@@ -61,30 +61,26 @@ def adapt(
     encoded = encode_corpus(tokenizer, corpus, max_len)
     if not encoded:
         raise ValueError("LAPT corpus has no line of 4 tokens or more")
-    device = next(model.parameters()).device
-    rng = random.Random(f"{seed}:lapt")
     torch.manual_seed(seed)
-    sentinels, eos, pad = sentinel_ids(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id
-    params = [p for p in model.parameters()]
+    params = list(model.parameters())
     was_trainable = [p.requires_grad for p in params]
     model.requires_grad_(True)
-    model.train()
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(max(1, steps // 10), steps))
     losses: list[float] = []
     start = time.perf_counter()
-    for _ in range(steps):
-        inputs, labels = span_corruption_batch(
-            encoded, rng, sentinels, batch_size, noise_density, mean_span, eos, pad
-        )
-        inputs, labels = inputs.to(device), labels.to(device)
-        loss = model(input_ids=inputs, attention_mask=inputs.ne(pad), labels=labels).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(loss.item())
+    train_span_corruption(
+        model,
+        tokenizer,
+        encoded,
+        random.Random(f"{seed}:lapt"),
+        steps=steps,
+        lr=lr,
+        weight_decay=0.0,
+        warmup_steps=max(1, steps // 10),
+        batch_size=batch_size,
+        noise_density=noise_density,
+        mean_span=mean_span,
+        on_step=lambda _, loss: losses.append(loss),
+    )
     for p, trainable in zip(params, was_trainable, strict=True):
         p.requires_grad_(trainable)
     tail = losses[-max(1, steps // 10) :]

@@ -198,29 +198,30 @@ def pretrain(
     from transformers import ByT5Tokenizer, T5ForConditionalGeneration
 
     torch.manual_seed(settings.seed)
-    rng = random.Random(settings.seed)
     tok = ByT5Tokenizer()
-    sentinels = sentinel_ids(tok)
-    encoded = encode_corpus(tok, corpus, settings.max_len)
     model = T5ForConditionalGeneration(tiny_config(size))
-    model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(settings.warmup_steps, settings.steps))
-    eos, pad = tok.eos_token_id, tok.pad_token_id
     start, loss_ema = time.perf_counter(), math.nan
-    for step in range(settings.steps):
-        inputs, labels = span_corruption_batch(
-            encoded, rng, sentinels, settings.batch_size, settings.noise_density, settings.mean_span, eos, pad
-        )
-        loss = model(input_ids=inputs, attention_mask=inputs.ne(pad), labels=labels).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        loss_ema = loss.item() if math.isnan(loss_ema) else 0.95 * loss_ema + 0.05 * loss.item()
+
+    def on_step(step: int, loss: float) -> None:
+        nonlocal loss_ema
+        loss_ema = loss if math.isnan(loss_ema) else 0.95 * loss_ema + 0.05 * loss
         if progress is not None:
-            progress(step + 1, loss_ema)
+            progress(step, loss_ema)
+
+    train_span_corruption(
+        model,
+        tok,
+        encode_corpus(tok, corpus, settings.max_len),
+        random.Random(settings.seed),
+        steps=settings.steps,
+        lr=settings.lr,
+        weight_decay=0.01,
+        warmup_steps=settings.warmup_steps,
+        batch_size=settings.batch_size,
+        noise_density=settings.noise_density,
+        mean_span=settings.mean_span,
+        on_step=on_step,
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tok.save_pretrained(out_dir)
@@ -232,6 +233,44 @@ def pretrain(
     }
     (out_dir / "mmkd_zoo.json").write_text(json.dumps({"size": size, "settings": asdict(settings), **stats}))
     return stats
+
+
+def train_span_corruption(
+    model: Any,
+    tokenizer: Any,
+    encoded: Sequence[list[int]],
+    rng: random.Random,
+    *,
+    steps: int,
+    lr: float,
+    weight_decay: float,
+    warmup_steps: int,
+    batch_size: int,
+    noise_density: float,
+    mean_span: float,
+    on_step: Callable[[int, float], None],
+) -> None:
+    """AdamW on T5 span corruption over ``encoded`` lines, every parameter of ``model`` (on its device),
+    warmup + cosine schedule, gradients clipped at 1; ``on_step(step, loss)`` after each step (from 1).
+    The zoo's pretraining and the trials' language-adaptive pretraining (``mmkd.models.lapt``)."""
+    device = next(model.parameters()).device
+    sentinels, eos, pad = sentinel_ids(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id
+    params = list(model.parameters())
+    model.train()
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(warmup_steps, steps))
+    for step in range(steps):
+        inputs, labels = span_corruption_batch(
+            encoded, rng, sentinels, batch_size, noise_density, mean_span, eos, pad
+        )
+        inputs, labels = inputs.to(device), labels.to(device)
+        loss = model(input_ids=inputs, attention_mask=inputs.ne(pad), labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        on_step(step + 1, loss.item())
 
 
 def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
