@@ -94,6 +94,7 @@ def sweep_submit(args: argparse.Namespace) -> int:
 
 
 def trial_run(args: argparse.Namespace) -> int:
+    from mmkd.eval.evaluate import per_language
     from mmkd.trial import run_local
 
     report = run_local(
@@ -105,12 +106,7 @@ def trial_run(args: argparse.Namespace) -> int:
         teacher=args.teacher,
         student=args.student,
     )
-    per_language = {
-        k
-        for k in report
-        if k.count("/") == 2 and k.split("/")[1] not in {"zero_shot", "low_resource", "source"}
-    }
-    print(json.dumps({k: v for k, v in report.items() if k not in per_language}, indent=1))
+    print(json.dumps({k: v for k, v in report.items() if not per_language(k)}, indent=1))
     return 0
 
 

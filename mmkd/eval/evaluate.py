@@ -24,6 +24,9 @@ from mmkd.eval.langid import LangID, WLRStats, reference_accuracy, verdicts
 from mmkd.eval.metrics import chrf, chrf_per_example
 from mmkd.eval.task_metrics import Reference, get_task_metric
 
+#: The groups a report averages over, next to the per-language metrics: ``eval/<group>/<metric>``.
+GROUPS = ("source", "zero_shot", "low_resource")
+
 # Below this LID accuracy on its own references a language's WLR says more about the detector than about
 # the model; such languages are listed in `unreliable_langs` (and flagged in reports).
 RELIABLE_LID = 0.8
@@ -109,6 +112,12 @@ def _mean(values: Sequence[float]) -> float:
     """Mean that skips NaN (a language with no determined output has no WLR); NaN if nothing is left."""
     kept = [v for v in values if not math.isnan(v)]
     return sum(kept) / len(kept) if kept else math.nan
+
+
+def per_language(key: str) -> bool:
+    """``eval/<lang>/<metric>``, as opposed to a group's ``eval/<group>/<metric>`` or ``eval/score``."""
+    parts = key.split("/")
+    return len(parts) == 3 and parts[0] == "eval" and parts[1] not in GROUPS
 
 
 @lru_cache(maxsize=256)

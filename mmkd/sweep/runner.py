@@ -172,6 +172,7 @@ def _tuner(
 
     from mmkd.sweep.sampler import BoundedTPESampler
     from mmkd.sweep.space import Space
+    from mmkd.sweep.telemetry import GroupTBXLogger
 
     search = OptunaSearch(
         space=Space(sweep),
@@ -197,7 +198,8 @@ def _tuner(
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             stop=_stopper(sweep, exp),
             progress_reporter=_reporter(),
-            callbacks=list(callbacks) or None,
+            # Passing a TensorBoard logger keeps Tune from adding its own (CSV and JSON it still adds).
+            callbacks=[GroupTBXLogger(), *callbacks],
             verbose=1,
         ),
     )

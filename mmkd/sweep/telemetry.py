@@ -1,4 +1,5 @@
-"""Live Prometheus metrics of running trials, for the Ray dashboard's Metrics view and Grafana.
+"""Live metrics of running trials: Prometheus gauges (the Ray dashboard's Metrics view, Grafana) and
+TensorBoard curves (``tensorboard --logdir <storage>/<name>``).
 
 At every report a trial sets one Gauge per key of ``METRICS``, tagged with its sweep and trial name;
 Ray's metrics agent on the trial's node exports them on the node's ``--metrics-export-port`` with
@@ -15,6 +16,10 @@ import functools
 import math
 from collections.abc import Mapping
 from typing import Any
+
+from ray.tune.logger import TBXLoggerCallback
+
+from mmkd.eval.evaluate import per_language
 
 #: report key -> (metric name, description)
 METRICS: dict[str, tuple[str, str]] = {
@@ -66,3 +71,16 @@ def _announce(sweep: str, trial: str) -> None:
 
     actor = ray.get_runtime_context().get_actor_id()
     print(f"mmkd: actor {actor} runs trial {trial} of sweep {sweep}", flush=True)
+
+
+class GroupTBXLogger(TBXLoggerCallback):
+    """Tune's TensorBoard logger without the per-language scalars (``eval/<lang>/*``).
+
+    ~100 per-language scalars a report made TensorBoard logging the largest driver cost per result
+    (``benchmarks/simulate.py``: more than Tune's own result handling), and a hundred curves per trial are
+    unreadable anyway; the group means, ``eval/score``, the losses and timings stay. Every metric is still in
+    each trial's ``result.json`` and the results table.
+    """
+
+    def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
+        super().log_trial_result(iteration, trial, {k: v for k, v in result.items() if not per_language(k)})

@@ -99,3 +99,25 @@ def test_status_and_refusing_to_overwrite(sweep, env):
     )
     assert again.returncode == 2
     assert f"mmkd sweep resume {exp}" in again.stderr and again.stderr.count("\n") == 1
+
+
+def _scalar_tags(events_file):
+    """Scalar tags of a TensorBoard event file (TFRecord frames: length, its CRC, an Event, its CRC)."""
+    from tensorboardX.proto.event_pb2 import Event
+
+    data, tags, i = events_file.read_bytes(), set(), 0
+    while i < len(data):
+        n = int.from_bytes(data[i : i + 8], "little")
+        event = Event.FromString(data[i + 12 : i + 12 + n])
+        tags |= {v.tag for v in event.summary.value}
+        i += 12 + n + 4
+    return tags
+
+
+def test_tensorboard_has_the_group_curves_not_the_per_language_ones(sweep):
+    exp, _ = sweep
+    for trial in [p.parent for p in exp.glob("*/result.json")]:
+        (events,) = trial.glob("events.out.tfevents.*")
+        tags = _scalar_tags(events)
+        assert {"ray/tune/eval/score", "ray/tune/eval/zero_shot/chrf", "ray/tune/train/loss"} <= tags
+        assert not [t for t in tags if t.startswith(("ray/tune/eval/ru/", "ray/tune/eval/en/"))], tags
