@@ -5,8 +5,9 @@
   and the number of results the driver handled.
 - ``time_suggestions()``: wall time of every ``OptunaSearch.suggest`` call, with the number of trials
   the searcher had seen finish at that moment.
-- ``time_snapshots()``: wall time of every experiment-state snapshot (``TuneController.save_to_dir``:
-  trial states, searcher and callback state written to the experiment directory).
+- ``time_snapshots()``: wall and CPU time of every experiment-state snapshot (``TuneController.save_to_dir``:
+  trial states, searcher and callback state written to the experiment directory), and whether it was
+  forced (Tune forces one when a trial has checkpointed ``num_to_keep`` times since the last).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import resource
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from ray.tune import Callback
@@ -70,22 +72,30 @@ def time_suggestions() -> Iterator[list[tuple[int, float]]]:
         OptunaSearch.suggest = original  # type: ignore[method-assign]
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    wall_s: float
+    cpu_s: float
+    forced: bool  # by CheckpointConfig(num_to_keep): a trial checkpointed that often since the last one
+
+
 @contextmanager
-def time_snapshots() -> Iterator[list[float]]:
-    """Seconds per experiment-state snapshot."""
+def time_snapshots() -> Iterator[list[Snapshot]]:
+    """Wall and driver CPU seconds of every experiment-state snapshot, and whether Tune forced it."""
     from ray.tune.execution.tune_controller import TuneController
 
-    durations: list[float] = []
+    snapshots: list[Snapshot] = []
     original = TuneController.save_to_dir
 
     def timed(self: TuneController) -> None:
-        started = time.perf_counter()
+        forced = bool(self._checkpoint_manager._should_force_sync_up)
+        wall, cpu = time.perf_counter(), time.process_time()
         original(self)
-        durations.append(time.perf_counter() - started)
+        snapshots.append(Snapshot(time.perf_counter() - wall, time.process_time() - cpu, forced))
 
     TuneController.save_to_dir = timed  # type: ignore[method-assign]
     try:
-        yield durations
+        yield snapshots
     finally:
         TuneController.save_to_dir = original  # type: ignore[method-assign]
 

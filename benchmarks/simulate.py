@@ -105,6 +105,7 @@ def main() -> None:
         running += step
         peak = max(peak, running)
     late = [s for n, s in suggestions if n >= 1000]
+    walls = [s.wall_s for s in snapshots]
     gpus = args.nodes * args.gpus_per_node
     state_files = sorted(exp.glob("experiment_state-*.json"))
     searcher_files = sorted(exp.glob("searcher-state-*.pkl"))
@@ -134,9 +135,11 @@ def main() -> None:
                 * statistics.median([s for n, s in suggestions if n < 100] or [float("nan")]),
                 "suggestions_at_1000_plus": len(late),
                 "snapshots": len(snapshots),
-                "snapshot_ms_mean": 1000 * statistics.mean(snapshots) if snapshots else None,
-                "snapshot_ms_max": 1000 * max(snapshots) if snapshots else None,
-                "snapshot_share_of_fit": sum(snapshots) / timer.wall_s,
+                "snapshots_forced": sum(s.forced for s in snapshots),
+                "snapshot_ms_mean": 1000 * statistics.mean(walls) if walls else None,
+                "snapshot_ms_max": 1000 * max(walls) if walls else None,
+                "snapshot_share_of_fit": sum(walls) / timer.wall_s,
+                "snapshot_share_of_driver_cpu": sum(s.cpu_s for s in snapshots) / timer.cpu_s,
                 "experiment_state_kb": state_files[-1].stat().st_size / 1024 if state_files else None,
                 "searcher_state_kb": searcher_files[-1].stat().st_size / 1024 if searcher_files else None,
                 "driver_peak_rss_mb": peak_rss_mb(),

@@ -18,8 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ray.tune.logger import TBXLoggerCallback
-
-from mmkd.eval.evaluate import per_language
+from ray.tune.result import TRAINING_ITERATION as STEP_KEY  # the x axis of Tune's TensorBoard curves
 
 #: report key -> (metric name, description)
 METRICS: dict[str, tuple[str, str]] = {
@@ -74,13 +73,14 @@ def _announce(sweep: str, trial: str) -> None:
 
 
 class GroupTBXLogger(TBXLoggerCallback):
-    """Tune's TensorBoard logger without the per-language scalars (``eval/<lang>/*``).
+    """Tune's TensorBoard logger, for the keys of ``METRICS`` and the loss terms only.
 
-    ~100 per-language scalars a report made TensorBoard logging the largest driver cost per result
-    (``benchmarks/simulate.py``: more than Tune's own result handling), and a hundred curves per trial are
-    unreadable anyway; the group means, ``eval/score``, the losses and timings stay. Every metric is still in
-    each trial's ``result.json`` and the results table.
+    Tune's own logger writes every number of a report: ~140 scalars here (per-language metrics, config
+    values, Tune's counters), which made it the largest driver cost per result in ``benchmarks/simulate.py``,
+    and a hundred curves per trial are unreadable anyway. Every metric is still in each trial's
+    ``result.json`` and the results table.
     """
 
     def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
-        super().log_trial_result(iteration, trial, {k: v for k, v in result.items() if not per_language(k)})
+        kept = {k: v for k, v in result.items() if k in METRICS or k.startswith("train/") or k == STEP_KEY}
+        super().log_trial_result(iteration, trial, kept)
