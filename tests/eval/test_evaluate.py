@@ -97,7 +97,7 @@ def test_evaluation_reports_the_metric_contract_and_group_means():
     per_lang |= {f"eval/{lang}/lid_ref_acc" for lang in refs}
     groups = {f"eval/{g}/{k}" for g in ("zero_shot", "low_resource") for k in ("chrf", "wlr")}
     assert set(m) == per_lang | groups | {"eval/source/chrf", "eval/score"}
-    assert {k for k in m if per_language(k)} == per_lang  # what TensorBoard leaves out
+    assert {k for k in m if per_language(k)} == per_lang  # what `mmkd trial run` leaves out of its summary
     assert m["eval/de/wlr"] == 0.5 and m["eval/de/src_rate"] == 0.5 and m["eval/de/undetermined"] == 0.0
     assert m["eval/te/wlr"] == 1.0 and m["eval/te/undetermined"] == 0.5  # "42" is undetermined
     assert m["eval/en/wlr"] == 1.0  # lid.176 reads the short English line as Italian...
