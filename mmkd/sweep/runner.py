@@ -172,7 +172,7 @@ def _tuner(
 
     from mmkd.sweep.sampler import BoundedTPESampler
     from mmkd.sweep.space import Space
-    from mmkd.sweep.telemetry import GroupTBXLogger
+    from mmkd.sweep.telemetry import LiveTBXLogger
 
     search = OptunaSearch(
         space=Space(sweep),
@@ -199,7 +199,7 @@ def _tuner(
             stop=_stopper(sweep, exp),
             progress_reporter=_reporter(),
             # Passing a TensorBoard logger keeps Tune from adding its own (CSV and JSON it still adds).
-            callbacks=[GroupTBXLogger(), *callbacks],
+            callbacks=[LiveTBXLogger(), *callbacks],
             verbose=1,
         ),
     )

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ray.tune.logger import TBXLoggerCallback
-from ray.tune.result import TRAINING_ITERATION as STEP_KEY  # the x axis of Tune's TensorBoard curves
+from ray.tune.result import TRAINING_ITERATION  # the x axis of Tune's TensorBoard curves
 
 #: report key -> (metric name, description)
 METRICS: dict[str, tuple[str, str]] = {
@@ -72,7 +72,7 @@ def _announce(sweep: str, trial: str) -> None:
     print(f"mmkd: actor {actor} runs trial {trial} of sweep {sweep}", flush=True)
 
 
-class GroupTBXLogger(TBXLoggerCallback):
+class LiveTBXLogger(TBXLoggerCallback):
     """Tune's TensorBoard logger, for the keys of ``METRICS`` and the loss terms only.
 
     Tune's own logger writes every number of a report: ~140 scalars here (per-language metrics, config
@@ -82,5 +82,9 @@ class GroupTBXLogger(TBXLoggerCallback):
     """
 
     def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
-        kept = {k: v for k, v in result.items() if k in METRICS or k.startswith("train/") or k == STEP_KEY}
+        kept = {
+            k: v
+            for k, v in result.items()
+            if k in METRICS or k.startswith("train/") or k == TRAINING_ITERATION
+        }
         super().log_trial_result(iteration, trial, kept)
