@@ -101,25 +101,13 @@ def test_status_and_refusing_to_overwrite(sweep, env):
     assert f"mmkd sweep resume {exp}" in again.stderr and again.stderr.count("\n") == 1
 
 
-def _scalar_tags(events_file):
-    """Scalar tags of a TensorBoard event file (TFRecord frames: length, its CRC, an Event, its CRC)."""
-    from tensorboardX.proto.event_pb2 import Event
-
-    data, tags, i = events_file.read_bytes(), set(), 0
-    while i < len(data):
-        n = int.from_bytes(data[i : i + 8], "little")
-        event = Event.FromString(data[i + 12 : i + 12 + n])
-        tags |= {v.tag for v in event.summary.value}
-        i += 12 + n + 4
-    return tags
-
-
-def test_tensorboard_has_the_live_metrics_and_loss_terms_only(sweep):
+def test_tensorboard_has_the_live_metrics_and_loss_terms_only(sweep, read_events):
     from mmkd.sweep.telemetry import METRICS
 
     exp, _ = sweep
     for trial in [p.parent for p in exp.glob("*/result.json")]:
         (events,) = trial.glob("events.out.tfevents.*")
-        tags = {t.removeprefix("ray/tune/") for t in _scalar_tags(events) if t.startswith("ray/tune/")}
+        scalars = {v.tag for e in read_events(events) for v in e.summary.value if v.HasField("simple_value")}
+        tags = {t.removeprefix("ray/tune/") for t in scalars}
         assert {"eval/score", "eval/zero_shot/chrf", "train/loss", "train/loss_token"} <= tags
         assert not [t for t in tags if t not in METRICS and not t.startswith("train/")], tags

@@ -1,0 +1,64 @@
+"""The TensorBoard logger of the sweep driver: what a trial's event file holds."""
+
+from mmkd.sweep.telemetry import LiveTBXLogger
+
+
+class _Trial:  # what the logger reads of a Tune trial
+    def __init__(self, path):
+        self.local_path, self.evaluated_params = str(path), {"lr": 3e-3, "models": "l:s"}
+
+    def init_local_path(self):
+        pass
+
+
+def _report(step, score):
+    return {
+        "training_iteration": step,
+        "step": 80 * step,
+        "train/loss": 2.0 / step,
+        "train/loss_token": 0.5,
+        "eval/score": score,
+        "eval/zero_shot/wlr": float("nan"),  # no determined output: left out, not written as NaN
+        "eval/fr/chrf": 40.0,  # per-language values stay in result.json
+        "config/lr": 3e-3,
+        "done": False,
+    }
+
+
+def test_one_event_per_report_with_the_live_metrics_then_the_hyperparameters(tmp_path, read_events):
+    logger, trial = LiveTBXLogger(), _Trial(tmp_path)
+    logger.log_trial_start(trial)
+    logger.log_trial_result(1, trial, _report(1, 10.0))
+    logger.log_trial_result(2, trial, _report(2, 12.5))
+    logger.log_trial_end(trial)
+
+    (path,) = tmp_path.glob("events.out.tfevents.*")
+    events = read_events(path)
+    scalars = [(e.step, {v.tag: v.simple_value for v in e.summary.value}) for e in events if e.summary.value]
+    assert scalars[:2] == [
+        (
+            1,
+            {
+                "ray/tune/step": 80,
+                "ray/tune/train/loss": 2.0,
+                "ray/tune/train/loss_token": 0.5,
+                "ray/tune/eval/score": 10.0,
+            },
+        ),
+        (
+            2,
+            {
+                "ray/tune/step": 160,
+                "ray/tune/train/loss": 1.0,
+                "ray/tune/train/loss_token": 0.5,
+                "ray/tune/eval/score": 12.5,
+            },
+        ),
+    ]
+    # Then TensorBoard's HParams summaries (the searched values with the last metrics), nothing else.
+    assert [tag for _, values in scalars[2:] for tag in values] == [
+        "_hparams_/experiment",
+        "_hparams_/session_start_info",
+        "_hparams_/session_end_info",
+    ]
+    assert not logger._trial_writer  # the file is closed
