@@ -1,6 +1,7 @@
 """Scale simulation: a 2,000-trial sweep on a simulated 64-GPU fleet, everything real but the training.
 
     python benchmarks/simulate.py [--trials 2000] [--nodes 8] [--gpus-per-node 8] [--step-seconds 0.2]
+                                  [--set task.languages=[fr,sw] ...]
 
 Starts a local multi-node Ray cluster (``ray.cluster_utils.Cluster``: a head without CPUs and ``--nodes``
 worker nodes with ``--gpus-per-node`` logical GPUs and as many CPUs each), then runs the quickstart sweep
@@ -13,7 +14,11 @@ cost (mmkd/sweep/simulate.py) instead of training. Measured on the driver:
   ``sim_driver_wall_ms_per_result`` is fit wall time per result, for comparison;
 - ``sim_suggest_ms``: median wall time of ``OptunaSearch.suggest`` once ≥ 1,000 trials had finished;
 - snapshots: count and time of Tune's experiment-state snapshots, and the size of what they write;
-- ``driver_peak_rss_mb``: peak resident memory of the driver.
+- ``driver_peak_rss_mb``: peak resident memory of the driver;
+- ``report_numbers``: how many numbers one report carries (Tune keeps statistics of each).
+
+``--set`` overrides the quickstart sweep like ``mmkd sweep run --set`` (after this script's own settings):
+fewer ``task.languages`` shows what the driver's cost per result owes to the per-language metrics.
 
 Prints one JSON line last. Needs several GiB of memory: one Ray worker process per GPU.
 """
@@ -49,6 +54,7 @@ def main() -> None:
     )
     ap.add_argument("--eval-seconds", type=float, default=2.0)
     ap.add_argument("--storage", type=Path, default=None)
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import ray
@@ -67,6 +73,7 @@ def main() -> None:
             f"train.max_steps={args.max_steps}",
             f"train.eval_every={args.eval_every}",
             "resources={cpu: 1, gpu: 1}",
+            *args.overrides,
         ],
     )
     storage = args.storage or Path(tempfile.mkdtemp(prefix="mmkd-sim-"))
@@ -143,11 +150,23 @@ def main() -> None:
                 "experiment_state_kb": state_files[-1].stat().st_size / 1024 if state_files else None,
                 "searcher_state_kb": searcher_files[-1].stat().st_size / 1024 if searcher_files else None,
                 "driver_peak_rss_mb": peak_rss_mb(),
+                "report_numbers": _numbers(next(exp.glob("*/result.json"))),
                 "outside_fit_s": run_s - timer.wall_s,  # ray.init, the results table, the best trials
                 "storage": str(exp),
             }
         )
     )
+
+
+def _numbers(result_json: Path) -> int:
+    """Numbers in a trial's first report, counted as Tune counts them when it keeps their statistics."""
+    from numbers import Number
+
+    from ray.tune.utils import flatten_dict
+
+    with result_json.open() as f:
+        report = json.loads(f.readline())
+    return sum(isinstance(v, Number) for v in flatten_dict(report).values())
 
 
 if __name__ == "__main__":

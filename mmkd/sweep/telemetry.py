@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import functools
 import math
+import socket
+import struct
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -79,25 +81,21 @@ class LiveTBXLogger(TBXLoggerCallback):
 
     Tune's own logger writes every number of a report (~140 scalars here: per-language metrics, config
     values, Tune's counters) through a tensorboardX ``SummaryWriter`` per trial: a writer thread and a
-    multiprocessing queue per trial, one queued event per scalar and a flush per result. In
+    multiprocessing queue per trial, one queued event per scalar, and an fsync per result. In
     ``benchmarks/simulate.py`` that made it the largest driver cost per result. This logger writes one
-    event per report (all its scalars in one summary) straight to the trial's event file, in the
-    driver's thread, and the hyperparameters with the last values at the trial's end (TensorBoard's
-    HParams view). Every metric is still in each trial's ``result.json`` and in the results table.
-    Subclassing Tune's TensorBoard logger keeps Tune from adding its own. tensorboardX is imported where
-    it is used: it imports torch, which the trial workers of ``--simulate`` must not load.
+    event per report (all its scalars in one summary) to the trial's event file, in the driver's thread,
+    and the hyperparameters with the last values at the trial's end (TensorBoard's HParams view). Every
+    metric is still in each trial's ``result.json`` and in the results table. Subclassing Tune's
+    TensorBoard logger keeps Tune from adding its own.
     """
 
     def log_trial_start(self, trial: Any) -> None:
-        from tensorboardX.event_file_writer import EventsWriter
-
-        self.log_trial_end(trial)  # a restarted trial (e.g. after a failure) gets a new event file
+        self.log_trial_end(trial)  # a restarted trial (e.g. after a failure) starts a new event file
         trial.init_local_path()
-        self._trial_writer[trial] = EventsWriter(str(Path(trial.local_path, "events")))
+        self._trial_writer[trial] = _EventFile(Path(trial.local_path))
         self._trial_result[trial] = {}
 
     def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
-        from tensorboardX.proto.event_pb2 import Event
         from tensorboardX.proto.summary_pb2 import Summary
 
         if trial not in self._trial_writer:
@@ -108,26 +106,54 @@ class LiveTBXLogger(TBXLoggerCallback):
             if (key in METRICS or key.startswith("train/")) and _finite_number(value)
         }
         values = [Summary.Value(tag=f"ray/tune/{key}", simple_value=value) for key, value in kept.items()]
-        event = Event(wall_time=time.time(), step=result[TRAINING_ITERATION], summary=Summary(value=values))
-        self._trial_writer[trial].write_event(event)
-        self._trial_writer[trial].flush()  # a file flush: the live view stays current
+        self._trial_writer[trial].write(Summary(value=values), step=result[TRAINING_ITERATION])
         self._trial_result[trial] = kept
 
     def log_trial_end(self, trial: Any, failed: bool = False) -> None:
-        from tensorboardX.proto.event_pb2 import Event
         from tensorboardX.summary import hparams
 
-        writer = self._trial_writer.pop(trial, None)
+        events = self._trial_writer.pop(trial, None)
         last = self._trial_result.pop(trial, None)
-        if writer is None:
+        if events is None:
             return
         if last:
-            params = {
-                k: v for k, v in (trial.evaluated_params or {}).items() if isinstance(v, str | int | float)
-            }
+            given = trial.evaluated_params or {}
+            params = {k: v for k, v in given.items() if isinstance(v, str | int | float)}
             for summary in hparams(hparam_dict=params, metric_dict=last):
-                writer.write_event(Event(wall_time=time.time(), summary=summary))
-        writer.close()
+                events.write(summary)
+        events.close()
+
+
+class _EventFile:
+    """A TensorBoard event file: TFRecord frames (length, its CRC, an ``Event`` proto, its CRC), each
+    handed to the OS at once. Unlike tensorboardX's writer it never fsyncs: an fsync per result blocked
+    the driver on the disk, and a log TensorBoard reads needs no durability beyond the page cache.
+    tensorboardX is imported here, not at the top: it imports torch, which ``--simulate``'s trial
+    workers (they import this module for the gauges) must not load."""
+
+    def __init__(self, folder: Path) -> None:
+        from tensorboardX.proto.event_pb2 import Event
+
+        self._event = Event
+        # Appending: a trial restarted within the same second keeps the events it wrote before.
+        self._file = (folder / f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}").open("ab")
+        self._append(Event(wall_time=time.time(), file_version="brain.Event:2"))
+
+    def write(self, summary: Any, step: int = 0) -> None:
+        self._append(self._event(wall_time=time.time(), step=step, summary=summary))
+
+    def close(self) -> None:
+        self._file.close()
+
+    def _append(self, event: Any) -> None:
+        from tensorboardX.record_writer import masked_crc32c
+
+        data = event.SerializeToString()
+        header = struct.pack("Q", len(data))
+        self._file.write(
+            header + struct.pack("I", masked_crc32c(header)) + data + struct.pack("I", masked_crc32c(data))
+        )
+        self._file.flush()
 
 
 def _finite_number(value: Any) -> TypeGuard[int | float]:
