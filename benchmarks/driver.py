@@ -2,9 +2,10 @@
 
 - ``DriverTimer`` (a Tune callback): wall and CPU seconds of the driver between the start and the end of
   ``tuner.fit()`` (CPU = ``time.process_time()``: every thread of the driver process, Ray's included),
-  and the number of results the driver handled.
-- ``time_suggestions()``: wall time of every ``OptunaSearch.suggest`` call, with the number of trials
-  the searcher had seen finish at that moment.
+  and the number of results the driver handled; ``main_cpu_s`` is the CPU of the thread that runs Tune's
+  loop (``time.thread_time()``: callbacks run in it), the rest is Ray's own threads and the syncer's.
+- ``time_suggestions()``: wall and CPU time of every ``OptunaSearch.suggest`` call, with the number of
+  trials the searcher had seen finish at that moment.
 - ``time_snapshots()``: wall and CPU time of every experiment-state snapshot (``TuneController.save_to_dir``:
   trial states, searcher and callback state written to the experiment directory), and whether it was
   forced (Tune forces one when a trial has checkpointed ``num_to_keep`` times since the last).
@@ -24,16 +25,16 @@ from ray.tune import Callback
 
 class DriverTimer(Callback):
     def __init__(self) -> None:
-        self.wall_s = self.cpu_s = 0.0
+        self.wall_s = self.cpu_s = self.main_cpu_s = 0.0
         self.results = 0
-        self._wall0 = self._cpu0 = 0.0
+        self._wall0 = self._cpu0 = self._main0 = 0.0
         # Seconds from the start of fit() to the first trial's start, and from the last trial's end to
         # the end of fit(): Tune's start-up (searcher, placement groups, actors) and wind-down.
         self.until_first_start_s = self.after_last_end_s = 0.0
         self._last_end = 0.0
 
     def setup(self, **info: Any) -> None:
-        self._wall0, self._cpu0 = time.perf_counter(), time.process_time()
+        self._wall0, self._cpu0, self._main0 = time.perf_counter(), time.process_time(), time.thread_time()
 
     def on_trial_start(self, **info: Any) -> None:
         if not self.until_first_start_s:
@@ -48,21 +49,31 @@ class DriverTimer(Callback):
     def on_experiment_end(self, **info: Any) -> None:
         now = time.perf_counter()
         self.wall_s, self.cpu_s = now - self._wall0, time.process_time() - self._cpu0
+        self.main_cpu_s = time.thread_time() - self._main0
         self.after_last_end_s = now - self._last_end if self._last_end else 0.0
 
 
+@dataclass(frozen=True)
+class Suggestion:
+    finished: int  # trials the searcher had seen finish
+    wall_s: float
+    cpu_s: float  # of the calling thread
+
+
 @contextmanager
-def time_suggestions() -> Iterator[list[tuple[int, float]]]:
-    """(finished trials seen by the searcher, seconds) per ``OptunaSearch.suggest`` call."""
+def time_suggestions() -> Iterator[list[Suggestion]]:
+    """Every ``OptunaSearch.suggest`` call, timed."""
     from ray.tune.search.optuna import OptunaSearch
 
-    calls: list[tuple[int, float]] = []
+    calls: list[Suggestion] = []
     original = OptunaSearch.suggest
 
     def timed(self: OptunaSearch, trial_id: str) -> Any:
-        started = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.thread_time()
         out = original(self, trial_id)
-        calls.append((len(self._completed_trials), time.perf_counter() - started))
+        calls.append(
+            Suggestion(len(self._completed_trials), time.perf_counter() - wall, time.thread_time() - cpu)
+        )
         return out
 
     OptunaSearch.suggest = timed  # type: ignore[method-assign]

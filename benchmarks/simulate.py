@@ -11,8 +11,10 @@ stopper, a checkpoint per evaluation, the results table at the end. Simulated tr
 cost (mmkd/sweep/simulate.py) instead of training. Measured on the driver:
 
 - ``sim_driver_overhead_ms``: driver CPU time (every thread of this process) during ``fit()`` per result;
-  ``sim_driver_wall_ms_per_result`` is fit wall time per result, for comparison;
+  ``sim_driver_main_thread_ms`` counts the thread of Tune's loop only (the rest is Ray's own threads and
+  the syncer's); ``sim_driver_wall_ms_per_result`` is fit wall time per result, for comparison;
 - ``sim_suggest_ms``: median wall time of ``OptunaSearch.suggest`` once ≥ 1,000 trials had finished;
+  ``suggest_share_of_driver_cpu``: the CPU of all suggestions over the driver's;
 - snapshots: count and time of Tune's experiment-state snapshots, and the size of what they write;
 - ``driver_peak_rss_mb``: peak resident memory of the driver;
 - ``report_numbers``: how many numbers one report carries (Tune keeps statistics of each).
@@ -111,7 +113,7 @@ def main() -> None:
     for _, step in events:
         running += step
         peak = max(peak, running)
-    late = [s for n, s in suggestions if n >= 1000]
+    late = [s.wall_s for s in suggestions if s.finished >= 1000]
     walls = [s.wall_s for s in snapshots]
     gpus = args.nodes * args.gpus_per_node
     state_files = sorted(exp.glob("experiment_state-*.json"))
@@ -133,13 +135,15 @@ def main() -> None:
                 "peak_concurrent_trials": peak,
                 "sim_driver_overhead_ms": 1000 * timer.cpu_s / timer.results,
                 "sim_driver_wall_ms_per_result": 1000 * timer.wall_s / timer.results,
+                "sim_driver_main_thread_ms": 1000 * timer.main_cpu_s / timer.results,
+                "suggest_share_of_driver_cpu": sum(s.cpu_s for s in suggestions) / timer.cpu_s,
                 "driver_cpu_share": timer.cpu_s / timer.wall_s,
                 "sim_suggest_ms": 1000 * statistics.median(late) if late else None,
                 "suggest_ms_p95_at_1000_plus": 1000 * statistics.quantiles(late, n=20)[-1]
                 if len(late) > 20
                 else None,
                 "suggest_ms_under_100_finished": 1000
-                * statistics.median([s for n, s in suggestions if n < 100] or [float("nan")]),
+                * statistics.median([s.wall_s for s in suggestions if s.finished < 100] or [float("nan")]),
                 "suggestions_at_1000_plus": len(late),
                 "snapshots": len(snapshots),
                 "snapshots_forced": sum(s.forced for s in snapshots),
