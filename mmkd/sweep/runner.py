@@ -170,9 +170,9 @@ def _tuner(
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
+    from mmkd.sweep.logs import driver_loggers
     from mmkd.sweep.sampler import BoundedTPESampler
     from mmkd.sweep.space import Space
-    from mmkd.sweep.telemetry import LiveTBXLogger
 
     search = OptunaSearch(
         space=Space(sweep),
@@ -198,8 +198,8 @@ def _tuner(
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             stop=_stopper(sweep, exp),
             progress_reporter=_reporter(),
-            # Passing a TensorBoard logger keeps Tune from adding its own (CSV and JSON it still adds).
-            callbacks=[LiveTBXLogger(), *callbacks],
+            # Tune adds none of its own loggers when given these (mmkd.sweep.logs says what they write).
+            callbacks=[*driver_loggers(), *callbacks],
             verbose=1,
         ),
     )

@@ -40,6 +40,10 @@ def test_storage_layout(sweep):
     trials = [p.parent for p in exp.glob("*/result.json")]
     assert len(trials) == 2
     for trial in trials:
+        # The driver's logs (mmkd.sweep.logs): no progress.csv or params.pkl to copy at every snapshot.
+        logs = {p.name for p in trial.iterdir() if p.is_file()}
+        assert {"result.json", "params.json"} <= logs and not logs & {"progress.csv", "params.pkl"}, logs
+        assert json.loads((trial / "params.json").read_text())["student"] in {"xs", "s", "m"}
         latest = sorted(trial.glob("checkpoint_*"))[-1]
         assert (latest / "checkpoint" / "trainable.safetensors").is_file()
         assert json.loads((latest / "checkpoint" / "state.json").read_text())["step"] == 6
