@@ -10,7 +10,7 @@ driver calls it, with the reports ``--simulate`` trials send for the quickstart 
 - ``tune_kept``: the same logger given only the live metrics and loss terms (``telemetry.METRICS`` and
   ``train/*``): tensorboardX's ``SummaryWriter``, a queue and writer thread per trial, one queued event
   per scalar and an fsync per result;
-- ``mmkd``: ``telemetry.LiveTBXLogger``, the runner's: the same keys, one event per report written to the
+- ``mmkd``: ``logs.LiveTBXLogger``, the runner's: the same keys, one event per report written to the
   trial's event file, no fsync.
 
 CPU is the driver process's (every thread: tensorboardX writes from its own threads), wall includes
@@ -35,7 +35,8 @@ from ray.tune.result import TRAINING_ITERATION
 from mmkd import config
 from mmkd.data import get_task
 from mmkd.sweep import simulate
-from mmkd.sweep.telemetry import METRICS, LiveTBXLogger
+from mmkd.sweep.logs import LiveTBXLogger
+from mmkd.sweep.telemetry import METRICS
 
 
 class _TuneKept(TBXLoggerCallback):

@@ -1,6 +1,6 @@
 """The TensorBoard logger of the sweep driver: what a trial's event file holds."""
 
-from mmkd.sweep.telemetry import LiveTBXLogger
+from mmkd.sweep.logs import LiveTBXLogger
 
 
 class _Trial:  # what the logger reads of a Tune trial
