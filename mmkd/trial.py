@@ -16,13 +16,15 @@ their parameter counts and ``ratio``), the resolved sweep (``sweep``) and the pr
    the batches it would have seen), loss = task cross-entropy + weighted distillation terms;
 3. every ``eval_every`` steps — greedy generation on every language's dev set, chrF, the task's own
    metric (F1/EM for QA, entity F1 for NER; its primary metric is ``eval/score``) and wrong-language
-   rate, per-example scores to ``mmkd_examples.jsonl``, a checkpoint, one report.
+   rate, per-example scores to ``mmkd_examples/<step>.jsonl``, one report — with a checkpoint when
+   ``train.checkpoint_every_s`` has passed since the last one, and always at the last step.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import shutil
 import sys
@@ -60,7 +62,7 @@ from mmkd.models import count_params, get_family, load_seq2seq, wrap_student
 from mmkd.models.lapt import adapt_to_task
 from mmkd.models.zoo import warmup_cosine
 
-EXAMPLES_FILE = "mmkd_examples.jsonl"
+EXAMPLES_DIR = "mmkd_examples"
 ENCODER_LEVELS = ("word", "sentence", "structure", "triplet")
 CHECKPOINT_DIR = "checkpoint"
 
@@ -73,8 +75,13 @@ class Session(Protocol):
         """The folder of the latest checkpoint (holding ``checkpoint/``), or None for a fresh start."""
         ...
 
-    def report(self, metrics: dict[str, Any], folder: Path) -> None:
-        """Report metrics with the folder to keep as this step's checkpoint."""
+    def examples_dir(self) -> Path:
+        """Where the per-example rows of each evaluation go; they reach the sweep's storage on their own,
+        with or without a checkpoint."""
+        ...
+
+    def report(self, metrics: dict[str, Any], folder: Path | None) -> None:
+        """Report metrics, with the folder to keep as this step's checkpoint when there is one."""
         ...
 
 
@@ -176,6 +183,7 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
     sums: dict[str, float] = {}
     n_steps, train_seconds = 0, 0.0
     report: dict[str, Any] = {}
+    last_checkpoint = time.monotonic()
 
     # --- loop ---
     while step < train_cfg.max_steps:
@@ -212,7 +220,7 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
         n_steps += 1
         train_seconds += time.perf_counter() - started
 
-        # --- evaluate, checkpoint, report ---
+        # --- evaluate, report, checkpoint ---
         if step % train_cfg.eval_every == 0 or step == train_cfg.max_steps:
             started = time.perf_counter()
             evaluation = evaluate(accelerator.unwrap_model(student), tokenizer, task, dev, sweep, langid)
@@ -227,17 +235,19 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
                 "time/train_step_s": train_seconds / n_steps,
                 "time/eval_s": time.perf_counter() - started,
             }
-            # The per-example rows travel with the checkpoint: they reach the sweep's storage wherever the
-            # trial ran, and they always belong to the step of the checkpoint next to them.
-            with tempfile.TemporaryDirectory() as tmp:
-                checkpoint.save(
-                    Path(tmp) / CHECKPOINT_DIR,
-                    {name: accelerator.unwrap_model(m) for name, m in modules.items()},
-                    optimizer,
-                    {"step": step, "scheduler": scheduler.state_dict()},
-                )
-                _write_examples(Path(tmp) / EXAMPLES_FILE, step, evaluation)
-                session.report(report, Path(tmp))
+            _write_examples(session.examples_dir() / f"{step:06d}.jsonl", step, evaluation)
+            if not train_cfg.checkpoint_due(step, time.monotonic() - last_checkpoint):
+                session.report(report, None)
+            else:
+                with tempfile.TemporaryDirectory() as tmp:
+                    checkpoint.save(
+                        Path(tmp) / CHECKPOINT_DIR,
+                        {name: accelerator.unwrap_model(m) for name, m in modules.items()},
+                        optimizer,
+                        {"step": step, "scheduler": scheduler.state_dict()},
+                    )
+                    session.report(report, Path(tmp))
+                last_checkpoint = time.monotonic()
             sums, n_steps, train_seconds = {}, 0, 0.0
     return report
 
@@ -362,7 +372,8 @@ def _precision(setting: str) -> str:
 
 
 def _write_examples(path: Path, step: int, evaluation: Evaluation) -> None:
-    """Per-example scores of the latest evaluation (the curves bootstrap over them); atomic replace."""
+    """Per-example scores of one evaluation (the curves bootstrap over them); atomic replace, so a
+    resumed trial that evaluates a step again replaces its rows whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with tmp.open("w", encoding="utf-8") as f:
@@ -449,19 +460,29 @@ class TuneSession:
         with ckpt.as_directory() as path:
             yield Path(path)
 
-    def report(self, metrics: dict[str, Any], folder: Path) -> None:
+    def examples_dir(self) -> Path:
+        # Tune runs each trial in its own working directory and, with SyncConfig(sync_artifacts=True) (the
+        # runner's), copies it to the trial's storage folder at every checkpoint and when the trial ends —
+        # also when it is stopped early, whose last evaluation may have no checkpoint.
+        if os.environ.get("RAY_CHDIR_TO_TRIAL_DIR", "1") == "0":
+            raise RuntimeError("mmkd needs Ray's per-trial working directory: unset RAY_CHDIR_TO_TRIAL_DIR")
+        return Path.cwd() / EXAMPLES_DIR
+
+    def report(self, metrics: dict[str, Any], folder: Path | None) -> None:
         from ray.tune import Checkpoint
 
         from mmkd.sweep import telemetry
 
         telemetry.report_trial(metrics)  # live gauges first: Tune may end a stopped trial inside report
-        self._tune.report(metrics, checkpoint=Checkpoint.from_directory(str(folder)))
+        self._tune.report(
+            metrics, checkpoint=None if folder is None else Checkpoint.from_directory(str(folder))
+        )
 
 
 @dataclass
 class LocalSession:
     """``mmkd trial run``: reports to stdout and ``<dir>/result.jsonl``; keeps the latest checkpoint and
-    per-example file in ``<dir>``, so running the same command again resumes."""
+    the per-example rows in ``<dir>``, so running the same command again resumes."""
 
     trial_dir: Path
 
@@ -469,12 +490,14 @@ class LocalSession:
     def restored(self) -> Iterator[Path | None]:
         yield self.trial_dir if (self.trial_dir / CHECKPOINT_DIR).is_dir() else None
 
-    def report(self, metrics: dict[str, Any], folder: Path) -> None:
+    def examples_dir(self) -> Path:
+        return self.trial_dir / EXAMPLES_DIR
+
+    def report(self, metrics: dict[str, Any], folder: Path | None) -> None:
         self.trial_dir.mkdir(parents=True, exist_ok=True)
-        for item in (CHECKPOINT_DIR, EXAMPLES_FILE):
-            shutil.rmtree(self.trial_dir / item, ignore_errors=True)
-        shutil.copytree(folder / CHECKPOINT_DIR, self.trial_dir / CHECKPOINT_DIR)
-        shutil.copy2(folder / EXAMPLES_FILE, self.trial_dir / EXAMPLES_FILE)
+        if folder is not None:
+            shutil.rmtree(self.trial_dir / CHECKPOINT_DIR, ignore_errors=True)
+            shutil.copytree(folder / CHECKPOINT_DIR, self.trial_dir / CHECKPOINT_DIR)
         with (self.trial_dir / "result.jsonl").open("a") as f:
             f.write(json.dumps(metrics) + "\n")
         keys = (

@@ -53,6 +53,10 @@ def test_dump_round_trips(tmp_path):
         ("task.languages=[xx]", "'xx' is not an XTREME-R language"),
         ("task.name=builtin/cldrr", "unknown task 'builtin/cldrr' (did you mean 'builtin/cldr'?)"),
         ("train.eval_every=1000", "train.eval_every: must be <= train.max_steps (240) (got 1000)"),
+        (
+            "train.checkpoint_every_s=-1",
+            "train.checkpoint_every_s: must be greater than or equal to 0 (got -1)",
+        ),
         ("eval.tau=1.5", "eval.tau: must be less than 1 (got 1.5)"),
         ("eval.langid=fasttxt", "eval.langid: unknown backend (did you mean 'fasttext'?); known:"),
         ("stop.wlr.mode=relative", "stop.wlr.mode: must be 'absolute' or 'rung' (got 'relative')"),
@@ -82,6 +86,14 @@ def test_bad_files_and_override_syntax(tmp_path):
         config.load("quickstart", ["train.max_steps"])
     with pytest.raises(UserInputError, match="is a value, not a section"):
         config.load("quickstart", ["name.x=1"])
+
+
+def test_checkpoints_at_every_evaluation_by_default_and_always_at_the_last_step():
+    every = config.load("quickstart").train  # max_steps 240
+    assert every.checkpoint_due(80, 0.0) and every.checkpoint_due(240, 0.0)
+    timed = config.load("quickstart", ["train.checkpoint_every_s=600"]).train
+    assert not timed.checkpoint_due(80, 599.0) and timed.checkpoint_due(160, 600.0)
+    assert timed.checkpoint_due(240, 1.0)  # the last step: the trial's final state and rows
 
 
 def test_lapt_is_off_by_default_and_targets_the_evaluation_languages():

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from mmkd.trial import EXAMPLES_FILE, run_local
+from mmkd.trial import EXAMPLES_DIR, run_local
 
 pytestmark = pytest.mark.integration
 
@@ -81,6 +81,9 @@ def test_a_trial_on_generative_qa_with_lapt_reports_f1_em_and_scores_zero_shot_f
     assert report["eval/score"] == report["eval/zero_shot/f1"]
     assert report["eval/zero_shot/f1"] == pytest.approx((report["eval/sw/f1"] + report["eval/te/f1"]) / 2)
     assert report["lapt_steps"] == 2 and report["lapt/loss_start"] > 0
-    rows = [json.loads(line) for line in (tmp_path / "trial" / EXAMPLES_FILE).read_text().splitlines()]
+    rows = [
+        json.loads(line)
+        for line in (tmp_path / "trial" / EXAMPLES_DIR / "000002.jsonl").read_text().splitlines()
+    ]
     assert {r["lang"] for r in rows} == {"en", "sw", "te"} and len(rows) == 9
     assert all({"f1", "em", "chrf", "verdict"} <= set(r) for r in rows)

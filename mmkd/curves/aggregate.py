@@ -45,9 +45,9 @@ from mmkd.errors import UserInputError
 MMKD_DIR = "mmkd"
 STOPPED_BY_FILE = "stopped_by.json"  # written by mmkd.sweep.stopping (which may import Ray; we may not)
 ERROR_FILE = "error.txt"
-EXAMPLES_FILE = "mmkd_examples.jsonl"  # per-example scores of an evaluation, written by mmkd.trial
+EXAMPLES_DIR = "mmkd_examples"  # <trial dir>/mmkd_examples/<step>.jsonl: written by mmkd.trial
 # Tune's own bookkeeping in every result line: not a param or a metric. ``checkpoint_dir_name`` stays:
-# it names the checkpoint that holds the step's per-example scores.
+# it names the step's checkpoint, when the step has one.
 TUNE_KEYS = frozenset(
     {
         "config",
@@ -276,33 +276,25 @@ def _error_line(path: Path) -> str:
     return lines[-1].strip() if lines else ""
 
 
-def read_examples(trial_dir: Path, step: int, checkpoint_dir_name: object = None) -> pd.DataFrame | None:
+def read_examples(trial_dir: Path, step: int) -> pd.DataFrame | None:
     """The per-example rows (``lang``, ``chrf``, ``verdict``) of the trial's evaluation at ``step``, or
-    None when no file holds that step.
+    None when there are none (not yet copied to the storage, or a damaged file).
 
-    A Tune trial keeps them in the checkpoint of each report (the report's ``checkpoint_dir_name``; Tune
-    may have deleted older checkpoints), ``mmkd trial run`` next to its results; a file is used only when
-    its rows are of ``step``, so an interval never mixes up two evaluations.
+    Rows are used only when they say they are of ``step``, so an interval never mixes up two evaluations.
     """
-    candidates = [trial_dir / EXAMPLES_FILE, *sorted(trial_dir.glob(f"checkpoint_*/{EXAMPLES_FILE}"))[::-1]]
-    if isinstance(checkpoint_dir_name, str) and checkpoint_dir_name:
-        candidates.insert(0, trial_dir / checkpoint_dir_name / EXAMPLES_FILE)
-    for path in candidates:
+    try:
+        lines = (trial_dir / EXAMPLES_DIR / f"{step:06d}.jsonl").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    rows = []
+    for line in lines:
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError:
+            row = json.loads(line)
+        except ValueError:
             continue
-        rows = []
-        for line in lines:
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if row.get("step") == step:
-                rows.append((str(row["lang"]), float(row["chrf"]), str(row["verdict"])))
-        if rows:
-            return pd.DataFrame(rows, columns=["lang", "chrf", "verdict"])
-    return None
+        if row.get("step") == step:
+            rows.append((str(row["lang"]), float(row["chrf"]), str(row["verdict"])))
+    return pd.DataFrame(rows, columns=["lang", "chrf", "verdict"]) if rows else None
 
 
 def write_tables(df: pd.DataFrame, out_dir: Path) -> list[Path]:

@@ -141,9 +141,7 @@ def with_intervals(best: pd.DataFrame, final: pd.DataFrame, exp_dir: Path) -> pd
         for trial_id in trial_ids:
             row = by_id.loc[trial_id]
             reported = {column: float(row[column]) for column in GROUP_COLUMNS}
-            examples = read_examples(
-                exp_dir / str(row["trial_dir"]), int(row["step"]), row.get("checkpoint_dir_name")
-            )
+            examples = read_examples(exp_dir / str(row["trial_dir"]), int(row["step"]))
             if examples is None:
                 reps = {column: np.full(N_BOOT, value) for column, value in reported.items()}
             else:

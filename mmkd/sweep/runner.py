@@ -196,6 +196,8 @@ def _tuner(
             storage_path=str(exp.storage),
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            # Each trial's working directory (its per-example rows, mmkd.trial) reaches its storage folder.
+            sync_config=tune.SyncConfig(sync_artifacts=True),
             stop=_stopper(sweep, exp),
             progress_reporter=_reporter(),
             # Tune adds none of its own loggers when given these (mmkd.sweep.logs says what they write).

@@ -5,7 +5,8 @@
 
 Everything but the training is real: Ray Tune schedules ``simulated_trial`` with the sweep's resources,
 Optuna proposes its configurations through the same define-by-run space, the WLR stopper and ASHA judge
-its reports, it checkpoints to the sweep's storage (a small safetensors file and ``state.json``) and
+its reports, it checkpoints to the sweep's storage (a small safetensors file and ``state.json``) as often as
+``train.checkpoint_every_s`` lets it and
 resumes from ``tune.get_checkpoint()``, and the results table and ``mmkd curves`` read it like any sweep.
 It takes the same config as ``mmkd.trial.tune_trial`` and reports the same metric keys (the contract in
 DESIGN.md) every ``train.eval_every`` steps, plus ``simulated: 1`` and where it ran (``sim/node``,
@@ -178,9 +179,11 @@ def simulated_trial(config: dict[str, Any], sweep: dict[str, Any], languages: La
     import ray
     from ray import tune
 
+    from mmkd.config import TrainConfig
     from mmkd.sweep import telemetry
 
     train, seed = sweep["train"], int(sweep["train"]["seed"])
+    checkpoint_due = TrainConfig.model_validate(train).checkpoint_due
     max_steps, eval_every = int(train["max_steps"]), int(train["eval_every"])
     weights = {
         k: float(sweep["distill"][k]) for k in ("task", "token", "word", "sentence", "structure", "triplet")
@@ -212,6 +215,7 @@ def simulated_trial(config: dict[str, Any], sweep: dict[str, Any], languages: La
     }
     step = restored_step(tune.get_checkpoint())
     cost_step, cost_eval = step_seconds(config, sweep)
+    last_checkpoint = time.monotonic()
     while step < max_steps:
         target = min(max_steps, (step // eval_every + 1) * eval_every)
         n_steps, step = target - step, target
@@ -225,10 +229,14 @@ def simulated_trial(config: dict[str, Any], sweep: dict[str, Any], languages: La
             "time/eval_s": eval_s,
             "sim/reported": time.time(),
         }
+        telemetry.report_trial(report)
+        if not checkpoint_due(step, time.monotonic() - last_checkpoint):
+            tune.report(report)
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             save_checkpoint(Path(tmp) / CHECKPOINT_DIR, step)
-            telemetry.report_trial(report)
             tune.report(report, checkpoint=tune.Checkpoint.from_directory(tmp))
+        last_checkpoint = time.monotonic()
 
 
 def _sleep(seconds: float) -> float:

@@ -134,13 +134,18 @@ def test_a_line_cut_short_by_a_crash_is_skipped(sweep, tmp_path):
     pd.testing.assert_frame_equal(load_results(copy), load_results(path))
 
 
-def test_examples_are_read_from_the_checkpoint_of_the_step(sweep):
+def test_examples_are_read_by_their_step(sweep, tmp_path):
     path, trials = sweep
     trial = next(iter(trials.values()))
-    rows = read_examples(path / trial.dirname, 20, "checkpoint_000001")
+    rows = read_examples(path / trial.dirname, 20)
     assert rows is not None and len(rows) == 5 * 40 and set(rows["lang"]) == {"en", "de", "ru", "te", "ta"}
-    assert read_examples(path / trial.dirname, 10) is not None  # the older checkpoint, found by its step
+    assert read_examples(path / trial.dirname, 10) is not None
     assert read_examples(path / trial.dirname, 30) is None  # no file holds step 30: no interval
+    # Rows that say they are of another step are not used for this one.
+    copy = tmp_path / "trial"
+    _copy_tree(path / trial.dirname, copy)
+    (copy / "mmkd_examples" / "000010.jsonl").replace(copy / "mmkd_examples" / "000020.jsonl")
+    assert read_examples(copy, 20) is None
 
 
 # ---------------------------------------------------------------------------------------------------

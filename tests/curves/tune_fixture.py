@@ -184,12 +184,17 @@ def write_trial(exp: Path, t: Trial, rng: random.Random) -> None:
     if not t.reports:
         return  # PENDING: Tune made the folder, the trial has not reported yet
     lines, ckpts = [], []
+    (tdir / "mmkd_examples").mkdir()
     for i, (step, base) in enumerate(t.reports):
         row, examples = metrics(t, step, base, rng)
         if i == len(t.reports) - 1:
             row.update(t.extra)
         ckpt = f"checkpoint_{i:06d}"
-        ckpts.append((ckpt, examples))
+        ckpts.append(ckpt)
+        # A step evaluated again after a resume replaces its rows, as in mmkd.trial.
+        (tdir / "mmkd_examples" / f"{step:06d}.jsonl").write_text(
+            "".join(json.dumps(e) + "\n" for e in examples)
+        )
         row.update(
             {
                 "timestamp": 1795500000 + i,
@@ -216,10 +221,9 @@ def write_trial(exp: Path, t: Trial, rng: random.Random) -> None:
         writer = csv.DictWriter(f, fieldnames=list(flat[0]))
         writer.writeheader()
         writer.writerows(flat)
-    for ckpt, examples in ckpts[-2:]:  # CheckpointConfig(num_to_keep=2)
+    for ckpt in ckpts[-2:]:  # CheckpointConfig(num_to_keep=2)
         (tdir / ckpt).mkdir()
         (tdir / ckpt / "state.json").write_text("{}")
-        (tdir / ckpt / "mmkd_examples.jsonl").write_text("".join(json.dumps(e) + "\n" for e in examples))
     if t.status == "ERROR":
         (tdir / "error.txt").write_text(
             "Failure # 1 (occurred at 2026-11-24_10-00-05)\nTraceback (most recent call last):\n"
@@ -346,9 +350,9 @@ def write_synthetic(
             )
             lines.append(json.dumps(row))
         (tdir / "result.json").write_text("\n".join(lines) + "\n")
-        ckpt = tdir / f"checkpoint_{n_evals - 1:06d}"
-        ckpt.mkdir()
-        with (ckpt / "mmkd_examples.jsonl").open("w") as f:
+        (tdir / f"checkpoint_{n_evals - 1:06d}").mkdir()
+        (tdir / "mmkd_examples").mkdir()
+        with (tdir / "mmkd_examples" / f"{10 * n_evals:06d}.jsonl").open("w") as f:
             for lang in langs:
                 for k in range(per_lang):
                     verdict = "wrong" if rng.random() < wlr else "right"

@@ -22,6 +22,7 @@ RECKLESS = sets(
     "task.languages=[ru, hi, te, ta]",
     "eval.max_new_tokens=40",
     "stop.wlr={metric: eval/zero_shot/wlr, threshold: 0.5, grace_evals: 1, mode: absolute}",
+    "train.checkpoint_every_s=3600",  # no checkpoint before the last step, which it never reaches
 )
 
 
@@ -47,3 +48,8 @@ def test_too_high_learning_rate_is_stopped_for_wrong_language(tmp_path):
     stops = json.loads((tmp_path / "reckless" / "mmkd" / "stopped_by.json").read_text())
     assert stops[last["trial_id"]]["reason"] == "wlr"
     assert "wlr" in done.stdout  # the best-trials table shows why it stopped
+    # The evaluation that stopped it had no checkpoint, yet its per-example rows reached the storage.
+    trial = tmp_path / "reckless" / last["trial_dir"]
+    assert not list(trial.glob("checkpoint_*"))
+    rows = (trial / "mmkd_examples" / f"{last['step']:06d}.jsonl").read_text().splitlines()
+    assert len(rows) == 5 * 6 and {json.loads(r)["step"] for r in rows} == {last["step"]}
