@@ -1,13 +1,14 @@
 """Scale simulation: a 2,000-trial sweep on a simulated 64-GPU fleet, everything real but the training.
 
     python benchmarks/simulate.py [--trials 2000] [--nodes 8] [--gpus-per-node 8] [--step-seconds 0.2]
-                                  [--set task.languages=[fr,sw] ...]
+                                  [--checkpoint-every-s 60] [--set task.languages=[fr,sw] ...]
 
 Starts a local multi-node Ray cluster (``ray.cluster_utils.Cluster``: a head without CPUs and ``--nodes``
 worker nodes with ``--gpus-per-node`` logical GPUs and as many CPUs each), then runs the quickstart sweep
 with ``--simulate`` through ``mmkd.sweep.runner.run`` (the code ``mmkd sweep run`` calls) in this process,
 so this process is the Tune driver: one GPU and one CPU per trial, Optuna's bounded-history TPE, the WLR
-stopper, a checkpoint per evaluation, the results table at the end. Simulated trials sleep their modelled
+stopper, checkpoints (``train.checkpoint_every_s``: at most once a minute per trial and at its last step
+by default; 0 = at every evaluation), the results table at the end. Simulated trials sleep their modelled
 cost (mmkd/sweep/simulate.py) instead of training. Measured on the driver:
 
 - ``sim_driver_overhead_ms``: driver CPU time (every thread of this process) during ``fit()`` per result;
@@ -15,7 +16,9 @@ cost (mmkd/sweep/simulate.py) instead of training. Measured on the driver:
   the syncer's); ``sim_driver_wall_ms_per_result`` is fit wall time per result, for comparison;
 - ``sim_suggest_ms``: median wall time of ``OptunaSearch.suggest`` once ≥ 1,000 trials had finished;
   ``suggest_share_of_driver_cpu``: the CPU of all suggestions over the driver's;
-- snapshots: count and time of Tune's experiment-state snapshots, and the size of what they write;
+- snapshots: count and time of Tune's experiment-state snapshots (``snapshots_forced``: those Tune forced
+  because a trial had checkpointed ``num_to_keep`` times since the last one), and the size of what they
+  write; ``checkpoints``: the reports that came with one;
 - ``driver_peak_rss_mb``: peak resident memory of the driver;
 - ``report_numbers``: how many numbers one report carries (Tune keeps statistics of each).
 
@@ -55,6 +58,12 @@ def main() -> None:
         help="simulated seconds of a step of a teacher-sized student (trials: ~11 s on average)",
     )
     ap.add_argument("--eval-seconds", type=float, default=2.0)
+    ap.add_argument(
+        "--checkpoint-every-s",
+        type=float,
+        default=60.0,
+        help="train.checkpoint_every_s of the trials (0: a checkpoint at every evaluation)",
+    )
     ap.add_argument("--storage", type=Path, default=None)
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
@@ -74,6 +83,7 @@ def main() -> None:
             f"search.num_samples={args.trials}",
             f"train.max_steps={args.max_steps}",
             f"train.eval_every={args.eval_every}",
+            f"train.checkpoint_every_s={args.checkpoint_every_s}",
             "resources={cpu: 1, gpu: 1}",
             *args.overrides,
         ],
@@ -126,6 +136,7 @@ def main() -> None:
                 "nodes": args.nodes,
                 "results": timer.results,
                 "results_rows": len(df),
+                "checkpoints": int(df["checkpoint_dir_name"].notna().sum()),
                 "repeated_trial_steps": int(df.duplicated(["trial_id", "step"]).sum()),
                 "stopped_by": {str(k): int(v) for k, v in last["stopped_by"].value_counts().items()},
                 "run_wall_s": run_s,
