@@ -5,9 +5,9 @@
 
 Everything but the training is real: Ray Tune schedules ``simulated_trial`` with the sweep's resources,
 Optuna proposes its configurations through the same define-by-run space, the WLR stopper and ASHA judge
-its reports, it checkpoints to the sweep's storage (a small safetensors file and ``state.json``) as often as
-``train.checkpoint_every_s`` lets it and
-resumes from ``tune.get_checkpoint()``, and the results table and ``mmkd curves`` read it like any sweep.
+its reports, it checkpoints to the sweep's storage (a small safetensors file and ``state.json``) when
+``train.checkpoint_every_s`` says so and resumes from ``tune.get_checkpoint()``, and the results table and
+``mmkd curves`` read it like any sweep (it writes no per-example rows: intervals span seeds only).
 It takes the same config as ``mmkd.trial.tune_trial`` and reports the same metric keys (the contract in
 DESIGN.md) every ``train.eval_every`` steps, plus ``simulated: 1`` and where it ran (``sim/node``,
 ``sim/gpu_ids``, ``sim/started``, ``sim/reported``).
