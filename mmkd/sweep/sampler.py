@@ -12,6 +12,8 @@ proposed before, and ``search.seed`` keeps a sweep reproducible.
 
 from __future__ import annotations
 
+import heapq
+from operator import attrgetter
 from typing import Any
 
 import optuna
@@ -48,14 +50,33 @@ class _BoundedHistory:
 
     def _get_trials(self, *args: Any, **kwargs: Any) -> list[FrozenTrial]:
         trials: list[FrozenTrial] = self._study._get_trials(*args, **kwargs)
-        finished = [t for t in trials if t.state != TrialState.RUNNING]
-        if len(finished) <= self._max or len(self._study.directions) > 1:
+        if len(trials) <= self._max or len(self._study.directions) > 1:
             return trials
-        complete = [t for t in finished if t.state == TrialState.COMPLETE and t.value is not None]
-        maximize = self._study.direction == optuna.study.StudyDirection.MAXIMIZE
-        best = sorted(complete, key=lambda t: t.value, reverse=maximize)[:BEST_KEPT]  # type: ignore[arg-type, return-value]
+        # This runs at every suggestion over the whole history, so it reads each trial once (FrozenTrial's
+        # fields are properties) and finds the recent ones from the end (3.3 -> 1.5 ms at 2,000 trials).
+        finished, complete, running = [], [], []
+        for t in trials:
+            state = t.state
+            if state == TrialState.RUNNING:
+                running.append(t)  # kept: TPE's constant liar counts them
+                continue
+            finished.append(t)
+            if state == TrialState.COMPLETE:
+                complete.append(t)
+        if len(finished) <= self._max:
+            return trials
+        top = (
+            heapq.nlargest
+            if self._study.direction == optuna.study.StudyDirection.MAXIMIZE
+            else heapq.nsmallest
+        )
+        best = top(BEST_KEPT, complete, key=attrgetter("value"))
         best_numbers = {t.number for t in best}
-        recent = [t for t in finished if t.number not in best_numbers][-(self._max - len(best)) :]
-        kept = best_numbers | {t.number for t in recent}
-        # Trials stay in number order, as optuna returns them; running ones are kept (constant liar).
-        return [t for t in trials if t.number in kept or t.state == TrialState.RUNNING]
+        recent: list[FrozenTrial] = []
+        for t in reversed(finished):
+            if len(recent) == self._max - len(best):
+                break
+            if t.number not in best_numbers:
+                recent.append(t)
+        # In number order, as optuna returns them.
+        return sorted([*best, *recent, *running], key=attrgetter("number"))
