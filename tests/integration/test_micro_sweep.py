@@ -5,6 +5,8 @@ import json
 import pandas as pd
 import pytest
 
+from mmkd.curves.aggregate import read_examples
+
 from .micro import MICRO, mmkd
 from .micro import env as offline_env
 
@@ -59,6 +61,9 @@ def test_storage_layout(sweep):
             assert {r["lang"] for r in rows} == {"en", "ru", "hi", "te", "ta"} and len(rows) == 15
             assert {"id", "chrf", "verdict", "label", "output"} <= set(rows[0])
             assert {r["step"] for r in rows} == {step}
+            # The curves find them where the trial wrote them (writer and reader each spell the layout).
+            read = read_examples(trial, step)
+            assert read is not None and sorted(read["chrf"]) == sorted(r["chrf"] for r in rows)
 
 
 def test_results_table_carries_the_metric_contract(sweep):
