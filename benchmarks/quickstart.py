@@ -5,7 +5,10 @@
 Runs `mmkd sweep run sweeps/quickstart.yaml` with an empty model cache (cold), then again with the
 cache it filled (warm), and reports: wall times, the best trial's English dev chrF against the same
 student before finetuning (the pretrained zoo model), the spread of zero-shot WLR across trials, how many
-trials were stopped for WLR, and the share of trial time spent in evaluation. Prints one JSON line last.
+trials were stopped for WLR, and the share of trial time spent in evaluation. Then, on the now quiet
+machine, it evaluates the last checkpoint of the largest fully finetuned student again and splits that
+evaluation's time: the model's forward passes (encoder, decoder steps) against the rest (HF generate's
+loop, tokenization, LID, metrics). Prints one JSON line last.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -37,6 +41,71 @@ def untrained_source_chrf(student: str, cache: Path) -> float:
     task = get_task(cfg.task.name, **cfg.task_options())
     dev = {"en": task.examples("dev", "en")}
     return evaluate(model, tok, task, dev, cfg, get_langid()).metrics["eval/en/chrf"]
+
+
+def evaluation_split(df: pd.DataFrame, runs: Path, cache: Path) -> dict[str, object]:
+    """Where one evaluation's time goes, on one quiet core, for the last checkpoint of the largest fully
+    finetuned student of the run (its outputs have the lengths the sweep decoded); {} if there is none."""
+    os.environ["MMKD_CACHE"] = str(cache)
+    import torch
+    from safetensors.torch import load_file
+
+    from mmkd.checkpoint import MODEL_FILE
+    from mmkd.config import load
+    from mmkd.data import get_task
+    from mmkd.eval.langid import get_langid
+    from mmkd.models import load_seq2seq
+    from mmkd.models.zoo import ZooSettings, find_built
+    from mmkd.trial import CHECKPOINT_DIR, evaluate
+
+    full = df[(df["adapter_rank"] == 0) & df["checkpoint_dir_name"].notna()]
+    if full.empty:
+        return {}
+    row = full.sort_values(["student_params", "step"]).iloc[-1]
+    cfg = load("quickstart")
+    model, tok = load_seq2seq(find_built(str(row["student"]), ZooSettings(**cfg.family.zoo.model_dump())))
+    tensors = load_file(
+        str(runs / row["trial_dir"] / row["checkpoint_dir_name"] / CHECKPOINT_DIR / MODEL_FILE)
+    )
+    # The checkpoint holds the tied embedding once (as `shared.weight`), so its tied copies are "missing".
+    unexpected = model.load_state_dict(
+        {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("student/")}, strict=False
+    ).unexpected_keys
+    assert not unexpected, f"the checkpoint does not fit the {row['student']} student: {unexpected}"
+    torch.set_num_threads(1)  # as in the sweep: one CPU per trial
+    task = get_task(cfg.task.name, **cfg.task_options())
+    dev = {lang: task.examples("dev", lang) for lang in task.languages}  # as the trial builds it
+    langid = get_langid(cfg.eval.langid)
+
+    forward = {"s": 0.0, "decoder_calls": 0}
+    started: list[float] = []
+
+    def pre(module: object, args: object) -> None:
+        started.append(time.perf_counter())
+
+    def post(module: object, args: object, output: object) -> None:
+        forward["s"] += time.perf_counter() - started.pop()
+        forward["decoder_calls"] += module is model.decoder
+
+    for part in (model.encoder, model.decoder):
+        part.register_forward_pre_hook(pre)
+        part.register_forward_hook(post)
+    evaluate(model, tok, task, dev, cfg, langid)  # warm-up
+    splits = []
+    for _ in range(3):
+        forward.update(s=0.0, decoder_calls=0)
+        begin = time.perf_counter()
+        evaluate(model, tok, task, dev, cfg, langid)
+        total = time.perf_counter() - begin
+        splits.append((total, forward["s"] / total))
+    total, fraction = sorted(splits)[1]  # the median run
+    return {
+        "student": str(row["student"]),
+        "step": int(row["step"]),
+        "eval_s": total,
+        "decoder_steps": int(forward["decoder_calls"]),
+        "forward_fraction": fraction,
+    }
 
 
 def main() -> None:
@@ -73,6 +142,13 @@ def main() -> None:
             "seconds_per_step": {s: float(g["time/train_step_s"].median()) for s, g in df.groupby("student")},
         }
     )
+    split = evaluation_split(df, root / "runs" / "warm", cache)
+    if split:
+        # The share evaluation would keep if everything but the forward passes took no time at all: the
+        # floor that a faster generate loop, LID or metrics cannot go below.
+        share, fraction = float(out["eval_share"]), float(split["forward_fraction"])  # type: ignore[arg-type]
+        out["eval_share_forward_only"] = share * fraction / (1 - share + share * fraction)
+        out["eval_split"] = split
     print(json.dumps(out))
 
 

@@ -49,6 +49,7 @@ FIGURES: dict[str, tuple[str, str]] = {
     "distill_token_cached_over_plain": ("distill_token", "cached_over_plain"),
     "early_stop_step_ratio": ("early_stop", "step_ratio"),
     "eval_share": ("quickstart", "eval_share"),
+    "eval_share_forward_only": ("quickstart", "eval_share_forward_only"),
     "quickstart_cold_s": ("quickstart", "quickstart_cold_s"),
     "quickstart_warm_s": ("quickstart", "quickstart_warm_s"),
     "lid_outputs_per_s": ("lid", "lid_outputs_per_s"),
