@@ -48,9 +48,8 @@ def evaluation_split(df: pd.DataFrame, runs: Path, cache: Path) -> dict[str, obj
     finetuned student of the run (its outputs have the lengths the sweep decoded); {} if there is none."""
     os.environ["MMKD_CACHE"] = str(cache)
     import torch
-    from safetensors.torch import load_file
 
-    from mmkd.checkpoint import MODEL_FILE
+    from mmkd import checkpoint
     from mmkd.config import load
     from mmkd.data import get_task
     from mmkd.eval.langid import get_langid
@@ -64,14 +63,9 @@ def evaluation_split(df: pd.DataFrame, runs: Path, cache: Path) -> dict[str, obj
     row = full.sort_values(["student_params", "step"]).iloc[-1]
     cfg = load("quickstart")
     model, tok = load_seq2seq(find_built(str(row["student"]), ZooSettings(**cfg.family.zoo.model_dump())))
-    tensors = load_file(
-        str(runs / row["trial_dir"] / row["checkpoint_dir_name"] / CHECKPOINT_DIR / MODEL_FILE)
+    checkpoint.load_weights(
+        runs / row["trial_dir"] / row["checkpoint_dir_name"] / CHECKPOINT_DIR, {"student": model}
     )
-    # The checkpoint holds the tied embedding once (as `shared.weight`), so its tied copies are "missing".
-    unexpected = model.load_state_dict(
-        {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("student/")}, strict=False
-    ).unexpected_keys
-    assert not unexpected, f"the checkpoint does not fit the {row['student']} student: {unexpected}"
     torch.set_num_threads(1)  # as in the sweep: one CPU per trial
     task = get_task(cfg.task.name, **cfg.task_options())
     dev = {lang: task.examples("dev", lang) for lang in task.languages}  # as the trial builds it

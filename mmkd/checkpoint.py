@@ -44,16 +44,34 @@ def save(
 
 
 def load(path: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Load into ``modules`` and ``optimizer`` in place; returns the JSON meta (step, scheduler, ...)."""
-    missing = [f for f in (MODEL_FILE, OPTIM_FILE, META_FILE) if not (path / f).is_file()]
+    """Load into ``modules`` and ``optimizer`` in place; returns the JSON meta (step, scheduler, ...).
+    Every file is read before anything is loaded, so a damaged checkpoint leaves the modules untouched."""
+    tensors, meta, opt_tensors = _read(path, MODEL_FILE, META_FILE, OPTIM_FILE)
+    _fill(path, tensors, modules)
+    optimizer.load_state_dict(_unflatten_optimizer(opt_tensors, meta.pop("optimizer")))
+    return dict(meta)
+
+
+def load_weights(path: Path, modules: dict[str, torch.nn.Module]) -> None:
+    """Only the trainable tensors, into ``modules`` in place: what evaluating a checkpoint needs."""
+    (tensors,) = _read(path, MODEL_FILE)
+    _fill(path, tensors, modules)
+
+
+def _read(path: Path, *names: str) -> list[Any]:
+    missing = [name for name in names if not (path / name).is_file()]
     if missing:
         raise CheckpointError(f"checkpoint {path} is incomplete: missing {', '.join(missing)}")
     try:
-        tensors = load_file(str(path / MODEL_FILE))
-        meta = json.loads((path / META_FILE).read_text())
-        opt_tensors = load_file(str(path / OPTIM_FILE))
+        return [
+            json.loads((path / name).read_text()) if name == META_FILE else load_file(str(path / name))
+            for name in names
+        ]
     except Exception as e:  # safetensors and json raise several types for a damaged file
         raise CheckpointError(f"checkpoint {path} is corrupt: {type(e).__name__}: {e}") from e
+
+
+def _fill(path: Path, tensors: dict[str, torch.Tensor], modules: dict[str, torch.nn.Module]) -> None:
     for key, module in modules.items():
         expected = set(trainable_state(module))
         state = {n.split("/", 1)[1]: t for n, t in tensors.items() if n.split("/", 1)[0] == key}
@@ -62,8 +80,6 @@ def load(path: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim
                 f"checkpoint {path} does not match {key}: {len(expected ^ set(state))} tensors differ"
             )
         module.load_state_dict(state, strict=False)
-    optimizer.load_state_dict(_unflatten_optimizer(opt_tensors, meta.pop("optimizer")))
-    return dict(meta)
 
 
 def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -31,6 +31,28 @@ def test_round_trip_restores_trainable_tensors_and_optimizer(tmp_path):
             assert torch.equal(torch.as_tensor(v), torch.as_tensor(b["state"][pid][k]))
 
 
+def test_load_weights_restores_the_trainable_tensors_without_an_optimizer(tmp_path):
+    model, opt = _model_and_opt(0)
+    path = checkpoint.save(tmp_path / "ckpt", {"student": model}, opt, {"step": 7})
+    fresh, _ = _model_and_opt(1)
+    checkpoint.load_weights(path, {"student": fresh})
+    assert torch.equal(fresh[1].weight, model[1].weight)
+    assert not torch.equal(fresh[0].weight, model[0].weight)
+    with pytest.raises(checkpoint.CheckpointError, match="does not match"):
+        checkpoint.load_weights(path, {"student": torch.nn.Linear(2, 2)})
+
+
+def test_a_damaged_optimizer_file_leaves_the_modules_untouched(tmp_path):
+    model, opt = _model_and_opt(0)
+    path = checkpoint.save(tmp_path / "ckpt", {"student": model}, opt, {"step": 1})
+    (path / checkpoint.OPTIM_FILE).write_bytes(b"garbage")
+    fresh, fresh_opt = _model_and_opt(1)
+    before = fresh[1].weight.clone()
+    with pytest.raises(checkpoint.CheckpointError, match="corrupt"):
+        checkpoint.load(path, {"student": fresh}, fresh_opt)
+    assert torch.equal(fresh[1].weight, before)
+
+
 def test_damaged_or_mismatched_checkpoints_raise_checkpoint_error(tmp_path):
     model, opt = _model_and_opt(0)
     path = checkpoint.save(tmp_path / "ckpt", {"student": model}, opt, {"step": 1})
