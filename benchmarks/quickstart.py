@@ -29,10 +29,10 @@ def untrained_source_chrf(student: str, cache: Path) -> float:
     os.environ["MMKD_CACHE"] = str(cache)
     from mmkd.config import load
     from mmkd.data import get_task
+    from mmkd.eval.evaluate import evaluate_model as evaluate
     from mmkd.eval.langid import get_langid
     from mmkd.models import load_seq2seq
     from mmkd.models.zoo import ZooSettings, find_built
-    from mmkd.trial import evaluate
 
     cfg = load("quickstart", ["task.languages=[fr]"])
     path = find_built(student, ZooSettings(**cfg.family.zoo.model_dump()))
@@ -52,10 +52,11 @@ def evaluation_split(df: pd.DataFrame, runs: Path, cache: Path) -> dict[str, obj
     from mmkd import checkpoint
     from mmkd.config import load
     from mmkd.data import get_task
+    from mmkd.eval.evaluate import evaluate_model as evaluate
     from mmkd.eval.langid import get_langid
     from mmkd.models import load_seq2seq
     from mmkd.models.zoo import ZooSettings, find_built
-    from mmkd.trial import CHECKPOINT_DIR, evaluate
+    from mmkd.trial import CHECKPOINT_DIR
 
     full = df[(df["adapter_rank"] == 0) & df["checkpoint_dir_name"].notna()]
     if full.empty:

@@ -56,6 +56,13 @@ class ZooConfig(_Strict):
     batch_size: PositiveInt = 32
     lr: PositiveFloat = 3e-3
     corpus_lines: PositiveInt = Field(1500, description="Corpus lines per language.")
+    translation_share: float = Field(
+        0.5,
+        ge=0,
+        lt=1,
+        description="Share of each pretraining batch that is tagged translation between the built-in "
+        "task's languages (its training records only); the rest is span corruption.",
+    )
 
 
 class FamilyConfig(_Strict):
@@ -127,6 +134,13 @@ class TeacherConfig(_Strict):
     steps: PositiveInt = 400
     lr: PositiveFloat = 2e-3
     batch_size: PositiveInt = 32
+    aux_translation: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Share of each batch that is tagged translation pairs between the task's languages, "
+        "from its training records (mmkd/data/translation.py); 0 = English task examples only.",
+    )
 
 
 class LAPTConfig(_Strict):
@@ -155,6 +169,13 @@ class LAPTConfig(_Strict):
 class TrainConfig(_Strict):
     max_steps: PositiveInt = Field(200, description="Optimiser steps per trial.")
     batch_size: PositiveInt = 32
+    aux_translation: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Share of each batch that is tagged translation pairs between the task's languages, "
+        "from its training records (mmkd/data/translation.py); 0 = English task examples only.",
+    )
     grad_accum: PositiveInt = Field(1, description="Micro-batches per optimiser step.")
     eval_every: PositiveInt = Field(50, description="Evaluate and report every N steps.")
     checkpoint_every_s: Annotated[float, Field(ge=0)] = Field(
@@ -182,6 +203,12 @@ class TrainConfig(_Strict):
 class EvalConfig(_Strict):
     max_new_tokens: PositiveInt = 96
     batch_size: PositiveInt = 64
+    no_repeat_ngram: Annotated[int, Field(ge=0)] = Field(
+        0,
+        description="Greedy decoding never repeats a sequence of this many tokens (transformers' "
+        "no_repeat_ngram_size): cuts degenerate loops short; 0 = off. Set it above the longest repeat "
+        "in the task's references, or correct answers are blocked too.",
+    )
     tau: float = Field(0.3, gt=0, lt=1, description="LID probability below which an output is undetermined.")
     langid: str = Field("fasttext", description="Language-ID backend.")
 
@@ -318,6 +345,7 @@ class SweepConfig(_Strict):
             task = get_task(self.task.name, **self.task_options())
         except UserInputError as e:
             raise _KeyError("task", str(e), None) from None
+        self._check_aux_translation(task)
         lapt = self.train.lapt
         if lapt is not None and lapt.languages != "targets":
             for lang in lapt.languages:
@@ -328,6 +356,24 @@ class SweepConfig(_Strict):
                         f"its languages: {' '.join(task.languages)}",
                         lang,
                     )
+
+    def _check_aux_translation(self, task: Any) -> None:
+        for key, section in (("train", self.train), ("teacher", self.teacher)):
+            if not section.aux_translation:
+                continue
+            n_aux = round(section.batch_size * section.aux_translation)
+            if not 0 < n_aux < section.batch_size:
+                raise _KeyError(
+                    f"{key}.aux_translation",
+                    f"leaves no room in a batch of {section.batch_size} for both the task and translation",
+                    section.aux_translation,
+                )
+            from mmkd.data.translation import TranslationPairs
+
+            try:
+                TranslationPairs(task, task.languages)
+            except UserInputError as e:
+                raise _KeyError(f"{key}.aux_translation", str(e), None) from None
 
     def task_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {

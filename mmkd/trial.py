@@ -41,8 +41,9 @@ from accelerate import Accelerator
 
 from mmkd import checkpoint
 from mmkd.config import DistillConfig, SweepConfig, from_dict
-from mmkd.data import Example, Task, get_task
-from mmkd.data.collate import batch_indices, encode_batch, token_spans
+from mmkd.data import Example, get_task
+from mmkd.data.collate import encode_batch, step_examples, token_spans
+from mmkd.data.translation import TranslationPairs
 from mmkd.distill.cache import CachedTeacher, LiveTeacher, TeacherOutputs
 from mmkd.distill.losses import (
     MMKDHeads,
@@ -55,10 +56,11 @@ from mmkd.distill.losses import (
     word_align_loss,
 )
 from mmkd.errors import UserInputError
-from mmkd.eval.evaluate import Evaluation, evaluate_outputs
-from mmkd.eval.generate import generate
+from mmkd.eval.baselines import dev_sets
+from mmkd.eval.evaluate import Evaluation, evaluate_model
 from mmkd.eval.langid import get_langid
 from mmkd.models import count_params, get_family, load_seq2seq, wrap_student
+from mmkd.models.langcodes import tagged
 from mmkd.models.lapt import adapt_to_task
 from mmkd.models.zoo import warmup_cosine
 
@@ -99,15 +101,19 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
 
     # --- setup: data ---
     task = get_task(sweep.task.name, **sweep.task_options())
-    train = task.examples("train", task.source_lang)
-    dev = {lang: task.examples("dev", lang) for lang in task.languages}
+    # Training inputs as the family reads them (the tiny family's carry a target-language tag); dev
+    # inputs stay plain: generation tells the model their language (mmkd.models.langcodes).
+    train = tagged(family.name, task.examples("train", task.source_lang))
+    dev = dev_sets(task)
     # Translations of the training examples by id: a task may translate only some of them (Tatoeba),
     # or none (QA), and then the student's encoder sees the English example itself.
     parallel = {
-        lang: {e.id: e for e in task.examples("train", lang)}
+        lang: {e.id: e for e in tagged(family.name, task.examples("train", lang))}
         for lang in task.languages
         if lang != task.source_lang
     }
+    n_aux = round(train_cfg.batch_size * train_cfg.aux_translation)
+    pairs = TranslationPairs(task, task.languages, family.name) if n_aux else None
 
     # --- setup: models ---
     accelerator = Accelerator(
@@ -173,6 +179,7 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
         "adapter_rank": config["adapter_rank"],
         "trainable_params": count_params(student, trainable_only=True),
         "seed": train_cfg.seed,
+        "aux_translation": train_cfg.aux_translation,
         "max_steps": train_cfg.max_steps,
         "source_lang": task.source_lang,
         "low_resource_langs": ",".join(task.low_resource),
@@ -191,14 +198,16 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
         started = time.perf_counter()
         student.train()
         for micro in range(train_cfg.grad_accum):
-            idx = batch_indices(
-                len(train), step * train_cfg.grad_accum + micro, train_cfg.batch_size, train_cfg.seed
+            idx, examples = step_examples(
+                train, step * train_cfg.grad_accum + micro, train_cfg.batch_size, train_cfg.seed, pairs, n_aux
             )
-            examples = [train[i] for i in idx]
+            # The translation pairs (if any) come after the task examples: only the task rows are
+            # distilled, the whole batch learns the cross-entropy.
             batch = _to(
                 encode_batch(tokenizer, examples, train_cfg.max_source_len, train_cfg.max_target_len),
                 accelerator.device,
             )
+            examples = examples[: len(idx)]
             spans = train_spans[idx].to(accelerator.device)
             view = None
             if encoder_levels:
@@ -207,8 +216,9 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
                     accelerator.device,
                 )
             with accelerator.accumulate(student):
+                task_rows = {k: v[: len(idx)] for k, v in batch.items()}
                 total, terms = loss_step(
-                    student, heads, batch, spans, teacher.outputs(idx, batch, spans), distill, view
+                    student, heads, batch, spans, teacher.outputs(idx, task_rows, spans), distill, view
                 )
                 accelerator.backward(total)
                 accelerator.clip_grad_norm_(trainable, 1.0)
@@ -223,7 +233,9 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
         # --- evaluate, report, checkpoint ---
         if step % train_cfg.eval_every == 0 or step == train_cfg.max_steps:
             started = time.perf_counter()
-            evaluation = evaluate(accelerator.unwrap_model(student), tokenizer, task, dev, sweep, langid)
+            evaluation = evaluate_model(
+                accelerator.unwrap_model(student), tokenizer, task, dev, sweep, langid
+            )
             report = {
                 "step": step,
                 **{
@@ -269,9 +281,16 @@ def loss_step(
     """
     out = student(**batch)
     terms: dict[str, torch.Tensor] = {"task": out.loss}
+    # The teacher speaks for the first rows (the task examples) up to its own target length; the rest
+    # of the batch (translation pairs) and the padding past that length have no teacher.
+    rows, length = teacher.topk_values.shape[:2]
     if distill.token > 0:
         terms["token"] = token_kd_topk(
-            out.logits, teacher.topk_values, teacher.topk_indices, batch["labels"], distill.temperature
+            out.logits[:rows, :length],
+            teacher.topk_values,
+            teacher.topk_indices,
+            batch["labels"][:rows, :length],
+            distill.temperature,
         )
     if view is not None and heads is not None:
         if distill.parallel:
@@ -279,7 +298,7 @@ def loss_step(
                 input_ids=view["input_ids"], attention_mask=view["attention_mask"]
             ).last_hidden_state
         else:
-            states = out.encoder_last_hidden_state
+            states = out.encoder_last_hidden_state[:rows]
         pooled = masked_mean_pool(states, view["attention_mask"])
         t_sentence = teacher.sentence.float()
         if distill.word > 0:
@@ -332,37 +351,6 @@ def _student_view(
 
 def _to(tensors: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device) for k, v in tensors.items()}
-
-
-def evaluate(
-    model: Any, tokenizer: Any, task: Task, dev: dict[str, list[Example]], sweep: SweepConfig, langid: Any
-) -> Evaluation:
-    outputs = {}
-    for lang, examples in dev.items():
-        # An answer a quarter longer than the longest reference is wrong anyway: stop generating there
-        # (a degenerate student would otherwise run every output to max_new_tokens).
-        longest = max(len(tokenizer(e.target)["input_ids"]) for e in examples)
-        outputs[lang] = generate(
-            model,
-            tokenizer,
-            [e.source for e in examples],
-            batch_size=sweep.eval.batch_size,
-            max_new_tokens=min(sweep.eval.max_new_tokens, longest + longest // 4 + 4),
-            max_source_len=sweep.train.max_source_len,
-            langs=[lang] * len(examples),
-            family=sweep.family.name,  # NLLB and mBART-50 are told the language (forced first token)
-        )
-    return evaluate_outputs(
-        outputs,
-        {lang: [e.target for e in examples] for lang, examples in dev.items()},
-        {lang: [e.id for e in examples] for lang, examples in dev.items()},
-        source_lang=task.source_lang,
-        low_resource=task.low_resource,
-        langid=langid,
-        tau=sweep.eval.tau,
-        metric=task.metric,
-        golds={lang: [e.references for e in examples] for lang, examples in dev.items()},
-    )
 
 
 def _precision(setting: str) -> str:

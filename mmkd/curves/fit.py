@@ -271,6 +271,35 @@ def spearman_ci(x: Sequence[float], y: Sequence[float], n_boot: int = N_BOOT) ->
     return spearman(a.tolist(), b.tolist()), low, high
 
 
+def adapter_effect(final: pd.DataFrame, column: str, n_boot: int = N_BOOT) -> tuple[float, float, float]:
+    """(effect, low, high): adapters (LoRA) minus full finetuning in ``column`` at the same learning rate —
+    the adapter coefficient of the least-squares fit ``column ~ 1 + log10(lr) + [adapter]`` over the
+    trials' final evaluations — with a 95% bootstrap interval over trials, resampled within each arm.
+    NaN when an arm has fewer than 2 trials with a value."""
+    rows = final[final[column].notna() & final["lr"].notna()]
+    lora = (rows["adapter_rank"] > 0).to_numpy()
+    if min(lora.sum(), (~lora).sum()) < 2:
+        return math.nan, math.nan, math.nan
+    x = np.column_stack([np.ones(len(rows)), np.log10(rows["lr"].to_numpy(dtype=float)), lora])
+    y = rows[column].to_numpy(dtype=float)
+    rng = np.random.default_rng(SEED)
+    arms = [np.flatnonzero(lora), np.flatnonzero(~lora)]
+    replicates = np.array(
+        [
+            _adapter_coefficient(x[idx], y[idx])
+            for idx in (np.concatenate([rng.choice(arm, len(arm)) for arm in arms]) for _ in range(n_boot))
+        ]
+    )
+    low, high = percentile_interval(replicates)
+    return _adapter_coefficient(x, y), low, high
+
+
+def _adapter_coefficient(x: np.ndarray, y: np.ndarray) -> float:
+    if np.linalg.matrix_rank(x) < x.shape[1]:  # a replicate with one learning rate cannot adjust for it
+        return math.nan
+    return float(np.linalg.lstsq(x, y, rcond=None)[0][2])
+
+
 def average_ranks(values: np.ndarray) -> np.ndarray:
     """Ranks (1-based) within each row, tied values sharing the mean of their ranks.
 

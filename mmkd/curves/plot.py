@@ -54,11 +54,16 @@ def _ratio_axis(ax: Axes, ratios: Sequence[float]) -> None:
 
 
 def versus_ratio(
-    best: pd.DataFrame, metric: str, fits: Mapping[tuple[str, str, str], CurveFit], path: Path
+    best: pd.DataFrame,
+    metric: str,
+    fits: Mapping[tuple[str, str, str], CurveFit],
+    path: Path,
+    baselines: pd.DataFrame | None = None,
 ) -> Path:
     """``metric`` (chrf or wlr) of each cell's best learning rate against the ratio, with its 95% interval:
     a column of panels per language group, a row per adapter setting, a line per student size (the
-    fitted curve where ``fits`` has one for (student, adapter, ``<group>/<metric>``))."""
+    fitted curve where ``fits`` has one for (student, adapter, ``<group>/<metric>``)); each baseline
+    (mmkd.eval.baselines) a horizontal reference line."""
     adapters = best.drop_duplicates("adapter").sort_values("adapter_rank")["adapter"].tolist()
     colours = _student_colours(best)
     fig, axes = plt.subplots(
@@ -93,6 +98,7 @@ def versus_ratio(
                 if fit:
                     grid = np.geomspace(cells["ratio"].min(), cells["ratio"].max(), 60)
                     ax.plot(grid, fit.predict(grid), color=colour, linewidth=1.5)
+            _reference_lines(ax, baselines, column)
             _ratio_axis(ax, best["ratio"].tolist())
             ax.grid(alpha=0.3)
             if row == 0:
@@ -107,9 +113,14 @@ def versus_ratio(
     return _save(fig, path)
 
 
-def lr_vs_wlr(final: pd.DataFrame, rho: Mapping[str, tuple[float, float, float]], path: Path) -> Path:
+def lr_vs_wlr(
+    final: pd.DataFrame,
+    rho: Mapping[str, tuple[float, float, float]],
+    path: Path,
+    baselines: pd.DataFrame | None = None,
+) -> Path:
     """Every trial's final zero-shot WLR against its learning rate, full finetuning vs adapters;
-    ``rho``: (ρ, low, high) for "all", "full" and "adapters"."""
+    ``rho``: (ρ, low, high) for "all", "full" and "adapters"; baselines as reference lines."""
     fig, ax = plt.subplots(figsize=(6.0, 4.2), layout="constrained")
     # A trial whose zero-shot outputs were all undetermined has no WLR to place.
     shown = final[final["zero_shot/wlr"].notna()]
@@ -131,6 +142,8 @@ def lr_vs_wlr(final: pd.DataFrame, rho: Mapping[str, tuple[float, float, float]]
         ax.set_xscale("log")
         # Labels on every minor tick of a narrow lr range overlap; the decades are enough.
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    _reference_lines(ax, baselines, "zero_shot/wlr")
+    if not shown.empty or baselines is not None:
         ax.legend(fontsize=8, loc="best")
     ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel("learning rate")
@@ -138,6 +151,20 @@ def lr_vs_wlr(final: pd.DataFrame, rho: Mapping[str, tuple[float, float, float]]
     ax.set_title(f"Spearman ρ = {_rho(rho.get('all'))} over {len(shown)} trials", fontsize=10)
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+# One line style per baseline, grey: references, not results.
+_BASELINE_STYLES = {"copy_input": ":", "english_answer": "--"}
+
+
+def _reference_lines(ax: Axes, baselines: pd.DataFrame | None, column: str) -> None:
+    """A horizontal line per baseline at its ``column`` value (``teacher:*`` dash-dotted)."""
+    if baselines is None or column not in baselines:
+        return
+    for name, value in zip(baselines["baseline"], baselines[column], strict=True):
+        if not math.isnan(float(value)):
+            style = _BASELINE_STYLES.get(str(name), "-.")
+            ax.axhline(float(value), color="0.45", linestyle=style, linewidth=1, label=str(name))
 
 
 def _rho(value: tuple[float, float, float] | None) -> str:

@@ -34,6 +34,8 @@ from mmkd.curves.fit import (
     OBJECTIVE,
     PANELS,
     CurveFit,
+    adapter_effect,
+    add_groups,
     best_per_cell,
     example_replicates,
     final_rows,
@@ -46,6 +48,7 @@ from mmkd.curves.fit import (
     trial_rng,
 )
 from mmkd.errors import UserInputError
+from mmkd.eval.baselines import read_baselines
 
 REPORT = "report.md"
 CELL_COLUMNS = [
@@ -85,6 +88,9 @@ def build_curves(exp_dir: Path, out_dir: Path | None = None) -> Path:
         return _write_report(out, [*_summary(exp_dir, df, statuses, final), "No evaluations yet.", ""])
 
     best = with_intervals(best_per_cell(final), final, exp_dir)
+    baselines = read_baselines(exp_dir / "mmkd")
+    if baselines is not None:
+        baselines = add_groups(baselines, languages(baselines))
     fits = curve_fits(best)
     rho = {
         setting: spearman_ci(rows["lr"].tolist(), rows["zero_shot/wlr"].tolist())
@@ -103,9 +109,18 @@ def build_curves(exp_dir: Path, out_dir: Path | None = None) -> Path:
     fit_table.to_csv(out / "fits.csv", index=False, lineterminator="\n", float_format="%.6g")
 
     pngs = [
-        ("Score vs teacher/student ratio", plot.versus_ratio(best, "chrf", fits, out / "score_vs_ratio.png")),
-        ("Wrong-language rate vs ratio", plot.versus_ratio(best, "wlr", {}, out / "wlr_vs_ratio.png")),
-        ("Learning rate vs wrong-language rate", plot.lr_vs_wlr(final, rho, out / "lr_vs_wlr.png")),
+        (
+            "Score vs teacher/student ratio",
+            plot.versus_ratio(best, "chrf", fits, out / "score_vs_ratio.png", baselines),
+        ),
+        (
+            "Wrong-language rate vs ratio",
+            plot.versus_ratio(best, "wlr", {}, out / "wlr_vs_ratio.png", baselines),
+        ),
+        (
+            "Learning rate vs wrong-language rate",
+            plot.lr_vs_wlr(final, rho, out / "lr_vs_wlr.png", baselines),
+        ),
         ("chrF per language", plot.heatmap(best, langs, lang_groups, "chrf", out / "heatmap_chrf.png")),
         (
             "Wrong-language rate per language",
@@ -113,6 +128,7 @@ def build_curves(exp_dir: Path, out_dir: Path | None = None) -> Path:
         ),
     ]
     lines = _summary(exp_dir, df, statuses, final)
+    lines += _baseline_section(baselines)
     lines += _findings(rho, fits, final)
     lines += ["## Best learning rate per cell", "", _CELL_NOTE, "", _markdown(_cell_view(best)), ""]
     lines += ["## Fitted curves", "", _FIT_NOTE, "", _markdown(_fit_view(fit_table)), ""]
@@ -291,6 +307,30 @@ def _summary(exp_dir: Path, df: pd.DataFrame, statuses: dict[str, str], final: p
     return lines
 
 
+_BASELINE_NOTE = (
+    "What a student must beat, on the same dev sets: `copy_input` answers with its input unchanged, "
+    "`english_answer` with the English reference of the same item (a perfect answer in the wrong "
+    "language), `teacher:<size>` is each teacher right after its finetuning."
+)
+
+
+def _baseline_section(baselines: pd.DataFrame | None) -> list[str]:
+    if baselines is None or baselines.empty:
+        return []
+    view = pd.DataFrame(
+        {
+            "baseline": baselines["baseline"],
+            "source chrF": [f"{v:.1f}" for v in baselines["source/chrf"]],
+            "zero-shot chrF": [f"{v:.1f}" for v in baselines["zero_shot/chrf"]],
+            "high-res chrF": [f"{v:.1f}" for v in baselines["zero_shot_high/chrf"]],
+            "low-res chrF": [f"{v:.1f}" for v in baselines["low_resource/chrf"]],
+            "zero-shot WLR": [f"{v:.3f}" for v in baselines["zero_shot/wlr"]],
+            "low-res WLR": [f"{v:.3f}" for v in baselines["low_resource/wlr"]],
+        }
+    )
+    return ["## Baselines", "", _BASELINE_NOTE, "", _markdown(view), ""]
+
+
 def _findings(
     rho: dict[str, tuple[float, float, float]],
     fits: dict[tuple[str, str, str], CurveFit],
@@ -313,7 +353,20 @@ def _findings(
                 f"{_ci(fit.best_ratio, fit.best_ratio_low, fit.best_ratio_high, digits=3, general=True)} "
                 f"({fit.n_points} ratios)."
             )
+    lines += _adapter_finding(final)
     return [*lines, ""] if len(lines) > 2 else []
+
+
+def _adapter_finding(final: pd.DataFrame) -> list[str]:
+    effect = adapter_effect(final, "zero_shot/wlr")
+    if math.isnan(effect[0]):
+        return []
+    n_lora, n_full = int((final["adapter_rank"] > 0).sum()), int((final["adapter_rank"] == 0).sum())
+    return [
+        f"- Adapters (LoRA) minus full finetuning, zero-shot wrong-language rate at the same learning "
+        f"rate: {_ci(*effect, digits=3)} ({n_lora} LoRA and {n_full} fully finetuned trials; the "
+        "adapter coefficient of WLR ~ log10(lr) + adapter, interval over trials)."
+    ]
 
 
 def _cell_view(best: pd.DataFrame) -> pd.DataFrame:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from mmkd.errors import UserInputError
@@ -30,6 +30,14 @@ class Example:
     def references(self) -> tuple[str, ...]:
         """What an output is scored against: ``golds``, or ``target`` alone."""
         return self.golds or (self.target,)
+
+    def with_prefix(self, prefix: str) -> Example:
+        """The same example with ``prefix`` before its source (its spans moved along)."""
+        if not prefix:
+            return self
+        n = len(prefix)
+        spans = tuple((start + n, end + n) for start, end in self.spans)
+        return replace(self, source=prefix + self.source, spans=spans)
 
 
 class Task(Protocol):

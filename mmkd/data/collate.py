@@ -18,6 +18,17 @@ def batch_indices(n: int, step: int, batch_size: int, seed: int) -> list[int]:
     return [rng.randrange(n) for _ in range(batch_size)]
 
 
+def step_examples(
+    train: Sequence[Example], step: int, batch_size: int, seed: int, pairs: Any = None, n_pairs: int = 0
+) -> tuple[list[int], list[Example]]:
+    """The examples of training step ``step``: ``batch_size - n_pairs`` task examples (their indices
+    first, for the teacher's cache) followed by ``n_pairs`` translation pairs drawn from ``pairs``
+    (``mmkd.data.translation.TranslationPairs``); a pure function of (seed, step)."""
+    idx = batch_indices(len(train), step, batch_size - n_pairs, seed)
+    extra = pairs.for_step(seed, step, n_pairs) if pairs is not None and n_pairs else []
+    return idx, [train[i] for i in idx] + extra
+
+
 def encode_batch(
     tokenizer: Any, examples: Sequence[Example], max_source_len: int, max_target_len: int
 ) -> dict[str, torch.Tensor]:

@@ -30,7 +30,7 @@ from mmkd.data import Example
 from mmkd.data.collate import encode_batch, token_spans
 from mmkd.distill.losses import masked_mean_pool, pool_spans
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 @dataclass
@@ -154,6 +154,7 @@ def ensure_cache(teacher_dir: Path, sweep: SweepConfig, root: Path) -> Path:
     """The cache of ``teacher_dir`` on the sweep's training split, built first if it is not there."""
     from mmkd.data import get_task
     from mmkd.models import load_seq2seq
+    from mmkd.models.langcodes import tagged
 
     task = get_task(sweep.task.name, **sweep.task_options())
     key = {
@@ -170,7 +171,7 @@ def ensure_cache(teacher_dir: Path, sweep: SweepConfig, root: Path) -> Path:
     return build_cache(
         model.to(device),
         tokenizer,
-        task.examples("train", task.source_lang),
+        tagged(sweep.family.name, task.examples("train", task.source_lang)),
         path,
         k=sweep.distill.top_k,
         max_source_len=sweep.train.max_source_len,

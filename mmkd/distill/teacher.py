@@ -20,8 +20,10 @@ import torch
 
 from mmkd.config import SweepConfig
 from mmkd.data import get_task
-from mmkd.data.collate import batch_indices, encode_batch
+from mmkd.data.collate import encode_batch, step_examples
+from mmkd.data.translation import TranslationPairs
 from mmkd.models import load_seq2seq
+from mmkd.models.langcodes import tagged
 from mmkd.models.zoo import warmup_cosine
 
 DONE_FILE = "mmkd_teacher.json"
@@ -59,6 +61,7 @@ def ensure_teacher(
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
     try:
         stats = finetune(base, sweep, tmp, progress)
+        evaluation(tmp, sweep)  # right after finetuning, kept with the weights: the teacher's baseline
         (tmp / DONE_FILE).write_text(json.dumps({"size": size, "base": base, **stats}))
         try:
             tmp.rename(final)
@@ -70,27 +73,53 @@ def ensure_teacher(
     return final
 
 
+def evaluation(teacher: Path, sweep: SweepConfig) -> dict[str, float]:
+    """The teacher's evaluation on the sweep's dev sets (``teacher:<size>`` in baselines.csv): stored in
+    the teacher's folder under a name keyed by the evaluation settings, computed when not there yet."""
+    key = json.dumps([sweep.eval.model_dump(), sweep.task_options()], sort_keys=True)
+    path = teacher / f"mmkd_eval-{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
+    if path.is_file():
+        metrics: dict[str, float] = json.loads(path.read_text())
+        return metrics
+    from mmkd.eval.baselines import dev_sets
+    from mmkd.eval.evaluate import evaluate_model
+    from mmkd.eval.langid import get_langid
+
+    task = get_task(sweep.task.name, **sweep.task_options())
+    model, tokenizer = load_seq2seq(teacher)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    result = evaluate_model(
+        model.to(device), tokenizer, task, dev_sets(task), sweep, get_langid(sweep.eval.langid)
+    )
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(result.metrics))
+    tmp.replace(path)
+    return result.metrics
+
+
 def finetune(
     base: str, sweep: SweepConfig, out_dir: Path, progress: Callable[[int, float], None] | None = None
 ) -> dict[str, Any]:
-    """Full finetuning with the task cross-entropy; saves model + tokenizer to ``out_dir``."""
+    """Full finetuning with the task cross-entropy (on the task examples and, with
+    ``teacher.aux_translation``, translation pairs in every batch); saves model + tokenizer to
+    ``out_dir``."""
     torch.manual_seed(sweep.train.seed)
     task = get_task(sweep.task.name, **sweep.task_options())
-    train = task.examples("train", task.source_lang)
+    train = tagged(sweep.family.name, task.examples("train", task.source_lang))
+    settings = sweep.teacher
+    n_aux = round(settings.batch_size * settings.aux_translation)
+    pairs = TranslationPairs(task, task.languages, sweep.family.name) if n_aux else None
     model, tokenizer = load_seq2seq(base)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).train()
-    settings = sweep.teacher
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, warmup_cosine(min(50, settings.steps // 10), settings.steps)
     )
     start, loss_value = time.perf_counter(), float("nan")
     for step in range(1, settings.steps + 1):
-        idx = batch_indices(len(train), step, settings.batch_size, sweep.train.seed)
-        batch = encode_batch(
-            tokenizer, [train[i] for i in idx], sweep.train.max_source_len, sweep.train.max_target_len
-        )
+        _, examples = step_examples(train, step, settings.batch_size, sweep.train.seed, pairs, n_aux)
+        batch = encode_batch(tokenizer, examples, sweep.train.max_source_len, sweep.train.max_target_len)
         loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

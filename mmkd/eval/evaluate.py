@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from mmkd.data.base import Example, Task
 from mmkd.eval.langid import LangID, WLRStats, reference_accuracy, verdicts
 from mmkd.eval.metrics import chrf, chrf_per_example
 from mmkd.eval.task_metrics import Reference, get_task_metric
@@ -106,6 +107,53 @@ def evaluate_outputs(
         metrics[f"eval/source/{key}"] = metrics.get(f"eval/{source_lang}/{key}", math.nan)
     metrics["eval/score"] = metrics[f"eval/zero_shot/{task_metric.primary}"]
     return Evaluation(metrics, examples, unreliable)
+
+
+def evaluate_model(
+    model: Any, tokenizer: Any, task: Task, dev: Mapping[str, Sequence[Example]], sweep: Any, langid: LangID
+) -> Evaluation:
+    """Greedy outputs of ``model`` on every language's ``dev`` examples, scored: what a trial reports at
+    each evaluation and what a teacher's baseline row holds. ``sweep`` is the ``SweepConfig``."""
+    from mmkd.eval.generate import generate
+
+    outputs = {}
+    for lang, examples in dev.items():
+        # An answer a quarter longer than the longest reference is wrong anyway: stop generating there
+        # (a degenerate student would otherwise run every output to max_new_tokens).
+        longest = max(len(tokenizer(e.target)["input_ids"]) for e in examples)
+        outputs[lang] = generate(
+            model,
+            tokenizer,
+            [e.source for e in examples],
+            batch_size=sweep.eval.batch_size,
+            max_new_tokens=min(sweep.eval.max_new_tokens, longest + longest // 4 + 4),
+            max_source_len=sweep.train.max_source_len,
+            langs=[lang] * len(examples),
+            family=sweep.family.name,  # told the output language the family's way (forced token or tag)
+            no_repeat_ngram=sweep.eval.no_repeat_ngram,
+        )
+    return score_outputs(outputs, task, dev, langid, sweep.eval.tau)
+
+
+def score_outputs(
+    outputs: Mapping[str, Sequence[str]],
+    task: Task,
+    dev: Mapping[str, Sequence[Example]],
+    langid: LangID,
+    tau: float,
+) -> Evaluation:
+    """``evaluate_outputs`` for outputs given per language in the order of ``dev``'s examples."""
+    return evaluate_outputs(
+        outputs,
+        {lang: [e.target for e in dev[lang]] for lang in outputs},
+        {lang: [e.id for e in dev[lang]] for lang in outputs},
+        source_lang=task.source_lang,
+        low_resource=task.low_resource,
+        langid=langid,
+        tau=tau,
+        metric=task.metric,
+        golds={lang: [e.references for e in dev[lang]] for lang in outputs},
+    )
 
 
 def _mean(values: Sequence[float]) -> float:

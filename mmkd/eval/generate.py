@@ -1,6 +1,6 @@
 """Greedy generation in batches of one language, longest inputs first (less padding), results in input
-order; for the families that are told their output language (NLLB-200, mBART-50) each batch gets its
-language's token as the first generated token and marks its inputs with it."""
+order; each batch tells the model its language the family's way (mmkd.models.langcodes): NLLB-200 and
+mBART-50 get its token as the first generated token, the tiny family a tag before each input."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from mmkd.models.families import get_family
-from mmkd.models.langcodes import input_language, language_token_id
+from mmkd.models.langcodes import input_language, input_tag, language_token_id
 
 
 def generate(
@@ -23,6 +23,7 @@ def generate(
     max_source_len: int | None = None,
     langs: Sequence[str] | None = None,
     family: str | None = None,
+    no_repeat_ngram: int = 0,
 ) -> list[str]:
     """Greedy outputs of a seq2seq ``model`` (plain or peft-wrapped) for ``texts``, in input order.
 
@@ -33,8 +34,9 @@ def generate(
     ``langs`` is each text's language (input and expected output: the tasks answer in the language they
     are asked in); batches never mix languages. For a ``family`` that forces its output language
     (``mmkd.models.langcodes``) a batch in language L is tokenized with ``src_lang`` = L's token and
-    generated with ``forced_bos_token_id`` = its id (NLLB ``swh_Latn``, mBART-50 ``sw_KE`` for sw); for
-    mT5, ByT5 and the tiny family nothing is forced."""
+    generated with ``forced_bos_token_id`` = its id (NLLB ``swh_Latn``, mBART-50 ``sw_KE`` for sw); the
+    tiny family's inputs get their language's tag (``<2sw> ``); for mT5 and ByT5 nothing is forced.
+    ``no_repeat_ngram`` > 0 forbids repeating any sequence of that many tokens (degenerate loops)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1 (got {batch_size!r})")
     if langs is not None and len(langs) != len(texts):
@@ -55,7 +57,7 @@ def generate(
                 start += len(idx)
                 batch = [texts[i] for i in idx]
                 decoded = _generate_batch(
-                    model, tokenizer, batch, lang, family, max_new_tokens, max_source_len
+                    model, tokenizer, batch, lang, family, max_new_tokens, max_source_len, no_repeat_ngram
                 )
                 for i, text in zip(idx, decoded, strict=True):
                     outputs[i] = text
@@ -72,12 +74,14 @@ def _generate_batch(
     family: str | None,
     max_new_tokens: int,
     max_source_len: int | None,
+    no_repeat_ngram: int,
 ) -> list[str]:
-    forced: dict[str, int] = {}
+    forced: dict[str, int] = {"no_repeat_ngram_size": no_repeat_ngram} if no_repeat_ngram else {}
     if family is not None and lang is not None:
         token_id = language_token_id(family, lang, tokenizer)
         if token_id is not None:
             forced["forced_bos_token_id"] = token_id
+        texts = [input_tag(family, lang) + text for text in texts]
     with input_language(tokenizer, family if lang is not None else None, lang or "en"):
         enc = tokenizer(
             texts,

@@ -27,6 +27,9 @@ class Family:
     lora_targets: tuple[str, ...]
     # mBART-50 and NLLB pick the output language with a forced first decoder token.
     forced_bos_lang: bool = False
+    # The tiny family is pretrained with a target-language tag before its input (``<2sw> ...``,
+    # mmkd.models.langcodes.input_tag), so it is told the output language that way.
+    language_tag: bool = False
 
     def size(self, name: str) -> ModelSize:
         for s in self.sizes:
@@ -59,6 +62,7 @@ def _tiny() -> Family:
         name="tiny",
         sizes=tuple(ModelSize(n, f"zoo:{n}", tiny_param_count(n)) for n in TINY_SIZES),
         lora_targets=("q", "v"),
+        language_tag=True,
     )
 
 

@@ -1,4 +1,9 @@
-"""Language codes of the families that choose their output language with a token (NLLB-200, mBART-50).
+"""How each family is told its output language: a language token (NLLB-200, mBART-50) or a tag before
+the input (the tiny family).
+
+The tiny family is pretrained on tagged translation pairs (``<2sw> 3 days ago`` → ``siku 3 zilizopita``,
+mmkd.models.zoo), like M2M-style multilingual translation models, so every input it sees later carries
+the tag of the language it must answer in (``input_tag``); mT5 and ByT5 are told nothing.
 
 Both are told the language to generate by a forced first decoder token (``forced_bos_token_id``) and the
 language of their input by the tokenizer's ``src_lang``; the token is the family's own code:
@@ -17,12 +22,15 @@ every code against the tokenizers' own lists in transformers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from mmkd.data.base import Example
 from mmkd.errors import UserInputError
 from mmkd.models.families import get_family
+
+TAG_FORMAT = "<2{lang}> "
 
 NLLB_CODES: dict[str, str] = {
     "af": "afr_Latn", "ar": "arb_Arab", "az": "azj_Latn", "bg": "bul_Cyrl", "bn": "ben_Beng",
@@ -106,3 +114,17 @@ def input_language(tokenizer: Any, family: str | None, lang: str) -> Iterator[No
         yield
     finally:
         tokenizer.src_lang = previous
+
+
+def input_tag(family: str | None, lang: str) -> str:
+    """The text put before an input to ask a model of ``family`` for an answer in ``lang``: ``<2sw> ``
+    for the tiny family, empty for every other."""
+    if family is None or not get_family(family).language_tag:
+        return ""
+    return TAG_FORMAT.format(lang=lang)
+
+
+def tagged(family: str, examples: Sequence[Example]) -> list[Example]:
+    """``examples`` as a model of ``family`` reads them: each source behind the tag of the example's own
+    language (every task answers in the language it is asked in), spans moved along."""
+    return [e.with_prefix(input_tag(family, e.lang)) for e in examples]

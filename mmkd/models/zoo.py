@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 # Bump when the pretraining code changes in a way that changes the weights it produces.
-ZOO_VERSION = 1
+ZOO_VERSION = 2
 
 # d_model, d_ff, layers (encoder = decoder), heads; d_kv = d_model // heads. Tied embeddings (T5 v1.0)
 # keep the byte vocabulary (384 ids) from dominating the smallest sizes.
@@ -54,6 +54,8 @@ class ZooSettings:
     mean_span: float = 3.0
     seed: int = 0
     corpus_lines: int = 1500
+    # Share of each batch that is tagged translation between the task's languages (mmkd.data.translation).
+    translation_share: float = 0.5
 
 
 def cache_root() -> Path:
@@ -167,6 +169,11 @@ def encode_corpus(tokenizer: Any, corpus: Sequence[str], max_len: int) -> list[l
     return [ids for ids in encoded if len(ids) >= 4]
 
 
+Pairs = list[tuple[list[int], list[int]]]
+# Draws n (input ids, target ids) pairs with the given rng: the translation part of a pretraining batch.
+PairSampler = Callable[[random.Random, int], Pairs]
+
+
 def span_corruption_batch(
     encoded: Sequence[Sequence[int]],
     rng: random.Random,
@@ -176,15 +183,36 @@ def span_corruption_batch(
     mean_span: float,
     eos: int,
     pad: int,
+    extra: Sequence[tuple[list[int], list[int]]] = (),
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(input_ids [B, S], labels [B, T]): ``batch_size`` lines drawn with ``rng`` and span-corrupted; the
-    inputs padded with ``pad``, the labels with -100 (ignored by the loss). The attention mask is
-    ``input_ids != pad``."""
+    """(input_ids [B, S], labels [B, T]): ``batch_size`` lines drawn with ``rng`` and span-corrupted,
+    then the ``extra`` pairs (e.g. translation); the inputs padded with ``pad``, the labels with -100
+    (ignored by the loss). The attention mask is ``input_ids != pad``."""
     pairs = [
         span_corrupt(encoded[rng.randrange(len(encoded))], rng, sentinels, noise_density, mean_span)
         for _ in range(batch_size)
     ]
+    pairs += list(extra)
     return _pad([p[0] + [eos] for p in pairs], pad), _pad([p[1] + [eos] for p in pairs], -100)
+
+
+def translation_sampler(tokenizer: Any, seed: int, max_len: int) -> PairSampler:
+    """Tagged translation pairs among every language of the built-in task, from its training records
+    only (``<2sw> 3 days ago`` → ``siku 3 zilizopita``; mmkd.data.translation), as token ids."""
+    from mmkd.data import get_task
+    from mmkd.data.translation import TranslationPairs
+
+    task = get_task("builtin/cldr", seed=seed)
+    pairs = TranslationPairs(task, task.languages, family="tiny")
+
+    def encode(text: str) -> list[int]:
+        ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
+        return ids[: max_len - 1]
+
+    def sample(rng: random.Random, n: int) -> Pairs:
+        return [(encode(e.source), encode(e.target)) for e in pairs.sample(rng, n)]
+
+    return sample
 
 
 def pretrain(
@@ -194,7 +222,8 @@ def pretrain(
     out_dir: Path,
     progress: Callable[[int, float], None] | None = None,
 ) -> dict[str, float]:
-    """Pretrain one tiny model with span corruption and save it (model + tokenizer) to ``out_dir``."""
+    """Pretrain one tiny model (span corruption and tagged translation) and save it (model + tokenizer)
+    to ``out_dir``."""
     from transformers import ByT5Tokenizer, T5ForConditionalGeneration
 
     torch.manual_seed(settings.seed)
@@ -208,6 +237,7 @@ def pretrain(
         if progress is not None:
             progress(step, loss_ema)
 
+    n_translation = round(settings.batch_size * settings.translation_share)
     train_span_corruption(
         model,
         tok,
@@ -217,10 +247,11 @@ def pretrain(
         lr=settings.lr,
         weight_decay=0.01,
         warmup_steps=settings.warmup_steps,
-        batch_size=settings.batch_size,
+        batch_size=settings.batch_size - n_translation,
         noise_density=settings.noise_density,
         mean_span=settings.mean_span,
         on_step=on_step,
+        translation=(translation_sampler(tok, settings.seed, settings.max_len), n_translation),
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
@@ -249,8 +280,10 @@ def train_span_corruption(
     noise_density: float,
     mean_span: float,
     on_step: Callable[[int, float], None],
+    translation: tuple[PairSampler, int] | None = None,
 ) -> None:
-    """AdamW on T5 span corruption over ``encoded`` lines, every parameter of ``model`` (on its device),
+    """AdamW on T5 span corruption over ``encoded`` lines (``batch_size`` of them a step, plus ``n``
+    pairs of ``translation = (sampler, n)`` when given), every parameter of ``model`` (on its device),
     warmup + cosine schedule, gradients clipped at 1; ``on_step(step, loss)`` after each step (from 1).
     The zoo's pretraining and the trials' language-adaptive pretraining (``mmkd.models.lapt``)."""
     device = next(model.parameters()).device
@@ -260,8 +293,9 @@ def train_span_corruption(
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(warmup_steps, steps))
     for step in range(steps):
+        extra = translation[0](rng, translation[1]) if translation and translation[1] else []
         inputs, labels = span_corruption_batch(
-            encoded, rng, sentinels, batch_size, noise_density, mean_span, eos, pad
+            encoded, rng, sentinels, batch_size, noise_density, mean_span, eos, pad, extra
         )
         inputs, labels = inputs.to(device), labels.to(device)
         loss = model(input_ids=inputs, attention_mask=inputs.ne(pad), labels=labels).loss

@@ -141,8 +141,27 @@ def _pending_trials(sweep: SweepConfig) -> Iterator[None]:
 
 def _artefacts(sweep: SweepConfig, exp: Experiment) -> dict[str, Any]:
     """Re-preparing (on resume) is a cache lookup: zoo and teachers are keyed by content and found on
-    disk. A simulated sweep (``simulate.enabled``, kept in the stored config) needs none."""
-    return {} if sweep.simulate.enabled else prepare_artefacts(sweep, exp)
+    disk. A simulated sweep (``simulate.enabled``, kept in the stored config) needs none. The baselines
+    are written once the teachers exist, before any trial."""
+    if sweep.simulate.enabled:
+        return {}
+    artefacts = prepare_artefacts(sweep, exp)
+    write_baselines(sweep, exp, artefacts["teachers"])
+    return artefacts
+
+
+def write_baselines(sweep: SweepConfig, exp: Experiment, teachers: dict[str, str]) -> Path:
+    """``mmkd/baselines.csv``: copy-input, English-answer and each teacher (mmkd.eval.baselines)."""
+    from mmkd.data import get_task
+    from mmkd.distill.teacher import evaluation
+    from mmkd.eval import baselines
+    from mmkd.eval.langid import get_langid
+
+    task = get_task(sweep.task.name, **sweep.task_options())
+    langid = get_langid(sweep.eval.langid)
+    metrics = {size: evaluation(Path(path), sweep) for size, path in teachers.items()}
+    table = baselines.baseline_table(task, baselines.dev_sets(task), langid, sweep.eval.tau, metrics)
+    return baselines.write_baselines(table, exp.mmkd)
 
 
 def _trainable(sweep: SweepConfig, artefacts: dict[str, Any]) -> Any:
