@@ -62,6 +62,14 @@ def test_dump_round_trips(tmp_path):
         ("stop.wlr.mode=relative", "stop.wlr.mode: must be 'absolute' or 'rung' (got 'relative')"),
         ("resources.gpu=-1", "resources.gpu: must be greater than or equal to 0 (got -1)"),
         ("name=a/b", "name: String should match pattern"),
+        ("train.aux_translation=1", "train.aux_translation: must be less than 1 (got 1)"),
+        (
+            "train.aux_translation=0.99",
+            "train.aux_translation: leaves no room in a batch of 32 for both the task and translation",
+        ),
+        ("teacher.aux_translation=-0.1", "teacher.aux_translation: must be greater than or equal to 0"),
+        ("family.zoo.translation_share=1", "family.zoo.translation_share: must be less than 1"),
+        ("eval.no_repeat_ngram=-1", "eval.no_repeat_ngram: must be greater than or equal to 0"),
     ],
 )
 def test_bad_values_are_one_line_naming_the_key_and_value(override, expected):

@@ -321,3 +321,26 @@ def test_curves_never_import_ray(sweep, tmp_path):
 
 def _copy_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("curves"))
+
+
+def test_adapter_effect_is_lora_minus_full_at_the_same_learning_rate():
+    from mmkd.curves.fit import adapter_effect
+
+    rng = np.random.default_rng(1)
+    lr = np.repeat(10.0 ** np.linspace(-4, -2, 8), 2)
+    lora = np.tile([0, 8], 8)
+    # WLR rises by 0.2 a decade of learning rate; adapters add 0.1 at every rate.
+    noise = rng.normal(0, 0.01, len(lr))
+    final = pd.DataFrame(
+        {"lr": lr, "adapter_rank": lora, "wlr": 0.9 + 0.2 * np.log10(lr) + 0.1 * (lora > 0) + noise}
+    )
+    effect, low, high = adapter_effect(final, "wlr")
+    assert effect == pytest.approx(0.1, abs=0.02)
+    assert low < effect < high and low > 0.05 and high < 0.15
+    # Lower learning rates for the adapters alone would fool a plain difference of means; not this.
+    shifted = final.assign(lr=np.where(final["adapter_rank"] > 0, final["lr"] / 10, final["lr"]))
+    shifted["wlr"] = 0.9 + 0.2 * np.log10(shifted["lr"]) + 0.1 * (lora > 0) + noise
+    naive = shifted.groupby(shifted["adapter_rank"] > 0)["wlr"].mean()
+    assert naive[True] - naive[False] < 0
+    assert adapter_effect(shifted, "wlr")[0] == pytest.approx(0.1, abs=0.02)
+    assert np.isnan(adapter_effect(final[final["adapter_rank"] == 0], "wlr")[0])

@@ -440,14 +440,18 @@ def test_generation_forces_each_languages_token_and_marks_the_input_with_it(fami
     assert len(spy.calls[0]["first_input"]) + len(spy.calls[1]["first_input"]) == 3
 
 
-def test_generation_forces_nothing_for_the_tiny_family_and_needs_languages_for_nllb():
+def test_generation_tags_the_tiny_familys_inputs_and_needs_languages_for_nllb():
     model, tok = _tiny_t5()
     spy = _Spy(model)
     langs = ["de", "sw", "de", "sw", "te"]
     with_langs = generate(spy, tok, TEXTS, langs=langs, family="tiny", batch_size=8, max_new_tokens=5)
     assert all("forced_bos_token_id" not in call for call in spy.calls)
     assert len(spy.calls) == 3  # batched by language
-    assert with_langs == generate(model, tok, TEXTS, batch_size=8, max_new_tokens=5)
+    # Each input behind its language's tag (the tiny family's way of being told the output language).
+    tags = {tok.decode(row[:5]) for call in spy.calls for row in call["input_ids"].tolist()}
+    assert tags == {"<2de>", "<2sw>", "<2te>"}
+    tagged_texts = [f"<2{lang}> {text}" for lang, text in zip(langs, TEXTS, strict=True)]
+    assert with_langs == generate(model, tok, tagged_texts, batch_size=8, max_new_tokens=5)
     with pytest.raises(ValueError, match="family 'nllb' is told its output language"):
         generate(model, tok, TEXTS, family="nllb")
     with pytest.raises(ValueError, match="5 texts but 1 languages"):

@@ -66,6 +66,22 @@ def test_storage_layout(sweep):
             assert read is not None and sorted(read["chrf"]) == sorted(r["chrf"] for r in rows)
 
 
+def test_baselines_are_written_with_the_results_metric_columns(sweep):
+    exp, _ = sweep
+    baselines = pd.read_csv(exp / "mmkd" / "baselines.csv")
+    results = pd.read_parquet(exp / "mmkd" / "results.parquet")
+    assert baselines.columns[0] == "baseline"
+    assert baselines["baseline"].tolist() == ["copy_input", "english_answer", "teacher:l"]
+    metrics = [c for c in results.columns if c.startswith("eval/")]
+    assert set(metrics) <= set(baselines.columns)
+    copy, english = baselines.iloc[0], baselines.iloc[1]
+    # Copying an input reproduces it: in English that is the past form, not the future asked for.
+    assert 0 < copy["eval/en/chrf"] < 100
+    assert english["eval/en/chrf"] == pytest.approx(100)  # the English reference of an English item
+    assert english["eval/zero_shot/wlr"] > 0.5  # and in English everywhere else
+    assert baselines["eval/score"].notna().all()
+
+
 def test_results_table_carries_the_metric_contract(sweep):
     exp, _ = sweep
     df = pd.read_parquet(exp / "mmkd" / "results.parquet")

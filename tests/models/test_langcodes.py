@@ -87,3 +87,14 @@ def test_language_token_id_is_the_tokenizers_id_of_the_familys_code():
         assert language_token_id(family, "sw", vocab) is None
     with pytest.raises(UserInputError, match="family 'nllb': the tokenizer has no language token 'deu_Latn'"):
         language_token_id("nllb", "de", vocab)
+
+
+def test_only_the_tiny_family_is_told_its_language_by_a_tag_before_the_input():
+    from mmkd.data import Example
+    from mmkd.models.langcodes import input_tag, tagged
+
+    assert input_tag("tiny", "sw") == "<2sw> "
+    assert input_tag("mt5", "sw") == input_tag("nllb", "sw") == input_tag(None, "sw") == ""
+    examples = [Example("a", "te", "x", "y"), Example("b", "en", "z", "w")]
+    assert [e.source for e in tagged("tiny", examples)] == ["<2te> x", "<2en> z"]
+    assert tagged("byt5", examples) == examples
