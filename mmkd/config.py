@@ -57,7 +57,7 @@ class ZooConfig(_Strict):
     lr: PositiveFloat = 3e-3
     corpus_lines: PositiveInt = Field(1500, description="Corpus lines per language.")
     translation_share: float = Field(
-        0.5,
+        0.75,
         ge=0,
         lt=1,
         description="Share of each pretraining batch that is tagged translation between the built-in "

@@ -55,7 +55,7 @@ class ZooSettings:
     seed: int = 0
     corpus_lines: int = 1500
     # Share of each batch that is tagged translation between the task's languages (mmkd.data.translation).
-    translation_share: float = 0.5
+    translation_share: float = 0.75
 
 
 def cache_root() -> Path:

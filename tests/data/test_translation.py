@@ -71,3 +71,16 @@ def test_a_prefix_moves_the_spans_along():
     assert tagged.source == "<2sw> siku 3 zilizopita"
     assert [tagged.source[a:b] for a, b in tagged.spans] == ["3", "siku 3 zilizopita"]
     assert e.with_prefix("") is e
+
+
+def test_no_input_or_reference_of_the_task_repeats_ten_bytes():
+    """The quickstart's eval.no_repeat_ngram = 10 blocks degenerate loops, never a correct answer."""
+    from mmkd.data.cldr import LANGUAGES, RECORDS, relative
+
+    def repeats(data: bytes, n: int) -> bool:
+        grams = [data[i : i + n] for i in range(len(data) - n + 1)]
+        return len(grams) != len(set(grams))
+
+    texts = [relative(c, u, lang, future) for lang in LANGUAGES for c, u in RECORDS for future in (0, 1)]
+    assert not any(repeats(t.encode(), 10) for t in texts)
+    assert any(repeats(t.encode(), 9) for t in texts)  # so 10 is the smallest safe setting

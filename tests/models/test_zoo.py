@@ -82,3 +82,24 @@ def test_lora_student_trains_only_the_adapter_and_rank_zero_trains_everything(tm
     assert all(p.grad is not None for n, p in lora.named_parameters() if p.requires_grad)
     with pytest.raises(UserInputError, match="adapter_rank"):
         wrap_student(base, -1, ("q",))
+
+
+def test_pretraining_batches_mix_span_corruption_with_tagged_translation():
+    from transformers import ByT5Tokenizer
+
+    from mmkd.models.zoo import sentinel_ids, span_corruption_batch, translation_sampler
+
+    tok = ByT5Tokenizer()
+    sample = translation_sampler(tok, seed=0, max_len=96)
+    pairs = sample(random.Random(0), 6)
+    assert len(pairs) == 6
+    for inp, tgt in pairs:
+        text = tok.decode(inp)
+        assert text.startswith("<2") and text[4:6] == "> " and tok.decode(tgt)
+    encoded = [tok(line, add_special_tokens=False)["input_ids"] for line in CORPUS]
+    inputs, labels = span_corruption_batch(
+        encoded, random.Random(0), sentinel_ids(tok), 4, 0.15, 3.0, tok.eos_token_id, tok.pad_token_id, pairs
+    )
+    assert inputs.shape[0] == labels.shape[0] == 10
+    last = inputs[-1][inputs[-1] != tok.pad_token_id].tolist()
+    assert last == [*pairs[-1][0], tok.eos_token_id]  # the pairs follow the corrupted lines, whole
