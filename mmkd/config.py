@@ -98,6 +98,12 @@ class SearchConfig(_Strict):
             description="Searched distillation settings: a range or a list of choices per key, e.g. token.",
         )
     )
+    aux_translation: list[Annotated[float, Field(ge=0, lt=1)]] | None = Field(
+        None,
+        min_length=1,
+        description="Auxiliary translation shares to choose from (compare with and without it, e.g. "
+        "[0, 0.1]); null = train.aux_translation for every trial.",
+    )
     metric: str = Field("eval/score", description="The objective reported by trials.")
     mode: Literal["max", "min"] = "max"
 
@@ -358,22 +364,26 @@ class SweepConfig(_Strict):
                     )
 
     def _check_aux_translation(self, task: Any) -> None:
-        for key, section in (("train", self.train), ("teacher", self.teacher)):
-            if not section.aux_translation:
+        searched = [
+            ("search.aux_translation", self.train.batch_size, s) for s in self.search.aux_translation or []
+        ]
+        for key, batch_size, share in [
+            ("train.aux_translation", self.train.batch_size, self.train.aux_translation),
+            ("teacher.aux_translation", self.teacher.batch_size, self.teacher.aux_translation),
+            *searched,
+        ]:
+            if not share:
                 continue
-            n_aux = round(section.batch_size * section.aux_translation)
-            if not 0 < n_aux < section.batch_size:
+            if not 0 < round(batch_size * share) < batch_size:
                 raise _KeyError(
-                    f"{key}.aux_translation",
-                    f"leaves no room in a batch of {section.batch_size} for both the task and translation",
-                    section.aux_translation,
+                    key, f"leaves no room in a batch of {batch_size} for both the task and translation", share
                 )
             from mmkd.data.translation import TranslationPairs
 
             try:
                 TranslationPairs(task, task.languages)
             except UserInputError as e:
-                raise _KeyError(f"{key}.aux_translation", str(e), None) from None
+                raise _KeyError(key, str(e), None) from None
 
     def task_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {

@@ -112,7 +112,8 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
         for lang in task.languages
         if lang != task.source_lang
     }
-    n_aux = round(train_cfg.batch_size * train_cfg.aux_translation)
+    aux_translation = float(config.get("aux_translation", train_cfg.aux_translation))  # searched or fixed
+    n_aux = round(train_cfg.batch_size * aux_translation)
     pairs = TranslationPairs(task, task.languages, family.name) if n_aux else None
 
     # --- setup: models ---
@@ -179,7 +180,7 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
         "adapter_rank": config["adapter_rank"],
         "trainable_params": count_params(student, trainable_only=True),
         "seed": train_cfg.seed,
-        "aux_translation": train_cfg.aux_translation,
+        "aux_translation": aux_translation,
         "max_steps": train_cfg.max_steps,
         "source_lang": task.source_lang,
         "low_resource_langs": ",".join(task.low_resource),

@@ -67,6 +67,11 @@ def test_dump_round_trips(tmp_path):
             "train.aux_translation=0.99",
             "train.aux_translation: leaves no room in a batch of 32 for both the task and translation",
         ),
+        (
+            "search.aux_translation=[0, 0.99]",
+            "search.aux_translation: leaves no room in a batch of 32 for both the task and translation",
+        ),
+        ("search.aux_translation=[1.5]", "search.aux_translation.0: must be less than 1 (got 1.5)"),
         ("teacher.aux_translation=-0.1", "teacher.aux_translation: must be greater than or equal to 0"),
         ("family.zoo.translation_share=1", "family.zoo.translation_share: must be less than 1"),
         ("eval.no_repeat_ngram=-1", "eval.no_repeat_ngram: must be greater than or equal to 0"),

@@ -393,6 +393,7 @@ BEST_COLUMNS = {
     "ratio": "ratio",
     "lr": "lr",
     "adapter_rank": "rank",
+    "aux_translation": "aux",
     "step": "step",
     "eval/source/chrf": "en chrF",
     "eval/score": "0-shot chrF",

@@ -1,7 +1,8 @@
 """The sweep's search space as an Optuna define-by-run function (what ``OptunaSearch`` samples).
 
 Searched: ``lr`` (log scale), ``adapter_rank`` (0 = full finetuning), any ``distill.<key>`` the sweep
-lists under ``search.distill`` (loss weights, temperature), and ``models`` — a
+lists under ``search.distill`` (loss weights, temperature), ``aux_translation`` when the sweep lists
+shares under ``search.aux_translation``, and ``models`` — a
 ``teacher:student`` pair of the family (a teacher larger than its student), from which the real
 parameter counts and ``ratio`` = teacher_params / student_params are recorded. A pair is one categorical
 parameter because Optuna's TPE cannot sample a categorical whose choices change from trial to trial.
@@ -26,6 +27,7 @@ class Space:
         self.ranks = list(sweep.search.adapter_rank)
         self.pairs = [f"{t}:{s}" for t, s in sweep.pairs()]
         self.distill = dict(sweep.search.distill)
+        self.aux_translation = sweep.search.aux_translation
         family = get_family(sweep.family.name)
         self.params = {size.name: size.params for size in family.sizes}
 
@@ -34,6 +36,8 @@ class Space:
             trial.suggest_float("lr", self.lr.low, self.lr.high, log=self.lr.log)
         trial.suggest_categorical("adapter_rank", self.ranks)
         teacher, student = str(trial.suggest_categorical("models", self.pairs)).split(":")
+        if self.aux_translation is not None:
+            trial.suggest_categorical("aux_translation", self.aux_translation)
         for key, space in sorted(self.distill.items()):
             if isinstance(space, LogRange):
                 trial.suggest_float(f"distill.{key}", space.low, space.high, log=space.log)
