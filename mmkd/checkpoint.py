@@ -47,8 +47,16 @@ def load(path: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim
     """Load into ``modules`` and ``optimizer`` in place; returns the JSON meta (step, scheduler, ...).
     Every file is read before anything is loaded, so a damaged checkpoint leaves the modules untouched."""
     tensors, meta, opt_tensors = _read(path, MODEL_FILE, META_FILE, OPTIM_FILE)
+    opt_state = _unflatten_optimizer(opt_tensors, meta.pop("optimizer"))
+    saved = [len(g["params"]) for g in opt_state["param_groups"]]
+    expected = [len(g["params"]) for g in optimizer.param_groups]
+    if saved != expected:  # checked first: the optimiser would refuse only after the modules were filled
+        raise CheckpointError(
+            f"checkpoint {path} does not match the optimiser: parameter groups of {saved} tensors, "
+            f"expected {expected}"
+        )
     _fill(path, tensors, modules)
-    optimizer.load_state_dict(_unflatten_optimizer(opt_tensors, meta.pop("optimizer")))
+    optimizer.load_state_dict(opt_state)
     return dict(meta)
 
 

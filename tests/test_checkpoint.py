@@ -66,3 +66,16 @@ def test_damaged_or_mismatched_checkpoints_raise_checkpoint_error(tmp_path):
     path = checkpoint.save(tmp_path / "ckpt2", {"student": model}, opt, {"step": 1})
     with pytest.raises(checkpoint.CheckpointError, match="does not match"):
         checkpoint.load(path, {"student": other}, torch.optim.AdamW(other.parameters()))
+
+
+def test_an_optimizer_with_other_parameter_groups_is_refused_before_any_module_is_filled(tmp_path):
+    # A checkpoint from before the heads had their own group (distill.heads_lr) must not half-load.
+    model, opt = _model_and_opt(0)
+    path = checkpoint.save(tmp_path / "ckpt", {"student": model}, opt, {"step": 1})
+    fresh, _ = _model_and_opt(1)
+    weight, bias = fresh[1].weight, fresh[1].bias
+    two_groups = torch.optim.AdamW([{"params": [weight]}, {"params": [bias], "lr": 0.5}], lr=1e-2)
+    before = weight.detach().clone()
+    with pytest.raises(checkpoint.CheckpointError, match=r"does not match the optimiser.*\[2\].*\[1, 1\]"):
+        checkpoint.load(path, {"student": fresh}, two_groups)
+    assert torch.equal(fresh[1].weight, before)
