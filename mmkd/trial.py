@@ -158,13 +158,13 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
     train_spans = token_spans(tokenizer, train, train_cfg.max_source_len)
 
     # --- setup: resume ---
-    step = 0
+    step, rng = 0, None
     with session.restored() as folder:
         if folder is not None:
             try:
                 meta = checkpoint.load(folder / CHECKPOINT_DIR, modules, optimizer)
                 scheduler.load_state_dict(meta["scheduler"])
-                step = meta["step"]
+                step, rng = meta["step"], meta["rng"]
             except checkpoint.CheckpointError as e:
                 # A damaged checkpoint must not end the sweep: this trial starts again from scratch
                 # (its new reports replace the old ones step by step in the results table).
@@ -196,6 +196,9 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
     n_steps, train_seconds = 0, 0.0
     report: dict[str, Any] = {}
     last_checkpoint = time.monotonic()
+
+    if rng is not None:  # only now: the setup above draws from the generators on every start
+        rng.restore()
 
     # --- loop ---
     while step < train_cfg.max_steps:
