@@ -126,9 +126,9 @@ def tiny_models(tmp_path_factory):
 
 def test_a_trial_resumed_from_its_checkpoint_matches_the_uninterrupted_run(tmp_path, tiny_models):
     overrides = ["task.n_train=16", "task.n_dev=2", "task.languages=[te]", "search.teacher=[s]",
-                 "search.student=[xs]", "train.max_steps=4", "train.eval_every=2", "train.batch_size=4",
-                 "train.grad_accum=2", "train.warmup_steps=1", "eval.max_new_tokens=4", "distill.cache=false",
-                 "stop.wlr=null"]  # fmt: skip
+                 "search.student=[xs]", "train.max_steps=4", "train.eval_every=2", "train.batch_size=8",
+                 "train.aux_translation=0.5", "train.grad_accum=2", "train.warmup_steps=1",
+                 "eval.max_new_tokens=4", "distill.cache=false", "stop.wlr=null"]  # fmt: skip
     sweep = load("quickstart", overrides)
     family = get_family("tiny")
     config = {
