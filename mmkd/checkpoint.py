@@ -1,7 +1,8 @@
 """Trial checkpoints: safetensors for tensors, a small JSON for the rest.
 
 A checkpoint holds the trainable tensors only (the LoRA adapter, or the whole student when fully
-finetuned, plus any distillation heads), the optimiser's tensors and the step, so a trial resumed from it
+finetuned, plus any distillation heads), the optimiser's tensors, the step and the states of the random
+generators (Python ``random``, torch CPU and CUDA: dropout draws from them), so a trial resumed from it
 continues exactly where it stopped. A checkpoint is written to a temporary folder and renamed, so a crash
 mid-write never leaves a half checkpoint that looks whole.
 """
@@ -9,7 +10,9 @@ mid-write never leaves a half checkpoint that looks whole.
 from __future__ import annotations
 
 import json
+import random
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +20,35 @@ import torch
 from safetensors.torch import load_file, save_file
 
 MODEL_FILE, OPTIM_FILE, META_FILE = "trainable.safetensors", "optimizer.safetensors", "state.json"
+RNG_FILE = "rng.safetensors"
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint that is missing files or does not match the model it is loaded into."""
+
+
+@dataclass(frozen=True)
+class RNGState:
+    """The process's random generators at one moment. numpy's is left out: nothing a trial runs draws
+    from it (and the trial does not seed it)."""
+
+    python: tuple[Any, ...]
+    torch_cpu: torch.Tensor
+    cuda: tuple[torch.Tensor, ...]
+
+    @classmethod
+    def capture(cls) -> RNGState:
+        cuda = tuple(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else ()
+        return cls(random.getstate(), torch.get_rng_state(), cuda)
+
+    def restore(self) -> None:
+        random.setstate(self.python)
+        torch.set_rng_state(self.torch_cpu)
+        # A resume on fewer GPUs restores the devices it has; on a CPU-only machine, none.
+        for device in range(
+            min(len(self.cuda), torch.cuda.device_count() if torch.cuda.is_available() else 0)
+        ):
+            torch.cuda.set_rng_state(self.cuda[device], device)
 
 
 def trainable_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -37,19 +65,34 @@ def save(
     save_file(tensors, str(tmp / MODEL_FILE))
     opt_tensors, opt_meta = _flatten_optimizer(optimizer)
     save_file(opt_tensors, str(tmp / OPTIM_FILE))
-    (tmp / META_FILE).write_text(json.dumps({**meta, "optimizer": opt_meta}))
+    rng = RNGState.capture()
+    save_file(
+        {"torch_cpu": rng.torch_cpu, **{f"cuda/{i}": t for i, t in enumerate(rng.cuda)}}, str(tmp / RNG_FILE)
+    )
+    (tmp / META_FILE).write_text(json.dumps({**meta, "optimizer": opt_meta, "rng_python": rng.python}))
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)
     return path
 
 
 def load(path: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Load into ``modules`` and ``optimizer`` in place; returns the JSON meta (step, scheduler, ...).
+    """Load into ``modules`` and ``optimizer`` in place; returns the JSON meta (step, scheduler, ...) and
+    under ``rng`` the ``RNGState`` at the save (None for a checkpoint written before they were saved),
+    for the caller to restore once its own setup has drawn its initialisations.
     Every file is read before anything is loaded, so a damaged checkpoint leaves the modules untouched."""
     tensors, meta, opt_tensors = _read(path, MODEL_FILE, META_FILE, OPTIM_FILE)
+    rng = _read_rng(path, meta.pop("rng_python", None))
+    opt_state = _unflatten_optimizer(opt_tensors, meta.pop("optimizer"))
+    saved = [len(g["params"]) for g in opt_state["param_groups"]]
+    expected = [len(g["params"]) for g in optimizer.param_groups]
+    if saved != expected:  # checked first: the optimiser would refuse only after the modules were filled
+        raise CheckpointError(
+            f"checkpoint {path} does not match the optimiser: parameter groups of {saved} tensors, "
+            f"expected {expected}"
+        )
     _fill(path, tensors, modules)
-    optimizer.load_state_dict(_unflatten_optimizer(opt_tensors, meta.pop("optimizer")))
-    return dict(meta)
+    optimizer.load_state_dict(opt_state)
+    return {**meta, "rng": rng}
 
 
 def load_weights(path: Path, modules: dict[str, torch.nn.Module]) -> None:
@@ -69,6 +112,17 @@ def _read(path: Path, *names: str) -> list[Any]:
         ]
     except Exception as e:  # safetensors and json raise several types for a damaged file
         raise CheckpointError(f"checkpoint {path} is corrupt: {type(e).__name__}: {e}") from e
+
+
+def _read_rng(path: Path, python: list[Any] | None) -> RNGState | None:
+    if python is None:
+        return None
+    (tensors,) = _read(path, RNG_FILE)
+    if "torch_cpu" not in tensors:
+        raise CheckpointError(f"checkpoint {path} is corrupt: {RNG_FILE} has no torch_cpu state")
+    cuda = tuple(tensors[f"cuda/{i}"] for i in range(sum(k.startswith("cuda/") for k in tensors)))
+    # JSON made the state's tuples lists; random.setstate wants (version, tuple of ints, gauss_next).
+    return RNGState((python[0], tuple(python[1]), python[2]), tensors["torch_cpu"], cuda)
 
 
 def _fill(path: Path, tensors: dict[str, torch.Tensor], modules: dict[str, torch.nn.Module]) -> None:

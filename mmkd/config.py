@@ -122,6 +122,17 @@ class DistillConfig(_Strict):
     structure: Weight = Field(0.0, description="Structure level: KL of in-batch similarity matrices.")
     triplet: Weight = Field(0.0, description="Triplet KD (Oki et al. 2020), an optional extra term.")
     word_loss: Literal["contrastive", "mse"] = "contrastive"
+    word_temperature: PositiveFloat = Field(
+        0.1, description="Word level, contrastive: temperature of the InfoNCE cosine similarities."
+    )
+    structure_temperature: PositiveFloat = Field(
+        1.0, description="Structure level: temperature of the in-batch similarity distributions."
+    )
+    heads_lr: PositiveFloat | None = Field(
+        None,
+        description="Learning rate of the distillation heads (word projection, BYOL MLPs), scheduled like "
+        "the student's; null = the trial's lr.",
+    )
     top_k: PositiveInt = Field(16, description="Teacher logits kept per target token.")
     parallel: bool = Field(
         True, description="Encoder-side levels see the student on a translation of the teacher's input."
@@ -131,7 +142,17 @@ class DistillConfig(_Strict):
     )
 
 
-SEARCHABLE_DISTILL = ("temperature", "task", "token", "word", "sentence", "structure", "triplet")
+SEARCHABLE_DISTILL = (
+    "temperature",
+    "word_temperature",
+    "structure_temperature",
+    "task",
+    "token",
+    "word",
+    "sentence",
+    "structure",
+    "triplet",
+)
 
 
 class TeacherConfig(_Strict):
@@ -296,14 +317,7 @@ class SweepConfig(_Strict):
             )
         self._check_models()
         self._check_task()
-        for key in self.search.distill:
-            if key not in SEARCHABLE_DISTILL:
-                raise _KeyError(
-                    f"search.distill.{key}",
-                    f"not a searchable distillation setting"
-                    f"{did_you_mean(key, SEARCHABLE_DISTILL)}; searchable: {', '.join(SEARCHABLE_DISTILL)}",
-                    key,
-                )
+        self._check_searched_distill()
         from mmkd.eval.langid import LANGID_BACKENDS
 
         if self.eval.langid not in LANGID_BACKENDS:
@@ -314,6 +328,24 @@ class SweepConfig(_Strict):
                 self.eval.langid,
             )
         return self
+
+    def _check_searched_distill(self) -> None:
+        for key, space in self.search.distill.items():
+            if key not in SEARCHABLE_DISTILL:
+                raise _KeyError(
+                    f"search.distill.{key}",
+                    f"not a searchable distillation setting"
+                    f"{did_you_mean(key, SEARCHABLE_DISTILL)}; searchable: {', '.join(SEARCHABLE_DISTILL)}",
+                    key,
+                )
+            # Trials apply searched values without validating them again: a choice of 0 for a temperature
+            # must fail here, not in every trial that draws it.
+            for value in (space.low, space.high) if isinstance(space, LogRange) else space:
+                try:
+                    DistillConfig.model_validate({key: value})
+                except ValidationError as e:
+                    msg = e.errors()[0]["msg"].replace("Input should be", "must be")
+                    raise _KeyError(f"search.distill.{key}", msg, value) from None
 
     def _check_models(self) -> None:
         from mmkd.models import FAMILIES, get_family

@@ -147,7 +147,11 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
     heads = MMKDHeads(base.config.d_model, teacher.hidden_size) if encoder_levels else None
     modules = {"student": student, **({"heads": heads} if heads is not None else {})}
     trainable = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config["lr"], weight_decay=train_cfg.weight_decay)
+    optimizer = torch.optim.AdamW(
+        param_groups(modules, config["lr"], distill.heads_lr),
+        lr=config["lr"],
+        weight_decay=train_cfg.weight_decay,
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(train_cfg.warmup_steps, train_cfg.max_steps)
     )
@@ -155,13 +159,13 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
     train_spans = token_spans(tokenizer, train, train_cfg.max_source_len)
 
     # --- setup: resume ---
-    step = 0
+    step, rng = 0, None
     with session.restored() as folder:
         if folder is not None:
             try:
                 meta = checkpoint.load(folder / CHECKPOINT_DIR, modules, optimizer)
                 scheduler.load_state_dict(meta["scheduler"])
-                step = meta["step"]
+                step, rng = meta["step"], meta["rng"]
             except checkpoint.CheckpointError as e:
                 # A damaged checkpoint must not end the sweep: this trial starts again from scratch
                 # (its new reports replace the old ones step by step in the results table).
@@ -178,7 +182,8 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
         "ratio": config["ratio"],
         "lr": config["lr"],
         "adapter_rank": config["adapter_rank"],
-        "trainable_params": count_params(student, trainable_only=True),
+        "trainable_params": sum(p.numel() for p in trainable),  # the heads train with the student
+        "heads_params": 0 if heads is None else count_params(heads),
         "seed": train_cfg.seed,
         "aux_translation": aux_translation,
         "max_steps": train_cfg.max_steps,
@@ -192,6 +197,9 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
     n_steps, train_seconds = 0, 0.0
     report: dict[str, Any] = {}
     last_checkpoint = time.monotonic()
+
+    if rng is not None:  # only now: the setup above draws from the generators on every start
+        rng.restore()
 
     # --- loop ---
     while step < train_cfg.max_steps:
@@ -222,10 +230,7 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
                     student, heads, batch, spans, teacher.outputs(idx, task_rows, spans), distill, view
                 )
                 accelerator.backward(total)
-                accelerator.clip_grad_norm_(trainable, 1.0)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+                optimizer_step(accelerator, trainable, optimizer, scheduler)
             for name, value in {"loss": total.item(), **terms}.items():
                 sums[name] = sums.get(name, 0.0) + value / train_cfg.grad_accum
         n_steps += 1
@@ -305,16 +310,52 @@ def loss_step(
         if distill.word > 0:
             valid = (view["spans"][..., 1] > view["spans"][..., 0]) & (spans[..., 1] > spans[..., 0])
             terms["word"] = word_align_loss(
-                pool_spans(states, view["spans"]), teacher.words.float(), valid, heads.word, distill.word_loss
+                pool_spans(states, view["spans"]),
+                teacher.words.float(),
+                valid,
+                heads.word,
+                distill.word_loss,
+                distill.word_temperature,
             )
         if distill.sentence > 0:
             terms["sentence"] = sentence_loss(pooled, t_sentence, heads.projector, heads.predictor)
         if distill.structure > 0:
-            terms["structure"] = structure_loss(pooled, t_sentence)
+            terms["structure"] = structure_loss(pooled, t_sentence, distill.structure_temperature)
         if distill.triplet > 0:
             terms["triplet"] = triplet_kd(heads.projector(pooled), t_sentence)
     total = torch.stack([getattr(distill, name) * value for name, value in terms.items()]).sum()
     return total, {name: value.item() for name, value in terms.items()}
+
+
+def param_groups(
+    modules: dict[str, torch.nn.Module], lr: float, heads_lr: float | None
+) -> list[dict[str, Any]]:
+    """One optimiser group per module's trainable tensors: the heads at ``heads_lr`` (None: ``lr``), the
+    rest at ``lr``. The LambdaLR schedule multiplies every group's own lr by the same factor."""
+    return [
+        {
+            "params": [p for p in m.parameters() if p.requires_grad],
+            "lr": heads_lr if name == "heads" and heads_lr is not None else lr,
+        }
+        for name, m in modules.items()
+    ]
+
+
+def optimizer_step(
+    accelerator: Accelerator,
+    params: list[torch.Tensor],
+    optimizer: Any,
+    scheduler: Any,
+    max_norm: float = 1.0,
+) -> None:
+    """Clip, step and zero inside ``accelerator.accumulate``. Accelerate's prepared optimiser and scheduler
+    do nothing until the last micro-batch of a step (``sync_gradients``); clipping must wait for it too, or
+    it would clip the partial sums of the earlier micro-batches instead of the step's gradient."""
+    if accelerator.sync_gradients:
+        accelerator.clip_grad_norm_(params, max_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
 
 
 def distill_settings(sweep: SweepConfig, config: dict[str, Any]) -> DistillConfig:

@@ -1,4 +1,8 @@
-"""Checkpoints: an exact round trip of trainable tensors and optimiser, and clear errors when damaged."""
+"""Checkpoints: an exact round trip of trainable tensors, optimiser and random generators, and clear
+errors when damaged."""
+
+import json
+import random
 
 import pytest
 import torch
@@ -21,7 +25,7 @@ def test_round_trip_restores_trainable_tensors_and_optimizer(tmp_path):
     path = checkpoint.save(tmp_path / "ckpt", {"student": model}, opt, {"step": 7})
     fresh, fresh_opt = _model_and_opt(1)
     meta = checkpoint.load(path, {"student": fresh}, fresh_opt)
-    assert meta == {"step": 7}
+    assert meta["step"] == 7 and set(meta) == {"step", "rng"}
     assert torch.equal(fresh[1].weight, model[1].weight)
     assert not torch.equal(fresh[0].weight, model[0].weight)  # frozen tensors are not in the checkpoint
     a, b = opt.state_dict(), fresh_opt.state_dict()
@@ -66,3 +70,42 @@ def test_damaged_or_mismatched_checkpoints_raise_checkpoint_error(tmp_path):
     path = checkpoint.save(tmp_path / "ckpt2", {"student": model}, opt, {"step": 1})
     with pytest.raises(checkpoint.CheckpointError, match="does not match"):
         checkpoint.load(path, {"student": other}, torch.optim.AdamW(other.parameters()))
+
+
+def test_an_optimizer_with_other_parameter_groups_is_refused_before_any_module_is_filled(tmp_path):
+    # A checkpoint from before the heads had their own group (distill.heads_lr) must not half-load.
+    model, opt = _model_and_opt(0)
+    path = checkpoint.save(tmp_path / "ckpt", {"student": model}, opt, {"step": 1})
+    fresh, _ = _model_and_opt(1)
+    weight, bias = fresh[1].weight, fresh[1].bias
+    two_groups = torch.optim.AdamW([{"params": [weight]}, {"params": [bias], "lr": 0.5}], lr=1e-2)
+    before = weight.detach().clone()
+    with pytest.raises(checkpoint.CheckpointError, match=r"does not match the optimiser.*\[2\].*\[1, 1\]"):
+        checkpoint.load(path, {"student": fresh}, two_groups)
+    assert torch.equal(fresh[1].weight, before)
+
+
+def test_the_random_generators_come_back_as_they_were_at_the_save(tmp_path):
+    model, opt = _model_and_opt(0)
+    random.seed(3)
+    torch.manual_seed(3)
+    path = checkpoint.save(tmp_path / "ckpt", {"student": model}, opt, {"step": 1})
+    after_save = (random.random(), torch.rand(4), torch.nn.functional.dropout(torch.ones(8), 0.5))
+    random.seed(99)
+    torch.manual_seed(99)
+    meta = checkpoint.load(path, {"student": model}, opt)
+    meta["rng"].restore()
+    again = (random.random(), torch.rand(4), torch.nn.functional.dropout(torch.ones(8), 0.5))
+    assert again[0] == after_save[0]
+    assert torch.equal(again[1], after_save[1]) and torch.equal(again[2], after_save[2])
+
+
+def test_a_checkpoint_without_random_states_still_loads(tmp_path):
+    # Written before the generators were saved: the trial resumes as it did then, not from scratch.
+    model, opt = _model_and_opt(0)
+    path = checkpoint.save(tmp_path / "ckpt", {"student": model}, opt, {"step": 2})
+    (path / checkpoint.RNG_FILE).unlink()
+    state = json.loads((path / checkpoint.META_FILE).read_text())
+    del state["rng_python"]
+    (path / checkpoint.META_FILE).write_text(json.dumps(state))
+    assert checkpoint.load(path, {"student": model}, opt) == {"step": 2, "rng": None}

@@ -1,10 +1,12 @@
 """Sweep config: every shipped YAML loads; each kind of mistake is one line naming key and value."""
 
+import inspect
 from pathlib import Path
 
 import pytest
 
 from mmkd import config
+from mmkd.distill.losses import structure_loss, word_align_loss
 from mmkd.errors import UserInputError
 
 SWEEPS = sorted((Path(__file__).resolve().parent.parent / "sweeps").glob("*.yaml"))
@@ -75,6 +77,16 @@ def test_dump_round_trips(tmp_path):
         ("teacher.aux_translation=-0.1", "teacher.aux_translation: must be greater than or equal to 0"),
         ("family.zoo.translation_share=1", "family.zoo.translation_share: must be less than 1"),
         ("eval.no_repeat_ngram=-1", "eval.no_repeat_ngram: must be greater than or equal to 0"),
+        ("distill.structure_temperature=0", "distill.structure_temperature: must be greater than 0 (got 0)"),
+        ("distill.heads_lr=-0.001", "distill.heads_lr: must be greater than 0 (got -0.001)"),
+        (
+            "search.distill={word_temperature: [0.05, 0]}",
+            "search.distill.word_temperature: must be greater than 0 (got 0.0)",
+        ),
+        (
+            "search.distill={heads_lr: [0.01]}",
+            "search.distill.heads_lr: not a searchable distillation setting",
+        ),
     ],
 )
 def test_bad_values_are_one_line_naming_the_key_and_value(override, expected):
@@ -99,6 +111,19 @@ def test_bad_files_and_override_syntax(tmp_path):
         config.load("quickstart", ["train.max_steps"])
     with pytest.raises(UserInputError, match="is a value, not a section"):
         config.load("quickstart", ["name.x=1"])
+
+
+def test_distillation_temperatures_and_heads_lr_default_to_the_values_they_replace():
+    distill = config.load("quickstart").distill
+
+    def default(fn):
+        return inspect.signature(fn).parameters["temperature"].default
+
+    assert distill.structure_temperature == default(structure_loss)
+    assert distill.word_temperature == default(word_align_loss)
+    assert distill.heads_lr is None  # the trial's lr
+    searched = config.load("quickstart", ["search.distill={structure_temperature: {low: 0.05, high: 2}}"])
+    assert searched.search.distill["structure_temperature"] == config.LogRange(low=0.05, high=2)
 
 
 def test_checkpoints_at_every_evaluation_by_default_and_always_at_the_last_step():

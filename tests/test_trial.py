@@ -1,11 +1,19 @@
-"""The trial recipe end to end without Ray, on a generative-QA task: its reports carry the task metric,
-and the language-adaptive pretraining stage runs on the task's target-language contexts."""
+"""The trial recipe end to end without Ray: on a generative-QA task its reports carry the task metric and
+the language-adaptive pretraining stage runs on the task's target-language contexts; a trial resumed from
+its checkpoint goes on exactly as the uninterrupted one."""
 
 import json
 
 import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import ByT5Tokenizer, T5ForConditionalGeneration
 
-from mmkd.trial import EXAMPLES_DIR, run_local
+from mmkd import checkpoint
+from mmkd.config import load
+from mmkd.models import get_family
+from mmkd.models.zoo import tiny_config
+from mmkd.trial import CHECKPOINT_DIR, EXAMPLES_DIR, LocalSession, run, run_local
 
 pytestmark = pytest.mark.integration
 
@@ -87,3 +95,73 @@ def test_a_trial_on_generative_qa_with_lapt_reports_f1_em_and_scores_zero_shot_f
     ]
     assert {r["lang"] for r in rows} == {"en", "sw", "te"} and len(rows) == 9
     assert all({"f1", "em", "chrf", "verdict"} <= set(r) for r in rows)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class _StopsAtTheFirstCheckpoint(LocalSession):
+    """A trial killed right after its first checkpoint reached the storage."""
+
+    def report(self, metrics, folder):
+        super().report(metrics, folder)
+        if folder is not None:
+            raise _Interrupted
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    """An untrained teacher and a student with dropout (so resuming needs the random generators), built
+    offline."""
+    root = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    for size, dropout in (("s", 0.0), ("xs", 0.2)):
+        config = tiny_config(size)
+        config.dropout_rate = dropout
+        T5ForConditionalGeneration(config).save_pretrained(root / size)
+        ByT5Tokenizer().save_pretrained(root / size)
+    return root
+
+
+def test_a_trial_resumed_from_its_checkpoint_matches_the_uninterrupted_run(tmp_path, tiny_models):
+    overrides = ["task.n_train=16", "task.n_dev=2", "task.languages=[te]", "search.teacher=[s]",
+                 "search.student=[xs]", "train.max_steps=4", "train.eval_every=2", "train.batch_size=8",
+                 "train.aux_translation=0.5", "train.grad_accum=2", "train.warmup_steps=1",
+                 "eval.max_new_tokens=4", "distill.cache=false", "stop.wlr=null"]  # fmt: skip
+    sweep = load("quickstart", overrides)
+    family = get_family("tiny")
+    config = {
+        "lr": 3e-3,
+        "adapter_rank": 0,
+        "teacher": "s",
+        "student": "xs",
+        "teacher_params": family.size("s").params,
+        "student_params": family.size("xs").params,
+        "ratio": family.ratio("s", "xs"),
+        "sweep": sweep.model_dump(mode="json"),
+        "artefacts": {
+            "models": {"xs": str(tiny_models / "xs")},
+            "teachers": {"s": str(tiny_models / "s")},
+            "teacher_cache": {},
+        },
+    }
+    run(config, LocalSession(tmp_path / "whole"))
+    with pytest.raises(_Interrupted):
+        run(config, _StopsAtTheFirstCheckpoint(tmp_path / "resumed"))
+    run(config, LocalSession(tmp_path / "resumed"))
+
+    def reports(name):
+        lines = (tmp_path / name / "result.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(line).items() if not k.startswith("time/")} for line in lines]
+
+    whole, resumed = reports("whole"), reports("resumed")
+    assert [r["step"] for r in resumed] == [2, 4]  # resumed at step 2, not restarted
+    assert whole == resumed
+    assert whole[1]["train/loss_word"] != whole[0]["train/loss_word"]  # it trained: not a constant
+
+    def weights(name):
+        return load_file(str(tmp_path / name / CHECKPOINT_DIR / checkpoint.MODEL_FILE))
+
+    a, b = weights("whole"), weights("resumed")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -52,17 +52,41 @@ def encode_batch(
 
 
 def token_spans(tokenizer: Any, examples: Sequence[Example], max_source_len: int) -> torch.Tensor:
-    """Token spans [B, W, 2] (start, end exclusive) of each example's aligned fields (``Example.spans``).
+    """Token spans [B, W, 2] (start, end exclusive) of each example's aligned fields (``Example.spans``), as
+    positions in the encoder input ``encode_batch`` makes: after any special tokens the tokenizer puts
+    first (NLLB-200 and mBART-50 open with a language token).
 
-    A character offset maps to the number of tokens of the text before it: exact for byte-level
-    tokenizers (ByT5 and the tiny family), within a token of the truth for subword ones. Spans past the
-    truncation point are clipped (and become empty).
+    Fast tokenizers place a field by the character offsets of that real encoding: exact. Slow ones (ByT5)
+    count the tokens of the text before each offset, after the leading special tokens: exact for
+    byte-level tokenizers, within a token of the truth for subword ones. Spans past the truncation point
+    are clipped (and become empty).
     """
     width = max((len(e.spans) for e in examples), default=0)
     out = torch.zeros(len(examples), width, 2, dtype=torch.long)
+    fast = bool(getattr(tokenizer, "is_fast", False))
     for b, e in enumerate(examples):
+        enc = tokenizer(
+            e.source,
+            max_length=max_source_len,
+            truncation=True,
+            return_special_tokens_mask=True,
+            return_offsets_mapping=fast,
+        )
+        text = [i for i, special in enumerate(enc["special_tokens_mask"]) if not special]
+        first, stop = (text[0], text[-1] + 1) if text else (0, 0)
+        offsets = [(i, *enc["offset_mapping"][i]) for i in text] if fast else []
         for w, (start, end) in enumerate(e.spans):
-            a = len(tokenizer(e.source[:start], add_special_tokens=False)["input_ids"])
-            z = len(tokenizer(e.source[:end], add_special_tokens=False)["input_ids"])
-            out[b, w] = torch.tensor([min(a, max_source_len), min(z, max_source_len)])
+            if fast:
+                a, z = _span_by_offsets(offsets, start, end, stop)
+            else:
+                a = first + len(tokenizer(e.source[:start], add_special_tokens=False)["input_ids"])
+                z = first + len(tokenizer(e.source[:end], add_special_tokens=False)["input_ids"])
+            out[b, w] = torch.tensor([min(a, stop), min(z, stop)])
     return out
+
+
+def _span_by_offsets(tokens: list[tuple[int, int, int]], start: int, end: int, stop: int) -> tuple[int, int]:
+    """The positions of the (position, char start, char end) text tokens that overlap [start, end); (stop,
+    stop) when none does (the field was truncated away)."""
+    inside = [i for i, a, z in tokens if a < end and z > start] if start < end else []
+    return (inside[0], inside[-1] + 1) if inside else (stop, stop)

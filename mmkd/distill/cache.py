@@ -30,7 +30,8 @@ from mmkd.data import Example
 from mmkd.data.collate import encode_batch, token_spans
 from mmkd.distill.losses import masked_mean_pool, pool_spans
 
-CACHE_VERSION = 3
+# Bump when what is cached for the same teacher and data changes (4: word spans after the language token).
+CACHE_VERSION = 4
 
 
 @dataclass

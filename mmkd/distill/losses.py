@@ -390,7 +390,9 @@ def triplet_kd(
 class MMKDHeads(nn.Module):
     """The learned maps from the student's hidden size into the teacher's, trained with the student.
 
-    - ``word``: H_s → H_t linear projection for the word level; identity when the sizes are equal.
+    - ``word``: H_s → H_t linear projection for the word level, learned at every pair of sizes — an
+      identity at equal sizes would change what the word loss measures between ratios whose widths
+      match (NLLB-200 600M and 1.3B are both 1024 wide) and those whose widths differ.
     - ``projector`` (H_s → proj_dim → H_t) and ``predictor`` (H_t → proj_dim → H_t): BYOL's two MLPs
       for the sentence level, always present — BYOL's predictor is what lets the student match a fixed
       target through a learned map even at equal sizes. The triplet term uses ``projector`` too.
@@ -410,9 +412,7 @@ class MMKDHeads(nn.Module):
             if value is not None and value < 1:
                 raise ValueError(f"MMKDHeads: {name} must be >= 1 (got {value!r})")
         hidden = proj_dim if proj_dim is not None else teacher_dim
-        self.word: nn.Module = (
-            nn.Identity() if student_dim == teacher_dim else nn.Linear(student_dim, teacher_dim)
-        )
+        self.word = nn.Linear(student_dim, teacher_dim)
         self.projector = nn.Sequential(
             nn.Linear(student_dim, hidden), nn.ReLU(), nn.Linear(hidden, teacher_dim)
         )

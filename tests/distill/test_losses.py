@@ -410,10 +410,20 @@ def test_loss_weights_validate_and_list_the_active_levels():
         LossWeights(triplet=float("nan"))
 
 
-def test_heads_project_only_where_sizes_differ_and_validate_sizes():
-    assert isinstance(MMKDHeads(H_T, H_T).word, nn.Identity)
+def test_the_word_head_is_a_learned_projection_for_every_pair_of_sizes():
+    # Equal widths (NLLB-200 600M -> 1.3B) get the same kind of head as different ones: one word loss.
+    for student_dim in (H_S, H_T):
+        heads = MMKDHeads(student_dim, H_T)
+        assert isinstance(heads.word, nn.Linear) and heads.word.weight.shape == (H_T, student_dim)
+        mask = torch.ones(B, W, dtype=torch.bool)
+        word_align_loss(torch.randn(B, W, student_dim), torch.randn(B, W, H_T), mask, heads.word).backward()
+        assert heads.word.weight.grad is not None and heads.word.weight.grad.abs().sum() > 0
+    same, other = MMKDHeads(H_T, H_T), MMKDHeads(H_S, H_T)
+    assert [n for n, _ in same.named_parameters()] == [n for n, _ in other.named_parameters()]
+
+
+def test_heads_shapes_and_sizes_are_validated():
     heads = MMKDHeads(H_S, H_T, proj_dim=16)
-    assert isinstance(heads.word, nn.Linear) and heads.word.weight.shape == (H_T, H_S)
     x = torch.randn(B, H_S)
     assert heads.projector(x).shape == (B, H_T) and heads.predictor(heads.projector(x)).shape == (B, H_T)
     assert heads.projector[0].out_features == 16
