@@ -72,6 +72,8 @@ def test_a_trial_on_generative_qa_with_lapt_reports_f1_em_and_scores_zero_shot_f
         "family.zoo.corpus_lines=20",
         "teacher.steps=4",
         "teacher.batch_size=4",
+        "teacher.aux_translation=0",  # TyDiQA translates no training record: no pairs to draw
+        "search.aux_translation=null",
         "search.teacher=[s]",
         "search.student=[xs]",
         "train.max_steps=2",
