@@ -9,7 +9,9 @@ finetuning the teacher. Figures (each trial at its final evaluation, as `mmkd cu
 the zero-shot chrF of the baselines (copy the input, answer with the English reference, each teacher)
 and of the best trial; the shares of trials with zero-shot WLR <= 0.5 and >= 0.8; Spearman's rho of
 learning rate and zero-shot WLR with its 95% bootstrap interval over trials; LoRA minus full finetuning
-in zero-shot WLR at the same learning rate, with its interval. Prints one JSON line last.
+in zero-shot WLR at the same learning rate, with its interval; the partial rank correlation of learning
+rate and WLR with the other varied settings (student, adapter, auxiliary translation) held fixed.
+Prints one JSON line last.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 from common import run_quickstart
 
 from mmkd.curves.aggregate import load_results
-from mmkd.curves.fit import adapter_effect, final_rows, spearman_ci
+from mmkd.curves.fit import adapter_effect, final_rows, partial_spearman, spearman_ci, varied_settings
 from mmkd.eval.baselines import read_baselines
 
 
@@ -35,6 +37,8 @@ def figures(exp: Path) -> dict[str, object]:
     wlr = final["zero_shot/wlr"]
     rho, rho_low, rho_high = spearman_ci(final["lr"].tolist(), wlr.tolist())
     effect, effect_low, effect_high = adapter_effect(final, "zero_shot/wlr")
+    controls = varied_settings(final)
+    partial, partial_low, partial_high = partial_spearman(final, "lr", "zero_shot/wlr", controls)
     best = final.sort_values("eval/score", ascending=False).iloc[0]
     return {
         "trials": len(final),
@@ -50,6 +54,9 @@ def figures(exp: Path) -> dict[str, object]:
         "zero_shot_wlr": sorted(round(float(v), 3) for v in wlr),
         "spearman_lr_wlr": rho,
         "spearman_ci": [rho_low, rho_high],
+        "partial_spearman_lr_wlr": partial,
+        "partial_spearman_ci": [partial_low, partial_high],
+        "partial_spearman_controls": controls,
         "lora_minus_full_wlr": effect,
         "lora_minus_full_ci": [effect_low, effect_high],
     }

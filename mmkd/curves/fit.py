@@ -271,6 +271,43 @@ def spearman_ci(x: Sequence[float], y: Sequence[float], n_boot: int = N_BOOT) ->
     return spearman(a.tolist(), b.tolist()), low, high
 
 
+# Searched settings besides the learning rate that a sweep may vary between trials.
+SETTINGS = ("student", "teacher", "adapter_rank", "aux_translation", "method")
+
+
+def varied_settings(final: pd.DataFrame) -> list[str]:
+    """The settings of ``SETTINGS`` that take more than one value among the trials."""
+    return [c for c in SETTINGS if c in final and final[c].nunique(dropna=True) > 1]
+
+
+def partial_spearman(
+    final: pd.DataFrame, x: str, y: str, controls: Sequence[str], n_boot: int = N_BOOT
+) -> tuple[float, float, float]:
+    """(ρ, low, high): Spearman's ρ of ``x`` and ``y`` with the categorical ``controls`` held fixed — the
+    correlation of the ranks' residuals after each is regressed on the controls' categories (partial rank
+    correlation) — with a 95% bootstrap interval over trials. In a random design the other searched
+    settings (student, adapter, auxiliary translation) move ``y`` too; they widen the plain ρ's interval
+    without being the effect asked about. NaN with fewer than controls + 3 trials."""
+    rows = final[final[x].notna() & final[y].notna()].reset_index(drop=True)
+    design = pd.get_dummies(rows[list(controls)].astype(str), drop_first=True).to_numpy(dtype=float)
+    design = np.column_stack([np.ones(len(rows)), design])
+    a, b = rows[x].to_numpy(dtype=float), rows[y].to_numpy(dtype=float)
+    if len(rows) < design.shape[1] + 3:
+        return math.nan, math.nan, math.nan
+    idx = np.random.default_rng(SEED).integers(0, len(rows), size=(n_boot, len(rows)))
+    replicates = np.array([_residual_rank_corr(a[i], b[i], design[i]) for i in idx])
+    low, high = percentile_interval(replicates)
+    return _residual_rank_corr(a, b, design), low, high
+
+
+def _residual_rank_corr(a: np.ndarray, b: np.ndarray, design: np.ndarray) -> float:
+    ranks = average_ranks(np.stack([a, b]))
+    residuals = ranks.T - design @ np.linalg.lstsq(design, ranks.T, rcond=None)[0]
+    if np.any(residuals.std(axis=0) < 1e-9):  # a replicate where the controls explain everything
+        return math.nan
+    return float(np.corrcoef(residuals.T)[0, 1])
+
+
 def adapter_effect(final: pd.DataFrame, column: str, n_boot: int = N_BOOT) -> tuple[float, float, float]:
     """(effect, low, high): adapters (LoRA) minus full finetuning in ``column`` at the same learning rate —
     the adapter coefficient of the least-squares fit ``column ~ 1 + log10(lr) + [adapter]`` over the

@@ -42,10 +42,12 @@ from mmkd.curves.fit import (
     fit_curve,
     group_languages,
     languages,
+    partial_spearman,
     percentile_interval,
     seed_replicates,
     spearman_ci,
     trial_rng,
+    varied_settings,
 )
 from mmkd.errors import UserInputError
 from mmkd.eval.baselines import read_baselines
@@ -346,6 +348,14 @@ def _findings(
             f"wrong-language output); full finetuning {_ci(*rho['full'], digits=2)}, "
             f"adapters {_ci(*rho['adapters'], digits=2)}."
         )
+    controls = varied_settings(final)
+    if controls:
+        partial = partial_spearman(final, "lr", "zero_shot/wlr", controls)
+        if not math.isnan(partial[0]):
+            lines.append(
+                f"- The same with {', '.join(controls)} held fixed (partial rank correlation): ρ = "
+                f"{_ci(*partial, digits=2)}."
+            )
     for (student, adapter, metric), fit in fits.items():
         if metric == "zero_shot/chrf":
             lines.append(

@@ -344,3 +344,23 @@ def test_adapter_effect_is_lora_minus_full_at_the_same_learning_rate():
     assert naive[True] - naive[False] < 0
     assert adapter_effect(shifted, "wlr")[0] == pytest.approx(0.1, abs=0.02)
     assert np.isnan(adapter_effect(final[final["adapter_rank"] == 0], "wlr")[0])
+
+
+def test_partial_spearman_holds_the_other_settings_fixed():
+    from mmkd.curves.fit import partial_spearman, spearman_ci, varied_settings
+
+    # Within each auxiliary-translation setting WLR rises with the learning rate; the setting itself
+    # moves WLR far more, and its trials sit at the high learning rates: the plain rho is negative.
+    lr = np.array([1e-4, 2e-4, 4e-4, 8e-4, 1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2, 3.2e-2])
+    aux = np.array([0, 0, 0, 0, 0, 0.1, 0.1, 0.1, 0.1, 0.1])
+    wlr = np.where(aux > 0, 0.0, 0.5) + np.log10(lr) / 20
+    final = pd.DataFrame({"lr": lr, "wlr": wlr, "aux_translation": aux, "student": "s"})
+    assert varied_settings(final) == ["aux_translation"]
+    assert spearman_ci(lr.tolist(), wlr.tolist())[0] < 0
+    rho, low, high = partial_spearman(final, "lr", "wlr", ["aux_translation"])
+    assert rho == pytest.approx(1.0)
+    assert low > 0.9
+    # Noise instead of an effect: the interval covers 0.
+    noisy = final.assign(wlr=np.random.default_rng(0).permutation(wlr))
+    rho, low, high = partial_spearman(noisy, "lr", "wlr", ["aux_translation"])
+    assert low < 0 < high
