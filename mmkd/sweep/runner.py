@@ -109,7 +109,12 @@ def _init_ray(address: str | None) -> None:
     if address:
         ray.init(address=address)
     else:
-        ray.init(include_dashboard=False, configure_logging=True, logging_level=logging.WARNING)
+        # "local": a Ray of this sweep's own. Without an address ray.init joins the newest cluster that
+        # `ray start` left on the machine (/tmp/ray/ray_current_cluster), whoever started it, and the
+        # sweep dies with that cluster.
+        ray.init(
+            address="local", include_dashboard=False, configure_logging=True, logging_level=logging.WARNING
+        )
 
 
 @contextmanager
