@@ -34,6 +34,7 @@ def figures(exp: Path) -> dict[str, object]:
     if baselines is None:
         raise SystemExit(f"{exp}: no mmkd/baselines.csv (a sweep of an older mmkd?)")
     zero_shot = dict(zip(baselines["baseline"], baselines["eval/zero_shot/chrf"], strict=True))
+    exact = dict(zip(baselines["baseline"], baselines["eval/zero_shot/exact"], strict=True))
     wlr = final["zero_shot/wlr"]
     rho, rho_low, rho_high = spearman_ci(final["lr"].tolist(), wlr.tolist())
     effect, effect_low, effect_high = adapter_effect(final, "zero_shot/wlr")
@@ -48,7 +49,13 @@ def figures(exp: Path) -> dict[str, object]:
             k.split(":", 1)[1]: v for k, v in zero_shot.items() if k.startswith("teacher:")
         },
         "best_zero_shot_chrf": float(best["eval/score"]),
-        "best_trial": {k: _plain(best[k]) for k in ("student", "lr", "adapter_rank", "zero_shot/wlr")},
+        "best_trial": {
+            k: _plain(best[k])
+            for k in ("student", "lr", "adapter_rank", "aux_translation", "zero_shot/wlr", "eval/source/chrf")
+        },
+        # Exact answers (in percent): chrF credits an output for letters it shares with the answer, so
+        # copying the input scores high chrF but no exact answer.
+        "exact_zero_shot": {**exact, "best_trial": float(best["eval/zero_shot/exact"])},
         "wlr_low_share": float((wlr <= 0.5).mean()),
         "wlr_high_share": float((wlr >= 0.8).mean()),
         "zero_shot_wlr": sorted(round(float(v), 3) for v in wlr),

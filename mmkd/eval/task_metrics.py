@@ -211,6 +211,18 @@ def _entity_corpus(
     return {"f1": entity_scores(predictions, [_one(r) for r in references])["f1"]}
 
 
+def _exact_example(prediction: str, reference: Reference, lang: str) -> dict[str, float]:
+    return {"exact": 100.0 * (prediction.strip() == _one(reference).strip())}
+
+
+def _exact_corpus(predictions: Sequence[str], references: Sequence[Reference], lang: str) -> dict[str, float]:
+    """Share of outputs equal to their reference (in percent). chrF rewards an output for the characters
+    it shares with the answer, so copying the input scores high; only the right answer is exact."""
+    _check(predictions, references)
+    hits = [_exact_example(p, r, lang)["exact"] for p, r in zip(predictions, references, strict=True)]
+    return {"exact": sum(hits) / len(hits) if hits else float("nan")}
+
+
 def _one(reference: Reference) -> str:
     if isinstance(reference, str):
         return reference
@@ -238,7 +250,7 @@ class TaskMetric:
 
 TASK_METRICS: Registry[TaskMetric] = Registry("task metric")
 for _metric in (
-    TaskMetric("chrf", primary="chrf"),
+    TaskMetric("chrf", primary="chrf", keys=("exact",), corpus=_exact_corpus, example=_exact_example),
     TaskMetric("qa", primary="f1", keys=("f1", "em"), corpus=_qa_corpus, example=_qa_example),
     TaskMetric("entities", primary="f1", keys=("f1",), corpus=_entity_corpus, example=_entity_example),
 ):

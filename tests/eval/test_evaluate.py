@@ -94,9 +94,11 @@ def test_evaluation_reports_the_metric_contract_and_group_means():
     ev = evaluate_outputs(outputs, refs, ids, source_lang="en", low_resource=["te"], langid=lid)
     m = ev.metrics
     per_lang = {f"eval/{lang}/{key}" for lang in refs for key in ("chrf", "wlr", "src_rate", "undetermined")}
-    per_lang |= {f"eval/{lang}/lid_ref_acc" for lang in refs}
-    groups = {f"eval/{g}/{k}" for g in ("zero_shot", "low_resource") for k in ("chrf", "wlr")}
-    assert set(m) == per_lang | groups | {"eval/source/chrf", "eval/score"}
+    per_lang |= {f"eval/{lang}/{key}" for lang in refs for key in ("lid_ref_acc", "exact")}
+    groups = {f"eval/{g}/{k}" for g in ("zero_shot", "low_resource") for k in ("chrf", "wlr", "exact")}
+    assert set(m) == per_lang | groups | {"eval/source/chrf", "eval/source/exact", "eval/score"}
+    # Exact answers: both in English, one of two in German, none in Telugu.
+    assert [m[f"eval/{lang}/exact"] for lang in ("en", "de", "te")] == [100, 50, 0]
     assert {k for k in m if per_language(k)} == per_lang  # what `mmkd trial run` leaves out of its summary
     assert m["eval/de/wlr"] == 0.5 and m["eval/de/src_rate"] == 0.5 and m["eval/de/undetermined"] == 0.0
     assert m["eval/te/wlr"] == 1.0 and m["eval/te/undetermined"] == 0.5  # "42" is undetermined
@@ -116,6 +118,7 @@ def test_evaluation_reports_the_metric_contract_and_group_means():
         "verdict": "wrong",
         "label": "en",
         "output": ENGLISH,
+        "exact": 0.0,
     }
     assert [(e["lang"], e["verdict"]) for e in ev.examples[4:]] == [("te", "wrong"), ("te", "undetermined")]
 
@@ -353,13 +356,14 @@ def test_an_ner_evaluation_reports_micro_entity_f1_and_per_example_counts():
     ]
 
 
-def test_the_builtin_metric_adds_nothing_and_an_unknown_metric_is_named():
+def test_the_builtin_metric_adds_exact_match_and_an_unknown_metric_is_named():
     refs = {"en": [EN], "de": [DE]}
     ids = {"en": ["0"], "de": ["0"]}
     ev = evaluate_outputs(refs, refs, ids, source_lang="en", low_resource=[], langid=get_langid())
     assert not any(k.endswith(("/f1", "/em")) for k in ev.metrics)
     assert ev.metrics["eval/score"] == ev.metrics["eval/zero_shot/chrf"]
-    assert set(ev.examples[0]) == {"lang", "id", "chrf", "verdict", "label", "output"}
+    assert set(ev.examples[0]) == {"lang", "id", "chrf", "verdict", "label", "output", "exact"}
+    assert ev.metrics["eval/zero_shot/exact"] == 100
     with pytest.raises(UserInputError, match="unknown task metric 'qaa' \\(did you mean 'qa'\\?\\)"):
         evaluate_outputs(
             refs, refs, ids, source_lang="en", low_resource=[], langid=get_langid(), metric="qaa"
