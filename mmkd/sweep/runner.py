@@ -260,7 +260,7 @@ def _tuner(
 
 
 def trial_dirname(trial: Any) -> str:
-    """``<student>-<teacher>-<trial id>``, e.g. ``s-l-3f2a1_00004``: short, and the same on resume (Tune's
+    """``<student>-<teacher>-<trial id>``, e.g. ``xs-l-f2590e5b``: short, and the same on resume (Tune's
     default is the whole config, cut mid-value, and the start time)."""
     return f"{trial.config.get('student', 'trial')}-{trial.config.get('teacher', 'trial')}-{trial.trial_id}"
 

@@ -222,7 +222,9 @@ def _poll_json(url, proc, seconds):
 
 
 def test_a_multi_objective_sweep_writes_its_pareto_front(tmp_path, env):
-    objectives = ["--set", "search.objectives={eval/score: max, eval/low_resource/wlr: min}"]
+    # The tiny models' WLR is NaN (nothing determined), which Optuna counts as a failed trial: objectives
+    # every micro trial reports.
+    objectives = ["--set", "search.objectives={eval/score: max, train/loss: min}"]
     done = mmkd(
         "sweep",
         "run",
