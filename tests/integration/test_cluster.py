@@ -281,10 +281,12 @@ def test_the_dashboard_renders_the_job_its_sweep_and_its_trials(head, submitted)
     with authorising_proxy(head.dashboard) as proxy:
         assert get(f"{proxy}/api/jobs/", token=None)[0] == 200
         text = page_text(f"{proxy}/#/jobs/{job['submission_id']}")
-    # What the browser rendered: the job, its entrypoint naming the sweep, and its trials' actors.
-    assert job["submission_id"] in text, text[:3000]
-    assert "--name micro" in text, text[:3000]
-    assert "tune_trial" in text, text[:3000]
+        actors = page_text(f"{proxy}/#/actors")
+    # What the browser rendered: the job and its entrypoint naming the sweep ...
+    assert job["submission_id"] in text and job["job_id"] in text, text[:3000]
+    assert "--name micro" in text and '"mmkd_sweep": "micro"' in text, text[:3000]
+    # ... and, on the actors page, its trials' actors (Tune's trainable, shown by its name).
+    assert "tune_trial" in actors and job["job_id"] in actors, actors[:3000]
 
 
 @contextmanager
