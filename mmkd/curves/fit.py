@@ -306,7 +306,7 @@ def partial_spearman(
 
 
 def _residual_rank_corr(a: np.ndarray, b: np.ndarray, design: np.ndarray) -> float:
-    ranks = average_ranks(np.stack([a, b]))
+    ranks = stats.rankdata(np.stack([a, b]), axis=1)  # average ranks for ties, per row
     residuals = ranks.T - design @ np.linalg.lstsq(design, ranks.T, rcond=None)[0]
     if np.any(residuals.std(axis=0) < 1e-9):  # a replicate where the controls explain everything
         return math.nan
