@@ -6,7 +6,7 @@
 Starts a local multi-node Ray cluster (``ray.cluster_utils.Cluster``: a head without CPUs and ``--nodes``
 worker nodes with ``--gpus-per-node`` logical GPUs and as many CPUs each), then runs the quickstart sweep
 with ``--simulate`` through ``mmkd.sweep.runner.run`` (the code ``mmkd sweep run`` calls) in this process,
-so this process is the Tune driver: one GPU and one CPU per trial, Optuna's bounded-history TPE, the WLR
+so this process is the Tune driver: one GPU and one CPU per trial, Optuna's TPE, the WLR
 stopper, checkpoints (``train.checkpoint_every_s``: at most once a minute per trial and at its last step
 by default; 0 = at every evaluation), the results table at the end. Simulated trials sleep their modelled
 cost (mmkd/sweep/simulate.py) instead of training. Measured on the driver:

@@ -1,12 +1,12 @@
-"""Optuna suggestion cost as a sweep grows, without Ray: plain TPE against mmkd's bounded-history TPE.
+"""Optuna suggestion cost as a sweep grows, without Ray: the runner's sampler, Optuna's plain TPE.
 
     python benchmarks/suggest.py [--trials 2100] [--concurrent 64]
 
 Drives ``OptunaSearch`` (Ray Tune's Optuna searcher, as the runner builds it, over the quickstart's
 define-by-run space) through ``--trials`` trials, ``--concurrent`` of them in flight at a time, each
 finished trial telling the simulation's final score; times every ``suggest`` in CPU seconds (this
-process only, so other load on the machine does not count). Prints the median per 200 finished trials
-for each sampler, and one JSON line last.
+process only, so other load on the machine does not count). Prints the median per 200 finished trials,
+and one JSON line last.
 """
 
 from __future__ import annotations
@@ -54,23 +54,18 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     import optuna
 
-    from mmkd.sweep.sampler import BoundedTPESampler
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    out = {}
-    for name, sampler in (
-        ("tpe", optuna.samplers.TPESampler(seed=0, n_startup_trials=4)),
-        ("bounded_tpe", BoundedTPESampler(seed=0, n_startup_trials=4)),
-    ):
-        out[name] = measure(sampler, args.trials, args.concurrent)
-        print(name, json.dumps(out[name]), flush=True)
-    at = max(k for k in out["bounded_tpe"] if k <= 1000)
+    by_finished = measure(
+        optuna.samplers.TPESampler(seed=0, n_startup_trials=4), args.trials, args.concurrent
+    )
+    print("tpe", json.dumps(by_finished), flush=True)
+    at = max(k for k in by_finished if k <= 1000)
     print(
         json.dumps(
             {
-                "suggest_cpu_ms_at_1000": {k: v[at] for k, v in out.items()},
-                "suggest_cpu_ms_at_max": {k: v[max(v)] for k, v in out.items()},
-                "by_finished_trials": out,
+                "suggest_cpu_ms_at_1000": by_finished[at],
+                "suggest_cpu_ms_at_max": by_finished[max(by_finished)],
+                "by_finished_trials": by_finished,
             }
         )
     )

@@ -5,6 +5,7 @@
     mmkd sweep status NAME_OR_PATH [--storage DIR]
     mmkd sweep validate SWEEP.yaml [--set a.b=v ...]
     mmkd sweep submit SWEEP.yaml --address http://HEAD:8265 [--name N] [--storage S] [--follow] [--set ...]
+    mmkd sweep dashboard NAME_OR_PATH [--storage DIR] [--host H] [--port P]
     mmkd trial run SWEEP.yaml [--lr X --rank R --teacher T --student S] [--out DIR]
     mmkd curves NAME_OR_PATH [--out DIR]
     mmkd zoo build [--sweep SWEEP.yaml] [--sizes xs,s]
@@ -72,6 +73,16 @@ def sweep_status(args: argparse.Namespace) -> int:
     from mmkd.sweep import runner
 
     print(runner.status(args.experiment, storage=args.storage))
+    return 0
+
+
+def sweep_dashboard(args: argparse.Namespace) -> int:
+    from mmkd import config
+    from mmkd.sweep import runner
+    from mmkd.sweep.study import serve_dashboard
+
+    exp = runner.Experiment.locate(args.experiment, args.storage)
+    serve_dashboard(config.load(exp.mmkd / runner.CONFIG_FILE), exp.mmkd, args.host, args.port)
     return 0
 
 
@@ -198,6 +209,11 @@ def _parser() -> argparse.ArgumentParser:
     st = _cmd(sweep, "status", sweep_status, "trial states and the best trials so far")
     st.add_argument("experiment")
     st.add_argument("--storage")
+    dash = _cmd(sweep, "dashboard", sweep_dashboard, "the sweep's Optuna study in optuna-dashboard")
+    dash.add_argument("experiment", help="experiment directory, or its name under --storage")
+    dash.add_argument("--storage")
+    dash.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    dash.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
     val = _cmd(sweep, "validate", sweep_validate, "check a sweep YAML and print it resolved")
     val.add_argument("sweep")
     _set_option(val)

@@ -104,8 +104,30 @@ class SearchConfig(_Strict):
         description="Auxiliary translation shares to choose from (compare with and without it, e.g. "
         "[0, 0.1]); null = train.aux_translation for every trial.",
     )
-    metric: str = Field("eval/score", description="The objective reported by trials.")
+    metric: str = Field("eval/score", description="The objective reported by trials (and ASHA's metric).")
     mode: Literal["max", "min"] = "max"
+    objectives: dict[str, Literal["max", "min"]] | None = Field(
+        None,
+        min_length=1,
+        description="Metrics Optuna optimises together (a Pareto front), e.g. {eval/score: max, "
+        "eval/low_resource/wlr: min}; default: {metric: mode}.",
+    )
+    storage: str | None = Field(
+        None,
+        description="Optuna storage URL of the sweep's study (an RDB, e.g. postgresql://user@host/db); "
+        "default: the journal file <storage>/<name>/mmkd/optuna.journal.",
+    )
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_url(cls, value: str | None) -> str | None:
+        if value is not None and "://" not in value:
+            raise ValueError("must be a database URL such as postgresql://user@host/db or sqlite:///path.db")
+        return value
+
+    def directions(self) -> dict[str, Literal["max", "min"]]:
+        """What Optuna optimises: ``objectives``, or the single ``metric`` and ``mode``."""
+        return dict(self.objectives) if self.objectives else {self.metric: self.mode}
 
 
 Weight = Annotated[float, Field(ge=0)]

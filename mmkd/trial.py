@@ -62,7 +62,7 @@ from mmkd.eval.langid import get_langid
 from mmkd.models import count_params, get_family, load_seq2seq, wrap_student
 from mmkd.models.langcodes import tagged
 from mmkd.models.lapt import adapt_to_task
-from mmkd.models.zoo import warmup_cosine
+from mmkd.schedule import warmup_cosine
 
 EXAMPLES_DIR = "mmkd_examples"
 ENCODER_LEVELS = ("word", "sentence", "structure", "triplet")

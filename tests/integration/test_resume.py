@@ -8,8 +8,12 @@ import subprocess
 import time
 from pathlib import Path
 
+import optuna
 import pandas as pd
 import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
 
 from .micro import command, env, mmkd, sets
 
@@ -86,3 +90,10 @@ def test_interrupted_sweep_resumes_to_exactly_num_samples(tmp_path, sig):
     assert set(df["status"]) == {"TERMINATED"}
     for trial, before in finished.items():
         assert (exp / trial / "result.json").read_bytes() == before, trial
+    # The Optuna study was resumed too: each trial once, none left running (a trial Tune proposed after its
+    # last snapshot and then forgot is marked failed).
+    storage = JournalStorage(JournalFileBackend(str(exp / "mmkd" / "optuna.journal")))
+    study = optuna.load_study(study_name="resumable", storage=storage)
+    complete = [t.user_attrs["trial_id"] for t in study.trials if t.state == TrialState.COMPLETE]
+    assert sorted(complete) == sorted(df["trial_id"].unique())
+    assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.FAIL}

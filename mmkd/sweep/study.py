@@ -1,0 +1,116 @@
+"""The sweep's Optuna study: persistent, readable with ``optuna.load_study`` and optuna-dashboard.
+
+    optuna-dashboard runs/quickstart/mmkd/optuna.journal      # or: mmkd sweep dashboard runs/quickstart
+    python -c "import optuna; from optuna.storages import JournalStorage; ..."    # see open_storage()
+
+Where it lives: ``search.storage`` (an RDB URL such as ``postgresql://user@host/db``) or, by default,
+Optuna's journal file ``<storage>/<name>/mmkd/optuna.journal``. A journal rather than SQLite because the
+sweep's storage is NFS on a cluster: SQLite relies on ``fcntl()`` locks, which many NFS servers break
+(SQLite's FAQ), while the journal is an append-only log of whole lines under Optuna's symlink lock
+(NFSv2+), and a reader such as optuna-dashboard on another machine skips a line still being written.
+The driver is its only writer. The study is named after the sweep.
+
+``StudySearch`` is Tune's ``OptunaSearch`` over that study; each study trial carries the user attributes
+``trial_id`` (Tune's), ``teacher``, ``student``, ``ratio``, ``stage`` (set by the search space,
+mmkd.sweep.space) and ``stopped_by`` (when the trial ends: as in the results table). Tune saves the
+searcher with every experiment snapshot; on resume, study trials asked after the last snapshot — Tune
+has forgotten them and proposes new ones — are marked failed, so each of Tune's trials is in the study
+once and nothing is left running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+from ray.tune.search.optuna import OptunaSearch
+
+from mmkd.config import SweepConfig
+from mmkd.errors import UserInputError
+from mmkd.sweep.stopping import STOPPED_BY_FILE, read_stops
+
+JOURNAL_FILE = "optuna.journal"
+
+
+def open_storage(sweep: SweepConfig, mmkd_dir: Path) -> BaseStorage:
+    if sweep.search.storage:
+        return RDBStorage(sweep.search.storage)
+    return JournalStorage(JournalFileBackend(str(mmkd_dir / JOURNAL_FILE)))
+
+
+def check_new_study(sweep: SweepConfig, name: str) -> None:
+    """A new sweep must not join another sweep's study of the same name in a shared database."""
+    if sweep.search.storage and name in optuna.get_all_study_names(open_storage(sweep, Path())):
+        raise UserInputError(
+            f"search.storage: a study named {name!r} already exists in {sweep.search.storage}; "
+            "pick another --name"
+        )
+
+
+class StudySearch(OptunaSearch):
+    """``OptunaSearch`` whose study trials carry Tune's trial id and how the trial ended."""
+
+    def __init__(self, space: Any, *, storage: BaseStorage, study_name: str, mmkd_dir: Path, **kwargs: Any):
+        super().__init__(space=space, storage=storage, study_name=study_name, **kwargs)
+        self.study_space, self.study_storage, self.study_name = space, storage, study_name
+        self.stops_file = mmkd_dir / STOPPED_BY_FILE
+        self.labels: dict[str, Callable[[str, Any], None]] = {}  # Tune trial id -> its study trial's setter
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        config = super().suggest(trial_id)
+        if config is not None and trial_id not in self.labels:
+            label = self.study_space.set_user_attr  # the study trial the space was called with just now
+            assert label is not None
+            label("trial_id", trial_id)
+            self.labels[trial_id] = label
+        return config
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        label = self.labels.get(trial_id)
+        if label is not None:
+            recorded = read_stops(self.stops_file).get(trial_id, {}).get("reason")
+            # A trial completed before an interruption may be run again by Tune from its checkpoint.
+            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                label("stopped_by", stopped_by(result, error, recorded))
+        super().on_trial_complete(trial_id, result, error)
+
+    def restore(self, checkpoint_path: str) -> None:
+        super().restore(checkpoint_path)
+        study = optuna.load_study(study_name=self.study_name, storage=self.study_storage)
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if trial.user_attrs.get("trial_id") not in self.labels:
+                study.tell(trial.number, state=TrialState.FAIL)
+
+
+def stopped_by(result: dict[str, Any] | None, error: bool, recorded: str | None) -> str:
+    """Why a trial ended, the way the results table's ``stopped_by`` column says it."""
+    result = result or {}
+    if error:
+        return "error"
+    if result.get("stopped_by"):
+        return str(result["stopped_by"])
+    if recorded:
+        return str(recorded)
+    return "max_steps" if result.get("step", 0) >= result.get("max_steps", math.inf) else "asha"
+
+
+def serve_dashboard(sweep: SweepConfig, mmkd_dir: Path, host: str, port: int) -> None:
+    """optuna-dashboard on the sweep's study until Ctrl-C."""
+    try:
+        import optuna_dashboard
+    except ImportError:
+        raise UserInputError("the dashboard needs optuna-dashboard: pip install 'mmkd[dashboard]'") from None
+    storage = open_storage(sweep, mmkd_dir)
+    where = sweep.search.storage or mmkd_dir / JOURNAL_FILE
+    print(f"optuna-dashboard of {where} at http://{host}:{port}/ (Ctrl-C stops it)", file=sys.stderr)
+    optuna_dashboard.run_server(storage, host=host, port=port)
