@@ -5,7 +5,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 
-from mmkd.models.zoo import warmup_cosine
+from mmkd.schedule import warmup_cosine
 from mmkd.trial import optimizer_step, param_groups
 
 LR = 0.1

@@ -28,8 +28,10 @@ from typing import Any
 
 import torch
 
+from mmkd.schedule import warmup_cosine
+
 # Bump when the pretraining code changes in a way that changes the weights it produces.
-ZOO_VERSION = 2
+ZOO_VERSION = 3
 
 # d_model, d_ff, layers (encoder = decoder), heads; d_kv = d_model // heads. Tied embeddings (T5 v1.0)
 # keep the byte vocabulary (384 ids) from dominating the smallest sizes.
@@ -305,15 +307,6 @@ def train_span_corruption(
         sched.step()
         opt.zero_grad(set_to_none=True)
         on_step(step + 1, loss.item())
-
-
-def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-    return factor
 
 
 def ensure_built(
