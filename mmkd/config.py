@@ -68,6 +68,11 @@ class ZooConfig(_Strict):
 class FamilyConfig(_Strict):
     name: str = Field("tiny", description="Model family (tiny, mt5, byt5, nllb, mbart50).")
     zoo: ZooConfig = ZooConfig()
+    ratio_basis: Literal["non_embedding", "total"] = Field(
+        "non_embedding",
+        description="Parameters `ratio` counts: non_embedding (Kaplan et al. 2020) or total; both are "
+        "reported (`ratio`, `ratio_total`).",
+    )
 
 
 class LogRange(_Strict):
@@ -104,8 +109,47 @@ class SearchConfig(_Strict):
         description="Auxiliary translation shares to choose from (compare with and without it, e.g. "
         "[0, 0.1]); null = train.aux_translation for every trial.",
     )
+    method: list[str] = Field(
+        ["mmkd"],
+        min_length=1,
+        description="Training methods to compare (METHODS): none = task loss only (the control), "
+        "token = token-level KD only, mmkd = the sweep's distillation weights; reported as `method`.",
+    )
+    grid: bool = Field(
+        False,
+        description="Give every cell (teacher:student pair x adapter rank x method) the same number of "
+        "trials, num_samples / cells; Optuna then searches only lr and distill.* within the cells.",
+    )
     metric: str = Field("eval/score", description="The objective reported by trials.")
     mode: Literal["max", "min"] = "max"
+
+    @field_validator("method")
+    @classmethod
+    def _methods(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in METHODS:
+                raise ValueError(
+                    f"unknown method {name!r}{did_you_mean(name, list(METHODS))}; known: {', '.join(METHODS)}"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError(f"lists a method twice (got {value})")
+        return value
+
+
+# The loss terms each training method keeps (the weights come from ``distill``); None = every term.
+METHODS: dict[str, tuple[str, ...] | None] = {"none": (), "token": ("token",), "mmkd": None}
+
+
+class ConfirmConfig(_Strict):
+    """The confirm stage (mmkd/sweep/confirm.py): per cell the searched configuration with the best dev
+    score is retrained with fresh seeds and evaluated on the test split of every language."""
+
+    seeds: PositiveInt = Field(3, description="Seeds per confirmed cell (train.seed + 1, + 2, ...).")
+    select_on: Literal["source", "target"] = Field(
+        "source",
+        description="Dev score that picks each cell's configuration: source = the source language's "
+        "(XTREME-R's zero-shot protocol), target = the search objective (zero-shot languages).",
+    )
 
 
 Weight = Annotated[float, Field(ge=0)]
@@ -140,6 +184,16 @@ class DistillConfig(_Strict):
     cache: bool = Field(
         True, description="Read teacher outputs from the sweep's cache instead of running it."
     )
+
+    def for_method(self, method: str) -> DistillConfig:
+        """These settings with the loss terms ``method`` does not use switched off (task stays)."""
+        kept = METHODS[method]
+        if kept is None:
+            return self
+        return self.model_copy(update={level: 0.0 for level in DISTILL_LEVELS if level not in kept})
+
+
+DISTILL_LEVELS = ("token", "word", "sentence", "structure", "triplet")
 
 
 SEARCHABLE_DISTILL = (
@@ -297,6 +351,9 @@ class SweepConfig(_Strict):
     stop: StopConfig = StopConfig()
     resources: ResourcesConfig = ResourcesConfig()
     simulate: SimulateConfig = SimulateConfig()
+    confirm: ConfirmConfig | None = Field(
+        None, description="Confirm stage after the search (or later: `mmkd sweep confirm`); null = none."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> SweepConfig:
@@ -318,6 +375,9 @@ class SweepConfig(_Strict):
         self._check_models()
         self._check_task()
         self._check_searched_distill()
+        self._check_grid()
+        if self.confirm is not None and self.simulate.enabled:
+            raise _KeyError("confirm", "simulated trials evaluate no test split: set it to null", "...")
         from mmkd.eval.langid import LANGID_BACKENDS
 
         if self.eval.langid not in LANGID_BACKENDS:
@@ -375,6 +435,27 @@ class SweepConfig(_Strict):
                 f"(teacher={self.search.teacher}, student={self.search.student})",
                 None,
             )
+
+    def _check_grid(self) -> None:
+        if not self.search.grid:
+            return
+        cells = self.cells()
+        if self.search.num_samples % len(cells):
+            raise _KeyError(
+                "search.num_samples",
+                f"with search.grid it must be a multiple of the {len(cells)} cells "
+                "(teacher:student pairs x adapter ranks x methods)",
+                self.search.num_samples,
+            )
+
+    def cells(self) -> list[tuple[str, int, str]]:
+        """Every (``teacher:student``, adapter rank, method) the search space holds."""
+        return [
+            (f"{t}:{s}", rank, method)
+            for t, s in self.pairs()
+            for rank in self.search.adapter_rank
+            for method in self.search.method
+        ]
 
     def _check_task(self) -> None:
         from mmkd.data import get_task

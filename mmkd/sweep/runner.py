@@ -80,9 +80,11 @@ def run(
     exp.mmkd.mkdir(parents=True)
     (exp.mmkd / CONFIG_FILE).write_text(config_mod.dump(sweep))
     _init_ray(address)
-    tuner = _tuner(sweep, exp, _artefacts(sweep, exp), callbacks)
+    artefacts = _artefacts(sweep, exp)
+    tuner = _tuner(sweep, exp, artefacts, callbacks)
     with _pending_trials(sweep):
-        return _fit(tuner, exp, sweep.search.num_samples)
+        code = _fit(tuner, exp, sweep.search.num_samples)
+    return _confirm_stage(exp, sweep, artefacts) if code == 0 else code
 
 
 def resume(name_or_path: str, *, storage: str | None = None, address: str | None = None) -> int:
@@ -91,14 +93,24 @@ def resume(name_or_path: str, *, storage: str | None = None, address: str | None
     exp = Experiment.locate(name_or_path, storage)
     sweep = config_mod.load(exp.mmkd / CONFIG_FILE)
     _init_ray(address)
+    artefacts = _artefacts(sweep, exp)
     tuner = tune.Tuner.restore(
         str(exp.path),
-        trainable=_trainable(sweep, _artefacts(sweep, exp)),
+        trainable=_trainable(sweep, artefacts),
         resume_unfinished=True,
         resume_errored=True,
     )
     with _pending_trials(sweep):
-        return _fit(tuner, exp, sweep.search.num_samples)
+        code = _fit(tuner, exp, sweep.search.num_samples)
+    return _confirm_stage(exp, sweep, artefacts) if code == 0 else code
+
+
+def _confirm_stage(exp: Experiment, sweep: SweepConfig, artefacts: dict[str, Any]) -> int:
+    """After a finished search: the confirm stage when the sweep has one (mmkd.sweep.confirm)."""
+    from mmkd.sweep.confirm import run_stage, stage_settings
+
+    settings = stage_settings(exp.path, sweep)
+    return 0 if settings is None else run_stage(exp.path, sweep, settings, artefacts)
 
 
 def _init_ray(address: str | None) -> None:
@@ -196,10 +208,11 @@ def _tuner(
 
     from mmkd.sweep.logs import driver_loggers
     from mmkd.sweep.sampler import BoundedTPESampler
-    from mmkd.sweep.space import Space
+    from mmkd.sweep.space import Space, design_points
 
     search = OptunaSearch(
         space=Space(sweep),
+        points_to_evaluate=design_points(sweep) or None,
         metric=sweep.search.metric,
         mode=sweep.search.mode,
         # Plain TPE up to 300 finished trials; past that a bounded history keeps a suggestion ~15 ms.
