@@ -22,6 +22,7 @@ reported value, as the search-stage intervals are (mmkd.curves.fit).
 
 from __future__ import annotations
 
+import json
 import math
 import zlib
 from collections.abc import Mapping, Sequence
@@ -46,6 +47,7 @@ from mmkd.curves.fit import (
 )
 
 CONTROL = "none"
+PLAN_FILE = "confirm_plan.json"  # <exp>/mmkd/: written by mmkd.sweep.confirm (which imports Ray; we may not)
 CONFIRM_CELL = ["student", "teacher", "adapter_rank", "method"]
 PAIR = ["student", "teacher", "adapter_rank"]
 COLUMNS = [f"{group}/{metric}" for group in GROUPS for metric in METRICS]
@@ -151,6 +153,23 @@ def confirmed_cells(df: pd.DataFrame, exp_dir: Path) -> tuple[list[Cell], list[s
     return cells, langs, items
 
 
+def with_plan(df: pd.DataFrame, exp_dir: Path) -> pd.DataFrame:
+    """``df`` with each confirm trial's ``selected_from`` (the search trial it repeats) and ``selected_on``
+    (the dev metric that picked it), from the stage's plan (a trial's Tune config holds its index)."""
+    try:
+        plan = json.loads((exp_dir / "mmkd" / PLAN_FILE).read_text(encoding="utf-8"))["trials"]
+    except (OSError, ValueError, KeyError):
+        return df
+    if "confirm" not in df:
+        return df
+    index = pd.to_numeric(df["confirm"], errors="coerce")
+    picked = [plan[int(i)] if i == i and 0 <= i < len(plan) else {} for i in index]
+    return df.assign(
+        selected_from=[p.get("selected_from", "") for p in picked],
+        selected_on=[p.get("selected_on", "") for p in picked],
+    )
+
+
 def reported(rows: pd.DataFrame, groups: Mapping[str, Sequence[str]]) -> dict[str, float]:
     """Mean over the cell's seeds of each group's reported test metric (mean over its languages)."""
     out = {}
@@ -183,7 +202,7 @@ def _rng(key: Sequence[object]) -> np.random.Generator:
 def confirm_tables(df: pd.DataFrame, exp_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(confirm table, gain table); the gain table keeps each row's bootstrap ``replicates`` (for the
     fitted gain curves; not written)."""
-    cells, langs, items = confirmed_cells(df, exp_dir)
+    cells, langs, items = confirmed_cells(with_plan(df, exp_dir), exp_dir)
     confirm_rows, gain_rows = [], []
     by_pair: dict[tuple[str, str, int], list[Cell]] = {}
     for cell in cells:
@@ -245,6 +264,7 @@ def _confirm_row(
         "seeds": ",".join(str(int(s)) for s in used["seed"]),
         "n_items": n_items,
         "selected_on": first.get("selected_on", ""),
+        "selected_from": first.get("selected_from", ""),
     }
     for column in COLUMNS:
         low, high = percentile_interval(reps[column])
@@ -334,7 +354,16 @@ def write_confirm(df: pd.DataFrame, exp_dir: Path, out: Path) -> tuple[list[str]
     confirm.to_csv(files[0], index=False, lineterminator="\n", float_format="%.6g")
     written = gain.drop(columns="replicates") if not gain.empty else pd.DataFrame(columns=GAIN_COLUMNS)
     written.to_csv(files[1], index=False, lineterminator="\n", float_format="%.6g")
-    lines = ["## MMKD gain vs teacher/student ratio", "", _GAIN_NOTE, ""]
+    stage = df[df["stage"] == "confirm"]
+    lines = [
+        "## MMKD gain vs teacher/student ratio",
+        "",
+        f"Confirm stage: {stage['trial_id'].nunique()} trials, {len(confirm)} cells confirmed "
+        f"({int(confirm['n_seeds'].min())}-{int(confirm['n_seeds'].max())} seeds each).",
+        "",
+        _GAIN_NOTE,
+        "",
+    ]
     if gain.empty:
         return [*lines, "No cell was confirmed with both a method and the control (`none`).", ""], files
     method = "mmkd" if (gain["method"] == "mmkd").any() else str(gain["method"].iloc[0])

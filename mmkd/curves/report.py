@@ -89,10 +89,11 @@ def build_curves(exp_dir: Path, out_dir: Path | None = None) -> Path:
     # The confirm stage's test-split numbers come first; the search stage's below are dev-selected.
     confirmed, confirm_files = write_confirm(df, exp_dir, out)
     tables += confirm_files
+    searched = df[df["stage"] == "search"] if "stage" in df else df
+    summary = _summary(exp_dir, searched, statuses, final_rows(searched))
     final = final_rows(search_stage(df))
     if final.empty:
-        lines = [*_summary(exp_dir, df, statuses, final), *confirmed, "No evaluations yet.", ""]
-        return _write_report(out, lines)
+        return _write_report(out, [*summary, *confirmed, "No evaluations yet.", ""])
 
     best = with_intervals(best_per_cell(final), final, exp_dir)
     baselines = read_baselines(exp_dir / "mmkd")
@@ -134,8 +135,7 @@ def build_curves(exp_dir: Path, out_dir: Path | None = None) -> Path:
             plot.heatmap(best, langs, lang_groups, "wlr", out / "heatmap_wlr.png"),
         ),
     ]
-    lines = _summary(exp_dir, df, statuses, final) + confirmed
-    lines += _baseline_section(baselines)
+    lines = summary + confirmed + _baseline_section(baselines)
     lines += _findings(rho, fits, final)
     lines += [
         "## Best learning rate per cell",
