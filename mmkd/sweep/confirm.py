@@ -264,3 +264,18 @@ def stage_settings(exp_path: Path, sweep: SweepConfig) -> ConfirmConfig | None:
         return sweep.confirm
     stored = json.loads(path.read_text(encoding="utf-8"))
     return ConfirmConfig(seeds=len(stored["seeds"]), select_on=stored["select_on"])
+
+
+def stage_status(exp_path: Path) -> str:
+    """``mmkd sweep status``'s line on the confirm stage; empty without one."""
+    from mmkd.curves.aggregate import trial_status
+
+    path = exp_path / "mmkd" / PLAN_FILE
+    if not path.is_file():
+        return ""
+    planned = len(json.loads(path.read_text(encoding="utf-8"))["trials"])
+    counts: dict[str, int] = {}
+    for state in trial_status(exp_path / CONFIRM_DIR).values():
+        counts[state] = counts.get(state, 0) + 1
+    shown = ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items())) or "none started"
+    return f"\nconfirm stage: {sum(counts.values())}/{planned} trials ({shown})"

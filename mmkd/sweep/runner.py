@@ -424,7 +424,7 @@ BEST_COLUMNS = {
 def best_table(exp: Experiment, n: int = 10) -> str:
     from mmkd.curves.aggregate import load_results
 
-    df = load_results(exp.path)
+    df = load_results(exp.path, include_confirm=False)  # the search's: confirm trials share its dev scores
     if df.empty or "eval/score" not in df:
         return "(no evaluations yet)"
     sweep = config_mod.load(exp.mmkd / CONFIG_FILE)
@@ -454,6 +454,9 @@ def status(name_or_path: str, storage: str | None = None) -> str:
         f"sweep {exp.name} at {exp.path}: {len(states)}/{sweep.search.num_samples} trials "
         f"({', '.join(f'{k.lower()} {v}' for k, v in sorted(counts.items())) or 'none started'})"
     )
+    from mmkd.sweep.confirm import stage_status
+
+    head += stage_status(exp.path)
     return head + _lid_warning(exp) + "\n" + best_table(exp, n=sweep.search.num_samples)
 
 
