@@ -465,6 +465,8 @@ class SweepConfig(_Strict):
         except UserInputError as e:
             raise _KeyError("task", str(e), None) from None
         self._check_aux_translation(task)
+        if self.stop.wlr is not None:
+            _check_wlr_metric(self.stop.wlr.metric, task)
         lapt = self.train.lapt
         if lapt is not None and lapt.languages != "targets":
             for lang in lapt.languages:
@@ -520,6 +522,23 @@ class SweepConfig(_Strict):
             for s in self.search.student
             if family.size(t).params > family.size(s).params
         ]
+
+
+def _check_wlr_metric(metric: str, task: Any) -> None:
+    """The stopping rule must read a WLR the trials report: a language's, the zero-shot group's, or the
+    task's low-resource group under the name it reports it by (mmkd.data.xtreme_r)."""
+    low = task.low_resource_name
+    known = ["eval/zero_shot/wlr", *([f"eval/{low}/wlr"] if task.low_resource else [])]
+    known += [f"eval/{lang}/wlr" for lang in task.languages]
+    if metric in known:
+        return
+    why = "not a WLR the trials report"
+    if metric == "eval/low_resource/wlr":
+        why = (
+            f"task {task.name} reports no low_resource group (no Joshi class 0-2 language among its languages"
+        )
+        why += f"; its lowest class, {' '.join(task.low_resource)}, is {low})" if task.low_resource else ")"
+    raise _KeyError("stop.wlr.metric", f"{why}; one of: {', '.join(known)}", metric)
 
 
 class _KeyError(ValueError):

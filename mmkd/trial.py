@@ -192,6 +192,7 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
         "max_steps": train_cfg.max_steps,
         "source_lang": task.source_lang,
         "low_resource_langs": ",".join(task.low_resource),
+        "low_resource_group": task.low_resource_name,
         "lapt_steps": 0 if train_cfg.lapt is None else train_cfg.lapt.steps,
         **{f"lapt/{k}": v for k, v in lapt.items()},
     }

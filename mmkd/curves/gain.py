@@ -134,7 +134,7 @@ def confirmed_cells(df: pd.DataFrame, exp_dir: Path) -> tuple[list[Cell], list[s
     rows = df[(df["stage"] == "confirm") & df.get("test/score", pd.Series(index=df.index)).notna()]
     final = rows.sort_values(["trial_id", "step"]).groupby("trial_id").tail(1)
     langs = sorted({c.split("/")[1] for c in final.columns if c.startswith("test/") and c.endswith("/chrf")})
-    langs = [lang for lang in langs if lang not in {*GROUPS, "score"}]
+    langs = [lang for lang in langs if lang not in {*GROUPS, "score"} and not lang.startswith("lowest_class")]
     found: dict[str, pd.DataFrame] = {}
     for row in final.itertuples(index=False):
         examples = read_examples(exp_dir / str(row.trial_dir), int(row.step), split="test")

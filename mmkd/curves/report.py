@@ -90,7 +90,7 @@ def build_curves(exp_dir: Path, out_dir: Path | None = None) -> Path:
     confirmed, confirm_files = write_confirm(df, exp_dir, out)
     tables += confirm_files
     searched = df[df["stage"] == "search"] if "stage" in df else df
-    summary = _summary(exp_dir, searched, statuses, final_rows(searched))
+    summary = _summary(exp_dir, searched, statuses, final_rows(searched)) + _group_note(df)
     final = final_rows(search_stage(df))
     if final.empty:
         return _write_report(out, [*summary, *confirmed, "No evaluations yet.", ""])
@@ -167,6 +167,22 @@ def search_stage(df: pd.DataFrame) -> pd.DataFrame:
         keep = "mmkd" if (rows["method"] == "mmkd").any() else sorted(rows["method"].dropna().unique())[-1]
         rows = rows[rows["method"] == keep]
     return rows
+
+
+def _group_note(df: pd.DataFrame) -> list[str]:
+    """Say so when the "low-resource" panels hold a task's lowest class rather than Joshi classes 0-2."""
+    names = (
+        set(df["low_resource_group"].dropna().astype(str)) - {"low_resource"}
+        if "low_resource_group" in df
+        else set()
+    )
+    if not names:
+        return []
+    return [
+        f"**No low-resource language**: the task has no Joshi class 0–2 language; the tables' and plots' "
+        f"low-resource group holds its lowest class instead ({', '.join(sorted(names))}).",
+        "",
+    ]
 
 
 def _search_note(df: pd.DataFrame) -> str:

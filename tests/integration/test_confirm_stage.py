@@ -16,7 +16,7 @@ from .micro import command, env, mmkd, sets
 
 pytestmark = pytest.mark.integration
 
-MAX_STEPS = 20
+MAX_STEPS = 8
 SWEEP = sets(
     "search.num_samples=2",
     "search.grid=true",
@@ -26,7 +26,7 @@ SWEEP = sets(
     "confirm.seeds=2",
     "resources.max_concurrent=1",
     f"train.max_steps={MAX_STEPS}",
-    "train.eval_every=5",
+    "train.eval_every=4",
     "train.batch_size=8",
     "task.n_train=64",
     "task.n_dev=3",
@@ -52,7 +52,7 @@ def test_confirm_stage_survives_a_killed_driver_and_gives_the_gain(tmp_path):
         "sweep", "run", "quickstart", "--name", "confirmed", "--storage", str(tmp_path / "runs"), *SWEEP
     )
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ)
-    deadline = time.time() + 900
+    deadline = time.time() + 1500
     while time.time() < deadline:  # one confirm trial finished, another part-way: kill the driver
         steps = _confirm_steps(exp)
         if MAX_STEPS in steps.values() and any(0 < s < MAX_STEPS for s in steps.values()):
@@ -94,7 +94,10 @@ def test_confirm_stage_survives_a_killed_driver_and_gives_the_gain(tmp_path):
         assert last[column].notna().all(), column
     assert confirm.loc[confirm["step"] < MAX_STEPS, "test/score"].isna().all()  # test only at the end
     for trial_dir in last["trial_dir"]:
-        rows = [json.loads(line) for line in (exp / trial_dir / "mmkd_examples" / "test-000020.jsonl").open()]
+        rows = [
+            json.loads(line)
+            for line in (exp / trial_dir / "mmkd_examples" / f"test-{MAX_STEPS:06d}.jsonl").open()
+        ]
         assert len(rows) == 3 * 4 and {r["lang"] for r in rows} == {"en", "ru", "te"}
 
     curves = mmkd("curves", str(exp), env=environ)
