@@ -209,21 +209,7 @@ def _parser() -> argparse.ArgumentParser:
     res.add_argument("experiment", help="experiment directory, or its name under --storage")
     res.add_argument("--storage")
     res.add_argument("--address")
-    con = _cmd(
-        sweep,
-        "confirm",
-        sweep_confirm,
-        "retrain each cell's best configuration with seeds, on the test split",
-    )
-    con.add_argument("experiment", help="experiment directory, or its name under --storage")
-    con.add_argument("--storage")
-    con.add_argument("--address")
-    con.add_argument("--seeds", type=_positive_int, help="seeds per cell (default: confirm.seeds, or 3)")
-    con.add_argument(
-        "--select-on",
-        choices=["source", "target"],
-        help="dev score that picks a cell's configuration (default: confirm.select_on, or source)",
-    )
+    _confirm_parser(sweep)
     st = _cmd(sweep, "status", sweep_status, "trial states and the best trials so far")
     st.add_argument("experiment")
     st.add_argument("--storage")
@@ -281,6 +267,24 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--backend", default="fasttext", help="language-ID backend")
     w.add_argument("--source-lang", default="en", help="for src_rate: outputs in this language")
     return p
+
+
+def _confirm_parser(sweep: argparse._SubParsersAction) -> None:
+    con = _cmd(
+        sweep,
+        "confirm",
+        sweep_confirm,
+        "retrain each cell's best configuration with seeds, on the test split",
+    )
+    con.add_argument("experiment", help="experiment directory, or its name under --storage")
+    con.add_argument("--storage")
+    con.add_argument("--address")
+    con.add_argument("--seeds", type=_positive_int, help="seeds per cell (default: confirm.seeds, or 3)")
+    con.add_argument(
+        "--select-on",
+        choices=["source", "target"],
+        help="dev score that picks a cell's configuration (default: confirm.select_on, or source)",
+    )
 
 
 def _positive_int(text: str) -> int:

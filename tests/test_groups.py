@@ -37,13 +37,16 @@ def test_evaluation_reports_the_group_under_its_name():
 
 
 def test_wlr_stopping_refuses_a_group_the_task_does_not_have():
-    xquad = ["task.name=xtreme_r/xquad", "task.languages=[el, th, de]"]
+    def load(metric: str) -> config.SweepConfig:
+        task = {"name": "xtreme_r/xquad", "languages": ["el", "th", "de"]}
+        return config.from_dict({"task": task, "stop": {"wlr": {"metric": metric}}})
+
     with pytest.raises(UserInputError) as err:
-        config.load("quickstart", xquad)  # the quickstart stops on eval/low_resource/wlr
+        load("eval/low_resource/wlr")
     message = str(err.value)
     assert "stop.wlr.metric: task xtreme_r/xquad reports no low_resource group" in message
     assert "eval/lowest_class3/wlr" in message and "\n" not in message
-    sweep = config.load("quickstart", [*xquad, "stop.wlr.metric=eval/lowest_class3/wlr"])
+    sweep = load("eval/lowest_class3/wlr")
     assert sweep.stop.wlr is not None and sweep.stop.wlr.metric == "eval/lowest_class3/wlr"
     with pytest.raises(UserInputError, match=r"stop\.wlr\.metric: not a WLR the trials report"):
         config.load("quickstart", ["stop.wlr.metric=eval/xx/wlr"])

@@ -84,13 +84,8 @@ def build_curves(exp_dir: Path, out_dir: Path | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     states = trial_states(exp_dir)
     df = load_results(exp_dir, states)
-    tables = write_tables(df, out)
     statuses = trial_status(exp_dir, states)
-    # The confirm stage's test-split numbers come first; the search stage's below are dev-selected.
-    confirmed, confirm_files = write_confirm(df, exp_dir, out)
-    tables += confirm_files
-    searched = df[df["stage"] == "search"] if "stage" in df else df
-    summary = _summary(exp_dir, searched, statuses, final_rows(searched)) + _group_note(df)
+    summary, confirmed, tables = _opening(exp_dir, df, statuses, out)
     final = final_rows(search_stage(df))
     if final.empty:
         return _write_report(out, [*summary, *confirmed, "No evaluations yet.", ""])
@@ -137,15 +132,8 @@ def build_curves(exp_dir: Path, out_dir: Path | None = None) -> Path:
     ]
     lines = summary + confirmed + _baseline_section(baselines)
     lines += _findings(rho, fits, final)
-    lines += [
-        "## Best learning rate per cell",
-        "",
-        _search_note(df),
-        _CELL_NOTE,
-        "",
-        _markdown(_cell_view(best)),
-        "",
-    ]
+    cells = _markdown(_cell_view(best))
+    lines += ["## Best learning rate per cell", "", _search_note(df) + _CELL_NOTE, "", cells, ""]
     lines += ["## Fitted curves", "", _FIT_NOTE, "", _markdown(_fit_view(fit_table)), ""]
     for title, png in pngs:
         lines += [f"## {title}", "", f"![{title}]({png.name})", ""]
@@ -167,6 +155,18 @@ def search_stage(df: pd.DataFrame) -> pd.DataFrame:
         keep = "mmkd" if (rows["method"] == "mmkd").any() else sorted(rows["method"].dropna().unique())[-1]
         rows = rows[rows["method"] == keep]
     return rows
+
+
+def _opening(
+    exp_dir: Path, df: pd.DataFrame, statuses: dict[str, str], out: Path
+) -> tuple[list[str], list[str], list[Path]]:
+    """The tables, the summary of the search stage, and the confirm stage's section with its files:
+    test-split numbers come first; the search stage's, below them, are dev-selected."""
+    tables = write_tables(df, out)
+    confirmed, confirm_files = write_confirm(df, exp_dir, out)
+    searched = df[df["stage"] == "search"] if "stage" in df else df
+    summary = _summary(exp_dir, searched, statuses, final_rows(searched)) + _group_note(df)
+    return summary, confirmed, [*tables, *confirm_files]
 
 
 def _group_note(df: pd.DataFrame) -> list[str]:
@@ -191,7 +191,8 @@ def _search_note(df: pd.DataFrame) -> str:
     only = f" Method `{shown}` only (of {', '.join(methods)})." if shown else ""
     return (
         "**Search stage, dev-selected**: each cell's number is the dev score its learning rate was picked "
-        f"on, so it overstates that configuration (winner's curse); confirmed test numbers are above.{only}\n"
+        "on, so it overstates that configuration (winner's curse); confirmed test numbers are above."
+        f"{only}\n\n"
     )
 
 
