@@ -69,6 +69,9 @@ def test_grid_needs_a_whole_number_of_trials_per_cell_and_confirm_needs_real_tri
     with pytest.raises(
         UserInputError, match=r"search.num_samples: with search.grid .* of the 6 cells .*\(got 8\)"
     ):
-        config.load("quickstart", ["search.grid=true", "search.method=[none]"])
+        config.load(
+            "quickstart",
+            ["search.grid=true", "search.method=[none]", "search.student=[xs, s, m]", "search.num_samples=8"],
+        )
     with pytest.raises(UserInputError, match="confirm: simulated trials evaluate no test split"):
         config.load("quickstart", ["confirm.seeds=2", "simulate.enabled=true"])
