@@ -11,9 +11,14 @@ from pathlib import Path
 
 
 def run_quickstart(
-    name: str, storage: Path, overrides: Sequence[str] = (), cache: Path | None = None
+    name: str,
+    storage: Path,
+    overrides: Sequence[str] = (),
+    cache: Path | None = None,
+    sweep: str = "quickstart",
 ) -> float:
-    """Wall seconds of `mmkd sweep run quickstart --name NAME --storage STORAGE --set ...` (offline)."""
+    """Wall seconds of `mmkd sweep run SWEEP --name NAME --storage STORAGE --set ...` (offline; SWEEP a
+    shipped sweep's name, the quickstart by default)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     if cache is not None:
         env["MMKD_CACHE"] = str(cache)
@@ -26,7 +31,7 @@ def run_quickstart(
             "mmkd.cli",
             "sweep",
             "run",
-            "quickstart",
+            sweep,
             "--name",
             name,
             "--storage",

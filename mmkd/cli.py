@@ -2,6 +2,7 @@
 
     mmkd sweep run SWEEP.yaml [--name N] [--storage DIR] [--address ADDR] [--resume] [--simulate] [--set ...]
     mmkd sweep resume NAME_OR_PATH [--storage DIR]
+    mmkd sweep confirm NAME_OR_PATH [--seeds N] [--select-on source|target]
     mmkd sweep status NAME_OR_PATH [--storage DIR]
     mmkd sweep validate SWEEP.yaml [--set a.b=v ...]
     mmkd sweep submit SWEEP.yaml --address http://HEAD:8265 [--name N] [--storage S] [--follow] [--set ...]
@@ -67,6 +68,19 @@ def sweep_resume(args: argparse.Namespace) -> int:
 
     args.resume_hint = f"mmkd sweep resume {args.experiment}"
     return runner.resume(args.experiment, storage=args.storage, address=args.address)
+
+
+def sweep_confirm(args: argparse.Namespace) -> int:
+    from mmkd.sweep import confirm
+
+    args.resume_hint = f"mmkd sweep resume {args.experiment}"
+    return confirm.confirm(
+        args.experiment,
+        storage=args.storage,
+        address=args.address,
+        seeds=args.seeds,
+        select_on=args.select_on,
+    )
 
 
 def sweep_status(args: argparse.Namespace) -> int:
@@ -206,6 +220,7 @@ def _parser() -> argparse.ArgumentParser:
     res.add_argument("experiment", help="experiment directory, or its name under --storage")
     res.add_argument("--storage")
     res.add_argument("--address")
+    _confirm_parser(sweep)
     st = _cmd(sweep, "status", sweep_status, "trial states and the best trials so far")
     st.add_argument("experiment")
     st.add_argument("--storage")
@@ -268,6 +283,34 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--backend", default="fasttext", help="language-ID backend")
     w.add_argument("--source-lang", default="en", help="for src_rate: outputs in this language")
     return p
+
+
+def _confirm_parser(sweep: argparse._SubParsersAction) -> None:
+    con = _cmd(
+        sweep,
+        "confirm",
+        sweep_confirm,
+        "retrain each cell's best configuration with seeds, on the test split",
+    )
+    con.add_argument("experiment", help="experiment directory, or its name under --storage")
+    con.add_argument("--storage")
+    con.add_argument("--address")
+    con.add_argument("--seeds", type=_positive_int, help="seeds per cell (default: confirm.seeds, or 3)")
+    con.add_argument(
+        "--select-on",
+        choices=["source", "target"],
+        help="dev score that picks a cell's configuration (default: confirm.select_on, or source)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1 (got {text!r})")
+    return value
 
 
 def _group(sub: argparse._SubParsersAction, name: str, help: str) -> argparse._SubParsersAction:

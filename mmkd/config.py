@@ -68,6 +68,11 @@ class ZooConfig(_Strict):
 class FamilyConfig(_Strict):
     name: str = Field("tiny", description="Model family (tiny, mt5, byt5, nllb, mbart50).")
     zoo: ZooConfig = ZooConfig()
+    ratio_basis: Literal["non_embedding", "total"] = Field(
+        "non_embedding",
+        description="Parameters `ratio` counts: non_embedding (Kaplan et al. 2020) or total; both are "
+        "reported (`ratio`, `ratio_total`).",
+    )
 
 
 class LogRange(_Strict):
@@ -104,6 +109,17 @@ class SearchConfig(_Strict):
         description="Auxiliary translation shares to choose from (compare with and without it, e.g. "
         "[0, 0.1]); null = train.aux_translation for every trial.",
     )
+    method: list[str] = Field(
+        ["mmkd"],
+        min_length=1,
+        description="Training methods to compare (METHODS): none = task loss only (the control), "
+        "token = token-level KD only, mmkd = the sweep's distillation weights; reported as `method`.",
+    )
+    grid: bool = Field(
+        False,
+        description="Give every cell (teacher:student pair x adapter rank x method) the same number of "
+        "trials, num_samples / cells; Optuna then searches only lr and distill.* within the cells.",
+    )
     metric: str = Field("eval/score", description="The objective reported by trials (and ASHA's metric).")
     mode: Literal["max", "min"] = "max"
     objectives: dict[str, Literal["max", "min"]] | None = Field(
@@ -128,6 +144,34 @@ class SearchConfig(_Strict):
     def directions(self) -> dict[str, Literal["max", "min"]]:
         """What Optuna optimises: ``objectives``, or the single ``metric`` and ``mode``."""
         return dict(self.objectives) if self.objectives else {self.metric: self.mode}
+
+    @field_validator("method")
+    @classmethod
+    def _methods(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in METHODS:
+                raise ValueError(
+                    f"unknown method {name!r}{did_you_mean(name, list(METHODS))}; known: {', '.join(METHODS)}"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError(f"lists a method twice (got {value})")
+        return value
+
+
+# The loss terms each training method keeps (the weights come from ``distill``); None = every term.
+METHODS: dict[str, tuple[str, ...] | None] = {"none": (), "token": ("token",), "mmkd": None}
+
+
+class ConfirmConfig(_Strict):
+    """The confirm stage (mmkd/sweep/confirm.py): per cell the searched configuration with the best dev
+    score is retrained with fresh seeds and evaluated on the test split of every language."""
+
+    seeds: PositiveInt = Field(3, description="Seeds per confirmed cell (train.seed + 1, + 2, ...).")
+    select_on: Literal["source", "target"] = Field(
+        "source",
+        description="Dev score that picks each cell's configuration: source = the source language's "
+        "(XTREME-R's zero-shot protocol), target = the search objective (zero-shot languages).",
+    )
 
 
 Weight = Annotated[float, Field(ge=0)]
@@ -162,6 +206,16 @@ class DistillConfig(_Strict):
     cache: bool = Field(
         True, description="Read teacher outputs from the sweep's cache instead of running it."
     )
+
+    def for_method(self, method: str) -> DistillConfig:
+        """These settings with the loss terms ``method`` does not use switched off (task stays)."""
+        kept = METHODS[method]
+        if kept is None:
+            return self
+        return self.model_copy(update={level: 0.0 for level in DISTILL_LEVELS if level not in kept})
+
+
+DISTILL_LEVELS = ("token", "word", "sentence", "structure", "triplet")
 
 
 SEARCHABLE_DISTILL = (
@@ -319,6 +373,9 @@ class SweepConfig(_Strict):
     stop: StopConfig = StopConfig()
     resources: ResourcesConfig = ResourcesConfig()
     simulate: SimulateConfig = SimulateConfig()
+    confirm: ConfirmConfig | None = Field(
+        None, description="Confirm stage after the search (or later: `mmkd sweep confirm`); null = none."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> SweepConfig:
@@ -340,6 +397,9 @@ class SweepConfig(_Strict):
         self._check_models()
         self._check_task()
         self._check_searched_distill()
+        self._check_grid()
+        if self.confirm is not None and self.simulate.enabled:
+            raise _KeyError("confirm", "simulated trials evaluate no test split: set it to null", "...")
         from mmkd.eval.langid import LANGID_BACKENDS
 
         if self.eval.langid not in LANGID_BACKENDS:
@@ -398,6 +458,27 @@ class SweepConfig(_Strict):
                 None,
             )
 
+    def _check_grid(self) -> None:
+        if not self.search.grid:
+            return
+        cells = self.cells()
+        if self.search.num_samples % len(cells):
+            raise _KeyError(
+                "search.num_samples",
+                f"with search.grid it must be a multiple of the {len(cells)} cells "
+                "(teacher:student pairs x adapter ranks x methods)",
+                self.search.num_samples,
+            )
+
+    def cells(self) -> list[tuple[str, int, str]]:
+        """Every (``teacher:student``, adapter rank, method) the search space holds."""
+        return [
+            (f"{t}:{s}", rank, method)
+            for t, s in self.pairs()
+            for rank in self.search.adapter_rank
+            for method in self.search.method
+        ]
+
     def _check_task(self) -> None:
         from mmkd.data import get_task
 
@@ -406,6 +487,8 @@ class SweepConfig(_Strict):
         except UserInputError as e:
             raise _KeyError("task", str(e), None) from None
         self._check_aux_translation(task)
+        if self.stop.wlr is not None:
+            _check_wlr_metric(self.stop.wlr.metric, task)
         lapt = self.train.lapt
         if lapt is not None and lapt.languages != "targets":
             for lang in lapt.languages:
@@ -461,6 +544,23 @@ class SweepConfig(_Strict):
             for s in self.search.student
             if family.size(t).params > family.size(s).params
         ]
+
+
+def _check_wlr_metric(metric: str, task: Any) -> None:
+    """The stopping rule must read a WLR the trials report: a language's, the zero-shot group's, or the
+    task's low-resource group under the name it reports it by (mmkd.data.xtreme_r)."""
+    low = task.low_resource_name
+    known = ["eval/zero_shot/wlr", *([f"eval/{low}/wlr"] if task.low_resource else [])]
+    known += [f"eval/{lang}/wlr" for lang in task.languages]
+    if metric in known:
+        return
+    why = "not a WLR the trials report"
+    if metric == "eval/low_resource/wlr":
+        why = (
+            f"task {task.name} reports no low_resource group (no Joshi class 0-2 language among its languages"
+        )
+        why += f"; its lowest class, {' '.join(task.low_resource)}, is {low})" if task.low_resource else ")"
+    raise _KeyError("stop.wlr.metric", f"{why}; one of: {', '.join(known)}", metric)
 
 
 class _KeyError(ValueError):

@@ -41,7 +41,7 @@ from accelerate import Accelerator
 
 from mmkd import checkpoint
 from mmkd.config import DistillConfig, SweepConfig, from_dict
-from mmkd.data import Example, get_task
+from mmkd.data import Example, Task, get_task
 from mmkd.data.collate import encode_batch, step_examples, token_spans
 from mmkd.data.translation import TranslationPairs
 from mmkd.distill.cache import CachedTeacher, LiveTeacher, TeacherOutputs
@@ -180,6 +180,9 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
         "teacher_params": config["teacher_params"],
         "student_params": config["student_params"],
         "ratio": config["ratio"],
+        "ratio_total": config.get("ratio_total", config["ratio"]),
+        "method": config.get("method", "mmkd"),
+        "stage": config.get("stage", "search"),
         "lr": config["lr"],
         "adapter_rank": config["adapter_rank"],
         "trainable_params": sum(p.numel() for p in trainable),  # the heads train with the student
@@ -189,6 +192,7 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
         "max_steps": train_cfg.max_steps,
         "source_lang": task.source_lang,
         "low_resource_langs": ",".join(task.low_resource),
+        "low_resource_group": task.low_resource_name,
         "lapt_steps": 0 if train_cfg.lapt is None else train_cfg.lapt.steps,
         **{f"lapt/{k}": v for k, v in lapt.items()},
     }
@@ -254,6 +258,10 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
                 "time/eval_s": time.perf_counter() - started,
             }
             _write_examples(session.examples_dir() / f"{step:06d}.jsonl", step, evaluation)
+            if static["stage"] == "confirm" and step == train_cfg.max_steps:
+                report |= evaluate_test(
+                    accelerator.unwrap_model(student), tokenizer, task, sweep, langid, step, session
+                )
             if not train_cfg.checkpoint_due(step, time.monotonic() - last_checkpoint):
                 session.report(report, None)
             else:
@@ -359,9 +367,10 @@ def optimizer_step(
 
 
 def distill_settings(sweep: SweepConfig, config: dict[str, Any]) -> DistillConfig:
-    """The sweep's distillation settings with this trial's searched values (``distill.<key>``)."""
+    """The sweep's distillation settings with this trial's searched values (``distill.<key>``), less the
+    loss terms its ``method`` leaves out (``none``: the task loss alone, the no-distillation control)."""
     searched = {k.removeprefix("distill."): v for k, v in config.items() if k.startswith("distill.")}
-    return sweep.distill.model_copy(update=searched)
+    return sweep.distill.model_copy(update=searched).for_method(config.get("method", "mmkd"))
 
 
 def _student_view(
@@ -393,6 +402,17 @@ def _student_view(
 
 def _to(tensors: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device) for k, v in tensors.items()}
+
+
+def evaluate_test(
+    model: Any, tokenizer: Any, task: Task, sweep: SweepConfig, langid: Any, step: int, session: Session
+) -> dict[str, float]:
+    """The confirm stage's last evaluation, on the test split of every language (never seen by the
+    search): the dev metrics' keys as ``test/...``, its per-example rows in ``test-<step>.jsonl``."""
+    test = {lang: task.examples("test", lang) for lang in task.languages}
+    evaluation = evaluate_model(model, tokenizer, task, test, sweep, langid)
+    _write_examples(session.examples_dir() / f"test-{step:06d}.jsonl", step, evaluation)
+    return {f"test/{k.removeprefix('eval/')}": v for k, v in evaluation.metrics.items()}
 
 
 def _precision(setting: str) -> str:
@@ -458,7 +478,9 @@ def run_local(
         "student": student,
         "teacher_params": family.size(teacher).params,
         "student_params": family.size(student).params,
-        "ratio": family.ratio(teacher, student),
+        "ratio": family.ratio(teacher, student, sweep.family.ratio_basis),
+        "ratio_total": family.ratio(teacher, student, "total"),
+        "method": sweep.search.method[-1],
         "sweep": sweep.model_dump(mode="json"),
         "artefacts": {
             "models": {student: source(student)},

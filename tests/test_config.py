@@ -46,7 +46,11 @@ def test_dump_round_trips(tmp_path):
         ("search.adapter_rank=[8, -1]", "search.adapter_rank.1: must be greater than or equal to 0 (got -1)"),
         ("search.num_samples=0", "search.num_samples: must be greater than or equal to 1 (got 0)"),
         ("search.num_samples=many", "search.num_samples: must be a valid integer"),
-        ("search.teacher=[xxl]", "search.teacher: family 'tiny' has no size; sizes: xs, s, m, l (got 'xxl')"),
+        (
+            "search.teacher=[xxl]",
+            "search.teacher: family 'tiny' has no size (did you mean 'xxs'?); sizes: xxs, xs, s, m, l "
+            "(got 'xxl')",
+        ),
         ("search.student=[xss]", "did you mean 'xs'?"),
         ("search.teacher=[xs]", "no teacher is larger than any student"),
         ("family.name=mt6", "family.name: unknown family (did you mean 'mt5'?); known:"),

@@ -13,6 +13,9 @@ imports Ray:
   with ``done`` or at ``max_steps`` → TERMINATED, otherwise RUNNING (Tune's function trainables never
   write ``done: true``, so ``done`` alone would call every finished trial running).
 - ``<exp>/mmkd/`` is mmkd's own folder, never a trial.
+- ``<exp>/confirm/`` is the confirm stage's own Tune experiment (mmkd.sweep.confirm), read the same way:
+  its trials join the table with ``trial_dir`` ``confirm/<folder>``. ``stage`` is ``search`` for a trial
+  that did not report one (sweeps from before the confirm stage).
 
 ``stopped_by`` (one value per trial, on each of its rows), first that applies:
 
@@ -46,6 +49,7 @@ MMKD_DIR = "mmkd"
 STOPPED_BY_FILE = "stopped_by.json"  # written by mmkd.sweep.stopping (which may import Ray; we may not)
 ERROR_FILE = "error.txt"
 EXAMPLES_DIR = "mmkd_examples"  # <trial dir>/mmkd_examples/<step>.jsonl: written by mmkd.trial
+CONFIRM_DIR = "confirm"  # <exp>/confirm/: the confirm stage's experiment, written by mmkd.sweep.confirm
 # Tune's own bookkeeping in every result line: not a param or a metric. ``checkpoint_dir_name`` stays:
 # it names the step's checkpoint, when the step has one.
 TUNE_KEYS = frozenset(
@@ -96,7 +100,9 @@ def _is_experiment(path: Path) -> bool:
 
 def trial_dirs(exp_dir: Path) -> list[Path]:
     """Trial folders that have reported at least once, in name order."""
-    return sorted(p.parent for p in exp_dir.glob("*/result.json") if p.parent.name != MMKD_DIR)
+    return sorted(
+        p.parent for p in exp_dir.glob("*/result.json") if p.parent.name not in (MMKD_DIR, CONFIRM_DIR)
+    )
 
 
 @dataclass(frozen=True)
@@ -181,14 +187,34 @@ def _trial_id(trial_dir: Path, rows: list[dict[str, Any]]) -> str:
     return str(rows[-1].get("trial_id") or trial_dir.name)
 
 
-def load_results(exp_dir: Path, states: Mapping[str, TrialState] | None = None) -> pd.DataFrame:
+def load_results(
+    exp_dir: Path, states: Mapping[str, TrialState] | None = None, *, include_confirm: bool = True
+) -> pd.DataFrame:
     """The tidy table: one row per (trial_id, step); ids, then params, then metrics (``a/b`` names).
 
     Sorted by (trial_id, step); columns in a fixed order, so the same files give the same table.
-    ``states`` as for ``trial_status``.
+    ``states`` as for ``trial_status``. The confirm stage's trials are included unless told otherwise.
     """
     states = trial_states(exp_dir) if states is None else states
     recorded_stops = _read_recorded_stops(exp_dir / MMKD_DIR / STOPPED_BY_FILE)
+    records = _records(exp_dir, states, recorded_stops)
+    stage_dir = exp_dir / CONFIRM_DIR
+    if include_confirm and stage_dir.is_dir():
+        records += _records(stage_dir, trial_states(stage_dir), {}, prefix=f"{CONFIRM_DIR}/")
+    if not records:
+        return pd.DataFrame({c: pd.Series(dtype="str" if c != "step" else "int64") for c in ID_COLUMNS})
+    df = pd.DataFrame.from_records(records)
+    df["stage"] = df["stage"].fillna("search") if "stage" in df else "search"
+    rest = sorted(c for c in df.columns if c not in ID_COLUMNS)
+    ordered = ID_COLUMNS + [c for c in rest if "/" not in c] + [c for c in rest if "/" in c]
+    df = df[ordered].sort_values(["trial_id", "step"], kind="stable").reset_index(drop=True)
+    df["step"] = df["step"].astype("int64")
+    return _parquet_safe(df)
+
+
+def _records(
+    exp_dir: Path, states: Mapping[str, TrialState], recorded_stops: Mapping[str, str], prefix: str = ""
+) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     for tdir in trial_dirs(exp_dir):
         rows = _read_rows(tdir)
@@ -203,7 +229,7 @@ def load_results(exp_dir: Path, states: Mapping[str, TrialState] | None = None) 
             error = _error_line(tdir / (state.error_file if state and state.error_file else ERROR_FILE))
         ids = {
             "trial_id": trial_id,
-            "trial_dir": tdir.name,
+            "trial_dir": prefix + tdir.name,
             "status": status,
             "stopped_by": _stopped_by(status, rows, recorded_stops.get(trial_id)),
             "error": error,
@@ -218,14 +244,7 @@ def load_results(exp_dir: Path, states: Mapping[str, TrialState] | None = None) 
                         record[key] = value
             record.update(ids)
             records.append(record)
-    if not records:
-        return pd.DataFrame({c: pd.Series(dtype="str" if c != "step" else "int64") for c in ID_COLUMNS})
-    df = pd.DataFrame.from_records(records)
-    rest = sorted(c for c in df.columns if c not in ID_COLUMNS)
-    ordered = ID_COLUMNS + [c for c in rest if "/" not in c] + [c for c in rest if "/" in c]
-    df = df[ordered].sort_values(["trial_id", "step"], kind="stable").reset_index(drop=True)
-    df["step"] = df["step"].astype("int64")
-    return _parquet_safe(df)
+    return records
 
 
 def _is_scalar(value: object) -> bool:
@@ -276,14 +295,16 @@ def _error_line(path: Path) -> str:
     return lines[-1].strip() if lines else ""
 
 
-def read_examples(trial_dir: Path, step: int) -> pd.DataFrame | None:
-    """The per-example rows (``lang``, ``chrf``, ``verdict``) of the trial's evaluation at ``step``, or
-    None when there are none (not yet copied to the storage, or a damaged file).
+def read_examples(trial_dir: Path, step: int, split: str = "dev") -> pd.DataFrame | None:
+    """The per-example rows (``lang``, ``id``, ``chrf``, ``verdict``) of the trial's evaluation at
+    ``step`` on ``split`` (``dev``: ``<step>.jsonl``; ``test``, the confirm stage's: ``test-<step>.jsonl``),
+    or None when there are none (not yet copied to the storage, or a damaged file).
 
     Rows are used only when they say they are of ``step``, so an interval never mixes up two evaluations.
     """
+    name = f"{step:06d}.jsonl" if split == "dev" else f"{split}-{step:06d}.jsonl"
     try:
-        lines = (trial_dir / EXAMPLES_DIR / f"{step:06d}.jsonl").read_text(encoding="utf-8").splitlines()
+        lines = (trial_dir / EXAMPLES_DIR / name).read_text(encoding="utf-8").splitlines()
     except OSError:
         return None
     rows = []
@@ -293,8 +314,8 @@ def read_examples(trial_dir: Path, step: int) -> pd.DataFrame | None:
         except ValueError:
             continue
         if row.get("step") == step:
-            rows.append((str(row["lang"]), float(row["chrf"]), str(row["verdict"])))
-    return pd.DataFrame(rows, columns=["lang", "chrf", "verdict"]) if rows else None
+            rows.append((str(row["lang"]), str(row.get("id", "")), float(row["chrf"]), str(row["verdict"])))
+    return pd.DataFrame(rows, columns=["lang", "id", "chrf", "verdict"]) if rows else None
 
 
 def write_tables(df: pd.DataFrame, out_dir: Path) -> list[Path]:

@@ -77,6 +77,7 @@ def languages(df: pd.DataFrame) -> list[str]:
             and parts[0] == "eval"
             and parts[2] == "chrf"
             and parts[1] not in _NOT_LANGUAGES
+            and not parts[1].startswith("lowest_class")  # a task's lowest-class group (mmkd.data.xtreme_r)
         }
     )
 

@@ -218,3 +218,57 @@ def heatmap(
 
 def _short(group: str) -> str:
     return {"source": "src", "zero_shot_high": "high", "low_resource": "low"}.get(group, "")
+
+
+def gain_vs_ratio(gain: pd.DataFrame, fits: Mapping[tuple[str, str, str], CurveFit], path: Path) -> Path:
+    """A method's chrF gain over the no-distillation control (confirmed cells, test split) against the
+    ratio, with its 95% interval: a column of panels per language group (low-resource first), a row per
+    adapter setting, a line per student size (the fitted curve where ``fits`` has one for (student,
+    adapter, group)); a grey line at no gain."""
+    groups = ["low_resource", "zero_shot_high", "source"]
+    chrf = gain[gain["metric"] == "chrf"]
+    adapters = chrf.drop_duplicates("adapter").sort_values("adapter_rank")["adapter"].tolist()
+    colours = _student_colours(chrf)
+    fig, axes = plt.subplots(
+        len(adapters),
+        len(groups),
+        figsize=(4.2 * len(groups), 3.2 * len(adapters) + 0.6),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+    )
+    for (row, adapter), (col, group) in itertools.product(enumerate(adapters), enumerate(groups)):
+        ax = axes[row, col]
+        ax.axhline(0.0, color="0.5", linewidth=1)
+        cells = chrf[(chrf["adapter"] == adapter) & (chrf["group"] == group)]
+        for student, points in cells.groupby("student", sort=False):
+            points = points.sort_values("ratio")
+            y = points["gain"].to_numpy(dtype=float)
+            err = np.abs(points[["ci_low", "ci_high"]].to_numpy(dtype=float).T - y)
+            fit = fits.get((str(student), adapter, group))
+            colour = colours[str(student)]
+            ax.errorbar(
+                points["ratio"],
+                y,
+                yerr=np.nan_to_num(err),
+                color=colour,
+                marker="o",
+                markersize=4,
+                capsize=2,
+                linestyle="none" if fit else "-",
+                label=str(student),
+            )
+            if fit:
+                grid = np.geomspace(points["ratio"].min(), points["ratio"].max(), 60)
+                ax.plot(grid, fit.predict(grid), color=colour, linewidth=1.5)
+        _ratio_axis(ax, chrf["ratio"].tolist())
+        ax.grid(alpha=0.3)
+        if row == 0:
+            ax.set_title(TITLES[group])
+        if row == len(adapters) - 1:
+            ax.set_xlabel("teacher / student parameters")
+        if col == 0:
+            ax.set_ylabel(f"{adapter}\nchrF gain over no distillation")
+    axes[0, -1].legend(title="student", fontsize=8, title_fontsize=8, loc="best")
+    return _save(fig, path)

@@ -49,6 +49,7 @@ from mmkd.curves.fit import (
     trial_rng,
     varied_settings,
 )
+from mmkd.curves.gain import write_confirm
 from mmkd.errors import UserInputError
 from mmkd.eval.baselines import read_baselines
 
@@ -83,11 +84,11 @@ def build_curves(exp_dir: Path, out_dir: Path | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     states = trial_states(exp_dir)
     df = load_results(exp_dir, states)
-    tables = write_tables(df, out)
     statuses = trial_status(exp_dir, states)
-    final = final_rows(df)
+    summary, confirmed, tables = _opening(exp_dir, df, statuses, out)
+    final = final_rows(search_stage(df))
     if final.empty:
-        return _write_report(out, [*_summary(exp_dir, df, statuses, final), "No evaluations yet.", ""])
+        return _write_report(out, [*summary, *confirmed, "No evaluations yet.", ""])
 
     best = with_intervals(best_per_cell(final), final, exp_dir)
     baselines = read_baselines(exp_dir / "mmkd")
@@ -129,10 +130,10 @@ def build_curves(exp_dir: Path, out_dir: Path | None = None) -> Path:
             plot.heatmap(best, langs, lang_groups, "wlr", out / "heatmap_wlr.png"),
         ),
     ]
-    lines = _summary(exp_dir, df, statuses, final)
-    lines += _baseline_section(baselines)
+    lines = summary + confirmed + _baseline_section(baselines)
     lines += _findings(rho, fits, final)
-    lines += ["## Best learning rate per cell", "", _CELL_NOTE, "", _markdown(_cell_view(best)), ""]
+    cells = _markdown(_cell_view(best))
+    lines += ["## Best learning rate per cell", "", _search_note(df) + _CELL_NOTE, "", cells, ""]
     lines += ["## Fitted curves", "", _FIT_NOTE, "", _markdown(_fit_view(fit_table)), ""]
     lines += pareto.section(final, pareto.sweep_objectives(exp_dir), out, _markdown)
     for title, png in pngs:
@@ -145,6 +146,55 @@ def build_curves(exp_dir: Path, out_dir: Path | None = None) -> Path:
 # ---------------------------------------------------------------------------------------------------
 # Numbers
 # ---------------------------------------------------------------------------------------------------
+
+
+def search_stage(df: pd.DataFrame) -> pd.DataFrame:
+    """The search stage's rows, of one method: ``mmkd`` when the sweep compared several (the control's
+    search trials stay in results.csv; its confirmed numbers are in confirm.csv and gain.csv)."""
+    rows = df[df["stage"] == "search"] if "stage" in df else df
+    if "method" in rows and rows["method"].nunique() > 1:
+        keep = "mmkd" if (rows["method"] == "mmkd").any() else sorted(rows["method"].dropna().unique())[-1]
+        rows = rows[rows["method"] == keep]
+    return rows
+
+
+def _opening(
+    exp_dir: Path, df: pd.DataFrame, statuses: dict[str, str], out: Path
+) -> tuple[list[str], list[str], list[Path]]:
+    """The tables, the summary of the search stage, and the confirm stage's section with its files:
+    test-split numbers come first; the search stage's, below them, are dev-selected."""
+    tables = write_tables(df, out)
+    confirmed, confirm_files = write_confirm(df, exp_dir, out)
+    searched = df[df["stage"] == "search"] if "stage" in df else df
+    summary = _summary(exp_dir, searched, statuses, final_rows(searched)) + _group_note(df)
+    return summary, confirmed, [*tables, *confirm_files]
+
+
+def _group_note(df: pd.DataFrame) -> list[str]:
+    """Say so when the "low-resource" panels hold a task's lowest class rather than Joshi classes 0-2."""
+    names = (
+        set(df["low_resource_group"].dropna().astype(str)) - {"low_resource"}
+        if "low_resource_group" in df
+        else set()
+    )
+    if not names:
+        return []
+    return [
+        f"**No low-resource language**: the task has no Joshi class 0–2 language; the tables' and plots' "
+        f"low-resource group holds its lowest class instead ({', '.join(sorted(names))}).",
+        "",
+    ]
+
+
+def _search_note(df: pd.DataFrame) -> str:
+    methods = sorted(df["method"].dropna().astype(str).unique()) if "method" in df else []
+    shown = search_stage(df)["method"].iloc[0] if len(methods) > 1 else None
+    only = f" Method `{shown}` only (of {', '.join(methods)})." if shown else ""
+    return (
+        "**Search stage, dev-selected**: each cell's number is the dev score its learning rate was picked "
+        "on, so it overstates that configuration (winner's curse); confirmed test numbers are above."
+        f"{only}\n\n"
+    )
 
 
 def with_intervals(best: pd.DataFrame, final: pd.DataFrame, exp_dir: Path) -> pd.DataFrame:

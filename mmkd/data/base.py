@@ -45,6 +45,9 @@ class Task(Protocol):
     source_lang: str
     languages: tuple[str, ...]  # every language with dev/test data, source first
     low_resource: tuple[str, ...]
+    # What the group of ``low_resource`` is called in metric names (``eval/<name>/...``): ``low_resource``
+    # when it holds Joshi classes 0-2, else what it holds, e.g. ``lowest_class3`` (XQuAD's el th).
+    low_resource_name: str
     # How outputs are scored besides chrF and WLR: a name in ``mmkd.eval.task_metrics.TASK_METRICS``
     # ("chrf": nothing more; "qa": SQuAD F1/EM; "entities": entity F1). Its primary metric is the sweep's
     # objective (``eval/score``): F1 for QA and NER, chrF otherwise.

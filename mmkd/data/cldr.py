@@ -50,7 +50,7 @@ from babel.dates import TIMEDELTA_UNITS, format_date, format_timedelta, get_day_
 from babel.lists import format_list
 
 from mmkd.data.base import SPLITS, TASKS, Example
-from mmkd.data.languages import XTREME_R_LANGUAGES, is_low_resource
+from mmkd.data.languages import LOW_RESOURCE_NAME, XTREME_R_LANGUAGES, is_low_resource
 from mmkd.errors import UserInputError
 from mmkd.registry import did_you_mean
 
@@ -176,6 +176,7 @@ class CLDRTask:
             )
         self.languages = tuple(lang for lang in LANGUAGES if lang in chosen or lang == self.source_lang)
         self.low_resource = tuple(lang for lang in LOW_RESOURCE if lang in self.languages)
+        self.low_resource_name = LOW_RESOURCE_NAME
         self.seed, self.corpus_lines = seed, corpus_lines
         self._sizes = {"train": n_train, "dev": n_dev, "test": n_test}
 

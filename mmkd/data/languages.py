@@ -23,6 +23,7 @@ RESOURCE_CLASS: dict[str, int] = {
 }
 
 LOW_RESOURCE_MAX_CLASS = 2
+LOW_RESOURCE_NAME = "low_resource"  # the group of classes 0-2 in metric names: eval/low_resource/...
 
 
 def is_low_resource(lang: str) -> bool:

@@ -47,7 +47,8 @@ The low-resource group (``low_resource_group``): a task's languages of Joshi et 
 (``mmkd.data.languages``, as for the built-in task), or, for a task with none, its languages of the
 lowest class it has — XQuAD: el th (class 3); MLQA: hi vi (class 4); TyDiQA: sw te; WikiANN: az gu jv ml
 mr my pa qu sw te yo; Tatoeba: jv ml mr sw te. The group is fixed per task; choosing ``languages``
-only narrows it.
+only narrows it. Its metrics are named for what it holds (``low_resource_name``): ``eval/low_resource/*``
+for classes 0–2, else ``eval/lowest_class3/*`` (XQuAD), ``eval/lowest_class4/*`` (MLQA).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mmkd.data.base import SPLITS, TASKS, Example
-from mmkd.data.languages import RESOURCE_CLASS, XTREME_R_LANGUAGES, is_low_resource
+from mmkd.data.languages import LOW_RESOURCE_NAME, RESOURCE_CLASS, XTREME_R_LANGUAGES, is_low_resource
 from mmkd.errors import UserInputError
 from mmkd.eval.task_metrics import format_entities, join_tokens
 from mmkd.registry import did_you_mean
@@ -94,6 +95,15 @@ def low_resource_group(languages: Iterable[str]) -> tuple[str, ...]:
         return tuple(low)
     lowest = min(RESOURCE_CLASS[lang] for lang in zero_shot)
     return tuple(lang for lang in zero_shot if RESOURCE_CLASS[lang] == lowest)
+
+
+def low_resource_group_name(languages: Iterable[str]) -> str:
+    """What ``low_resource_group(languages)`` holds, as a metric group name: ``low_resource`` for Joshi
+    classes 0-2, else ``lowest_class<k>`` — XQuAD's el th are class 3, not low-resource."""
+    group = low_resource_group(languages)
+    if not group or is_low_resource(group[0]):
+        return LOW_RESOURCE_NAME
+    return f"lowest_class{RESOURCE_CLASS[group[0]]}"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -314,6 +324,7 @@ class XtremeRTask:
         self.low_resource = tuple(
             lang for lang in low_resource_group(self.LANGUAGES) if lang in self.languages
         )
+        self.low_resource_name = low_resource_group_name(self.LANGUAGES)
         self.seed = seed
         self.data_dir = data_dir
         self._sizes = {"train": n_train, "dev": n_dev, "test": n_test}

@@ -56,11 +56,13 @@ def evaluate_outputs(
     tau: float = 0.3,
     metric: str = "chrf",
     golds: Mapping[str, Sequence[Reference]] | None = None,
+    low_name: str = "low_resource",
 ) -> Evaluation:
     """Score every language in ``outputs`` against ``references`` (same keys, same lengths as ``ids``).
 
     ``metric`` names the task metric; ``golds`` are what it scores against when an example has several
     acceptable references (QA's gold answers; default: ``references``). chrF and LID use ``references``.
+    ``low_name`` is the low-resource group's name in the keys (the task's ``low_resource_name``).
     """
     task_metric = get_task_metric(metric)
     golds = references if golds is None else golds
@@ -100,7 +102,7 @@ def evaluate_outputs(
     zero_shot = [lang for lang in outputs if lang != source_lang]
     low_set = set(low_resource)
     low = [lang for lang in zero_shot if lang in low_set]
-    for group, langs in (("zero_shot", zero_shot), ("low_resource", low)):
+    for group, langs in (("zero_shot", zero_shot), (low_name, low)):
         for key in ("chrf", "wlr", *task_metric.keys):
             metrics[f"eval/{group}/{key}"] = _mean([metrics[f"eval/{lang}/{key}"] for lang in langs])
     for key in ("chrf", *task_metric.keys):
@@ -153,6 +155,7 @@ def score_outputs(
         tau=tau,
         metric=task.metric,
         golds={lang: [e.references for e in dev[lang]] for lang in outputs},
+        low_name=task.low_resource_name,
     )
 
 
@@ -165,7 +168,12 @@ def _mean(values: Sequence[float]) -> float:
 def per_language(key: str) -> bool:
     """``eval/<lang>/<metric>``, as opposed to a group's ``eval/<group>/<metric>`` or ``eval/score``."""
     parts = key.split("/")
-    return len(parts) == 3 and parts[0] == "eval" and parts[1] not in GROUPS
+    return len(parts) == 3 and parts[0] == "eval" and parts[1] not in GROUPS and not is_lowest_class(parts[1])
+
+
+def is_lowest_class(name: str) -> bool:
+    """A task without Joshi class 0-2 languages names its lowest-class group ``lowest_class<k>``."""
+    return name.startswith("lowest_class")
 
 
 @lru_cache(maxsize=256)

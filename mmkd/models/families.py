@@ -3,6 +3,13 @@
 A size's ``source`` is what ``load_seq2seq`` accepts: a hub id (``google/mt5-small``), a local path, or
 ``zoo:<size>`` for the offline tiny family that ``mmkd zoo build`` pretrains. Parameter counts of hub
 models are the published totals (embeddings included); the tiny family's are exact.
+
+A size also knows its *non-embedding* parameters, which scaling-law work counts (Kaplan et al. 2020;
+Busbridge et al. 2025): the total minus the token embedding (and the output projection when it is not
+tied to it) and learned position tables. It matters for ratios: 85% of mT5-small is its 250k-token
+embedding, so mT5 large/small is 4.0 by total parameters but about 16 without embeddings. The tiny
+family's counts are exact (from its model config); a hub size's embedding is vocab x d_model (x2 when
+untied) from the model's published config, noted next to it.
 """
 
 from __future__ import annotations
@@ -18,6 +25,20 @@ class ModelSize:
     name: str
     source: str
     params: int
+    embedding: int = 0  # token (and untied output, learned position) embedding parameters
+
+    @property
+    def non_embedding(self) -> int:
+        return self.params - self.embedding
+
+    def count(self, basis: str) -> int:
+        """Parameters on ``basis`` (``family.ratio_basis``): ``non_embedding`` or ``total``."""
+        if basis not in RATIO_BASES:
+            raise ValueError(f"ratio basis must be one of {', '.join(RATIO_BASES)} (got {basis!r})")
+        return self.non_embedding if basis == "non_embedding" else self.params
+
+
+RATIO_BASES = ("non_embedding", "total")
 
 
 @dataclass(frozen=True)
@@ -40,8 +61,8 @@ class Family:
             f"family {self.name!r} has no size {name!r}{did_you_mean(name, known)}; sizes: {', '.join(known)}"
         )
 
-    def ratio(self, teacher: str, student: str) -> float:
-        return self.size(teacher).params / self.size(student).params
+    def ratio(self, teacher: str, student: str, basis: str = "non_embedding") -> float:
+        return self.size(teacher).count(basis) / self.size(student).count(basis)
 
 
 FAMILIES: Registry[Family] = Registry("model family")
@@ -60,22 +81,47 @@ def _tiny() -> Family:
 
     return Family(
         name="tiny",
-        sizes=tuple(ModelSize(n, f"zoo:{n}", tiny_param_count(n)) for n in TINY_SIZES),
+        sizes=tuple(ModelSize(n, f"zoo:{n}", tiny_param_count(n), _tiny_embedding(n)) for n in TINY_SIZES),
         lora_targets=("q", "v"),
         language_tag=True,
     )
 
 
+def _tiny_embedding(size: str) -> int:
+    """Exact: every ``nn.Embedding`` of the model (the byte embedding and T5's relative-position tables)
+    and the output projection (once when tied), counted on the meta device from the size's config."""
+    import torch
+    from transformers import T5ForConditionalGeneration
+
+    from mmkd.models.zoo import tiny_config
+
+    with torch.device("meta"):
+        model = T5ForConditionalGeneration(tiny_config(size))
+    tables = [m for m in model.modules() if isinstance(m, torch.nn.Embedding)]
+    head = model.get_output_embeddings()
+    embedding = {id(p) for m in [*tables, *([head] if head is not None else [])] for p in m.parameters()}
+    # model.parameters() yields a tied weight once, so a tied output projection is not counted twice.
+    return sum(p.numel() for p in model.parameters() if id(p) in embedding)
+
+
+def _emb(vocab: int, d_model: int, untied: bool) -> int:
+    return vocab * d_model * (2 if untied else 1)
+
+
 _register(_tiny())
+# mT5 (T5 v1.1): vocab 250,112, output projection untied; d_model 512/768/1024/2048/4096. ByT5: 384 byte
+# ids, untied; d_model 1472/1536/1536/2560/4672. NLLB-200: vocab 256,206, tied, sinusoidal positions;
+# d_model 1024 (600M, 1.3B) and 2048 (3.3B). mBART-50: vocab 250,054, tied, 2 learned position tables of
+# 1,026 x 1,024. (Each model's config.json on the hub.)
 _register(
     Family(
         name="mt5",
         sizes=(
-            ModelSize("small", "google/mt5-small", 300_000_000),
-            ModelSize("base", "google/mt5-base", 580_000_000),
-            ModelSize("large", "google/mt5-large", 1_200_000_000),
-            ModelSize("xl", "google/mt5-xl", 3_700_000_000),
-            ModelSize("xxl", "google/mt5-xxl", 13_000_000_000),
+            ModelSize("small", "google/mt5-small", 300_000_000, _emb(250_112, 512, True)),
+            ModelSize("base", "google/mt5-base", 580_000_000, _emb(250_112, 768, True)),
+            ModelSize("large", "google/mt5-large", 1_200_000_000, _emb(250_112, 1024, True)),
+            ModelSize("xl", "google/mt5-xl", 3_700_000_000, _emb(250_112, 2048, True)),
+            ModelSize("xxl", "google/mt5-xxl", 13_000_000_000, _emb(250_112, 4096, True)),
         ),
         lora_targets=("q", "v"),
     )
@@ -84,11 +130,11 @@ _register(
     Family(
         name="byt5",
         sizes=(
-            ModelSize("small", "google/byt5-small", 300_000_000),
-            ModelSize("base", "google/byt5-base", 580_000_000),
-            ModelSize("large", "google/byt5-large", 1_200_000_000),
-            ModelSize("xl", "google/byt5-xl", 3_740_000_000),
-            ModelSize("xxl", "google/byt5-xxl", 12_900_000_000),
+            ModelSize("small", "google/byt5-small", 300_000_000, _emb(384, 1472, True)),
+            ModelSize("base", "google/byt5-base", 580_000_000, _emb(384, 1536, True)),
+            ModelSize("large", "google/byt5-large", 1_200_000_000, _emb(384, 1536, True)),
+            ModelSize("xl", "google/byt5-xl", 3_740_000_000, _emb(384, 2560, True)),
+            ModelSize("xxl", "google/byt5-xxl", 12_900_000_000, _emb(384, 4672, True)),
         ),
         lora_targets=("q", "v"),
     )
@@ -97,9 +143,9 @@ _register(
     Family(
         name="nllb",
         sizes=(
-            ModelSize("600m", "facebook/nllb-200-distilled-600M", 615_000_000),
-            ModelSize("1.3b", "facebook/nllb-200-distilled-1.3B", 1_370_000_000),
-            ModelSize("3.3b", "facebook/nllb-200-3.3B", 3_340_000_000),
+            ModelSize("600m", "facebook/nllb-200-distilled-600M", 615_000_000, _emb(256_206, 1024, False)),
+            ModelSize("1.3b", "facebook/nllb-200-distilled-1.3B", 1_370_000_000, _emb(256_206, 1024, False)),
+            ModelSize("3.3b", "facebook/nllb-200-3.3B", 3_340_000_000, _emb(256_206, 2048, False)),
         ),
         lora_targets=("q_proj", "v_proj"),
         forced_bos_lang=True,
@@ -109,7 +155,11 @@ _register(
     Family(
         name="mbart50",
         # mBART-50 ships in one size; pair it with NLLB-style students through a custom family if needed.
-        sizes=(ModelSize("large", "facebook/mbart-large-50", 611_000_000),),
+        sizes=(
+            ModelSize(
+                "large", "facebook/mbart-large-50", 611_000_000, _emb(250_054, 1024, False) + 2 * 1026 * 1024
+            ),
+        ),
         lora_targets=("q_proj", "v_proj"),
         forced_bos_lang=True,
     )

@@ -36,6 +36,7 @@ ZOO_VERSION = 3
 # d_model, d_ff, layers (encoder = decoder), heads; d_kv = d_model // heads. Tied embeddings (T5 v1.0)
 # keep the byte vocabulary (384 ids) from dominating the smallest sizes.
 TINY_SIZES: dict[str, tuple[int, int, int, int]] = {
+    "xxs": (16, 32, 1, 2),  # the smallest student: teacher/student ratios up to ~250 without embeddings
     "xs": (32, 64, 1, 2),
     "s": (64, 128, 2, 4),
     "m": (96, 192, 3, 4),

@@ -83,9 +83,11 @@ def run(
     exp.mmkd.mkdir(parents=True)
     (exp.mmkd / CONFIG_FILE).write_text(config_mod.dump(sweep))
     _init_ray(address)
-    tuner = _tuner(sweep, exp, _artefacts(sweep, exp), callbacks)
+    artefacts = _artefacts(sweep, exp)
+    tuner = _tuner(sweep, exp, artefacts, callbacks)
     with _pending_trials(sweep), _no_auto_loggers():
-        return _fit(tuner, exp, sweep.search.num_samples)
+        code = _fit(tuner, exp, sweep.search.num_samples)
+    return _confirm_stage(exp, sweep, artefacts) if code == 0 else code
 
 
 def resume(name_or_path: str, *, storage: str | None = None, address: str | None = None) -> int:
@@ -94,14 +96,24 @@ def resume(name_or_path: str, *, storage: str | None = None, address: str | None
     exp = Experiment.locate(name_or_path, storage)
     sweep = config_mod.load(exp.mmkd / CONFIG_FILE)
     _init_ray(address)
+    artefacts = _artefacts(sweep, exp)
     tuner = tune.Tuner.restore(
         str(exp.path),
-        trainable=_trainable(sweep, _artefacts(sweep, exp)),
+        trainable=_trainable(sweep, artefacts),
         resume_unfinished=True,
         resume_errored=True,
     )
     with _pending_trials(sweep), _no_auto_loggers():
-        return _fit(tuner, exp, sweep.search.num_samples)
+        code = _fit(tuner, exp, sweep.search.num_samples)
+    return _confirm_stage(exp, sweep, artefacts) if code == 0 else code
+
+
+def _confirm_stage(exp: Experiment, sweep: SweepConfig, artefacts: dict[str, Any]) -> int:
+    """After a finished search: the confirm stage when the sweep has one (mmkd.sweep.confirm)."""
+    from mmkd.sweep.confirm import run_stage, stage_settings
+
+    settings = stage_settings(exp.path, sweep)
+    return 0 if settings is None else run_stage(exp.path, sweep, settings, artefacts)
 
 
 def _init_ray(address: str | None) -> None:
@@ -215,7 +227,7 @@ def _tuner(
     from ray import tune
 
     from mmkd.sweep.logs import driver_loggers
-    from mmkd.sweep.space import Space
+    from mmkd.sweep.space import Space, design_points
     from mmkd.sweep.study import StudySearch, open_storage
 
     metrics, modes = zip(*sweep.search.directions().items(), strict=True)
@@ -224,6 +236,7 @@ def _tuner(
         storage=open_storage(sweep, exp.mmkd),
         study_name=exp.name,
         mmkd_dir=exp.mmkd,
+        points_to_evaluate=design_points(sweep) or None,
         # Several objectives: Tune passes lists and Optuna searches for their Pareto front.
         metric=list(metrics) if len(metrics) > 1 else metrics[0],
         mode=list(modes) if len(modes) > 1 else modes[0],
@@ -445,7 +458,7 @@ BEST_COLUMNS = {
 def best_table(exp: Experiment, n: int = 10) -> str:
     from mmkd.curves.aggregate import load_results
 
-    df = load_results(exp.path)
+    df = load_results(exp.path, include_confirm=False)  # the search's: confirm trials share its dev scores
     if df.empty or "eval/score" not in df:
         return "(no evaluations yet)"
     sweep = config_mod.load(exp.mmkd / CONFIG_FILE)
@@ -475,6 +488,9 @@ def status(name_or_path: str, storage: str | None = None) -> str:
         f"sweep {exp.name} at {exp.path}: {len(states)}/{sweep.search.num_samples} trials "
         f"({', '.join(f'{k.lower()} {v}' for k, v in sorted(counts.items())) or 'none started'})"
     )
+    from mmkd.sweep.confirm import stage_status
+
+    head += stage_status(exp.path)
     return head + _lid_warning(exp) + "\n" + best_table(exp, n=sweep.search.num_samples)
 
 

@@ -13,6 +13,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
 from mmkd.curves.aggregate import read_examples
+from mmkd.models import get_family
 
 from .micro import CHROMIUM, MICRO, command, mmkd, page_text
 from .micro import env as offline_env
@@ -123,9 +124,14 @@ def test_results_table_carries_the_metric_contract(sweep):
     for lang in ("en", "ru", "hi", "te", "ta"):
         required += [f"eval/{lang}/chrf", f"eval/{lang}/wlr", f"eval/{lang}/src_rate"]
     assert not [c for c in required if c not in df.columns]
-    assert df["ratio"].to_numpy() == pytest.approx(
+    # teacher_params / student_params are totals: ratio_total; ratio counts non-embedding parameters.
+    assert df["ratio_total"].to_numpy() == pytest.approx(
         (df["teacher_params"] / df["student_params"]).to_numpy(), rel=1e-5
     )
+    tiny = get_family("tiny")
+    expected = [tiny.ratio(t, s, "non_embedding") for t, s in zip(df["teacher"], df["student"], strict=True)]
+    assert df["ratio"].to_numpy() == pytest.approx(expected, rel=1e-5)
+    assert (df["ratio"] > df["ratio_total"]).all() and set(df["stage"]) == {"search"}
     assert set(df["teacher"]) == {"l"} and set(df["student"]) <= {"xs", "s"}
     assert (df["status"] == "TERMINATED").all() and (df["stopped_by"] == "max_steps").all()
     full = df[df["adapter_rank"] == 0]

@@ -1,0 +1,77 @@
+"""The control arm (search.method) and the design grid (search.grid)."""
+
+import optuna
+import pytest
+
+from mmkd import config
+from mmkd.errors import UserInputError
+from mmkd.sweep.space import Space, design_points
+from mmkd.trial import distill_settings
+
+
+def test_methods_switch_loss_terms_off_and_keep_the_task_loss():
+    sweep = config.load("quickstart")  # token, word, sentence, structure all on
+    none = distill_settings(sweep, {"method": "none"})
+    token = distill_settings(sweep, {"method": "token", "distill.token": 0.3})
+    mmkd = distill_settings(sweep, {"method": "mmkd"})
+    assert (none.task, none.token, none.word, none.sentence, none.structure) == (1.0, 0, 0, 0, 0)
+    assert (token.token, token.word, token.structure) == (0.3, 0, 0)
+    assert mmkd == sweep.distill
+    assert distill_settings(sweep, {}) == sweep.distill  # trials from before the control arm
+
+
+def test_method_is_searched_only_when_there_is_a_choice():
+    one, two = optuna.create_study().ask(), optuna.create_study().ask()
+    constants = Space(config.load("quickstart"))(one)
+    assert "method" not in one.params and constants["method"] == "mmkd" and constants["stage"] == "search"
+    constants = Space(config.load("quickstart", ["search.method=[none, mmkd]"]))(two)
+    assert two.params["method"] in {"none", "mmkd"} and "method" not in constants
+
+
+def test_grid_gives_every_cell_the_same_number_of_trials_each_once_first():
+    sweep = config.load(
+        "quickstart",
+        [
+            "search.teacher=[s, m, l]",
+            "search.student=[xxs, xs]",
+            "search.adapter_rank=[0, 8]",
+            "search.method=[none, mmkd]",
+            "search.grid=true",
+            "search.num_samples=48",
+        ],
+    )
+    cells = sweep.cells()
+    assert len(cells) == 2 * 3 * 2 * 2  # every student meets 3 teachers
+    points = design_points(sweep)
+    assert len(points) == 48
+    keys = [(p["models"], p["adapter_rank"], p["method"]) for p in points]
+    assert sorted(set(keys[:24])) == sorted(cells) and keys[24:] == keys[:24]
+    assert design_points(config.load("quickstart")) == []
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("search.method=[none, mdkd]", "search.method: unknown method 'mdkd' (did you mean 'mmkd'?)"),
+        ("search.method=[none, none]", "search.method: lists a method twice"),
+        ("family.ratio_basis=params", "family.ratio_basis: must be 'non_embedding' or 'total'"),
+        ("confirm.select_on=test", "confirm.select_on: must be 'source' or 'target'"),
+        ("confirm.seeds=0", "confirm.seeds: must be greater than or equal to 1"),
+    ],
+)
+def test_bad_values_are_one_line_naming_the_key(override, expected):
+    with pytest.raises(UserInputError) as err:
+        config.load("quickstart", [override])
+    assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_grid_needs_a_whole_number_of_trials_per_cell_and_confirm_needs_real_trials():
+    with pytest.raises(
+        UserInputError, match=r"search.num_samples: with search.grid .* of the 6 cells .*\(got 8\)"
+    ):
+        config.load(
+            "quickstart",
+            ["search.grid=true", "search.method=[none]", "search.student=[xs, s, m]", "search.num_samples=8"],
+        )
+    with pytest.raises(UserInputError, match="confirm: simulated trials evaluate no test split"):
+        config.load("quickstart", ["confirm.seeds=2", "simulate.enabled=true"])
