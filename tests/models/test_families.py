@@ -62,6 +62,9 @@ def test_trials_get_ratio_on_the_configured_basis_and_ratio_total(basis):
         def suggest_categorical(self, name, choices):
             return choices[0]
 
+        def set_user_attr(self, key, value):
+            pass
+
     constants = space(Fixed())
     assert constants["ratio"] == pytest.approx(tiny.ratio("l", "xs", basis))
     assert constants["ratio_total"] == pytest.approx(tiny.ratio("l", "xs", "total"))
