@@ -588,9 +588,17 @@ def resolve_path(sweep: str | Path) -> Path:
 def load(sweep: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SweepConfig:
     path = resolve_path(sweep)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise UserInputError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+    except UnicodeDecodeError:
+        raise UserInputError(f"{path}: not a text file (not UTF-8)") from None
+    # An empty file would otherwise be a complete sweep of defaults and launch trials: nearly always a
+    # wrong path or an unsaved editor buffer, so it is refused like any other malformed file.
+    if raw is None or raw == {}:
+        raise UserInputError(
+            f"{path}: the sweep file is empty; give at least one key (sweeps/quickstart.yaml is an example)"
+        )
     if not isinstance(raw, dict):
         raise UserInputError(f"{path}: the top level must be a mapping of keys (got {type(raw).__name__})")
     raw.setdefault("name", path.stem)

@@ -130,6 +130,32 @@ def test_distillation_temperatures_and_heads_lr_default_to_the_values_they_repla
     assert searched.search.distill["structure_temperature"] == config.LogRange(low=0.05, high=2)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "the sweep file is empty"),
+        ("# only a comment\n", "the sweep file is empty"),
+        ("null\n", "the sweep file is empty"),
+        ("{}\n", "the sweep file is empty"),
+        ("just a string\n", "top level must be a mapping of keys (got str)"),
+        ("42\n", "top level must be a mapping of keys (got int)"),
+    ],
+)
+def test_empty_and_non_mapping_files_are_refused(tmp_path, text, expected):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    with pytest.raises(UserInputError) as err:
+        config.load(path)
+    assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_binary_file_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(UserInputError, match="not a text file"):
+        config.load(path)
+
+
 def test_checkpoints_at_every_evaluation_by_default_and_always_at_the_last_step():
     every = config.load("quickstart").train  # max_steps 240
     assert every.checkpoint_due(80, 0.0) and every.checkpoint_due(240, 0.0)
