@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from mmkd.atomic import build_file_once, safetensors_complete
 from mmkd.config import SweepConfig
 from mmkd.data import Example
 from mmkd.data.collate import encode_batch, token_spans
@@ -32,6 +32,7 @@ from mmkd.distill.losses import masked_mean_pool, pool_spans
 
 # Bump when what is cached for the same teacher and data changes (4: word spans after the language token).
 CACHE_VERSION = 4
+CACHE_TENSORS = {"topk_values", "topk_indices", "sentence", "words"}
 
 
 @dataclass
@@ -82,33 +83,38 @@ def build_cache(
     max_target_len: int,
     batch_size: int = 64,
 ) -> Path:
-    if path.is_file():
-        return path
-    device = next(teacher.parameters()).device
-    teacher.eval()
-    parts: list[TeacherOutputs] = []
-    target_len = 0
-    for start in range(0, len(examples), batch_size):
-        chunk = examples[start : start + batch_size]
-        batch = encode_batch(tokenizer, chunk, max_source_len, max_target_len)
-        spans = token_spans(tokenizer, chunk, max_source_len)
-        parts.append(
-            teacher_outputs(teacher, {n: t.to(device) for n, t in batch.items()}, spans.to(device), k)
-        )
-        target_len = max(target_len, batch["labels"].shape[1])
-    tensors = {
-        "topk_values": torch.cat([_pad(p.topk_values.cpu(), target_len) for p in parts]),
-        "topk_indices": torch.cat([_pad(p.topk_indices.cpu(), target_len) for p in parts]),
-        "sentence": torch.cat([p.sentence.cpu() for p in parts]),
-        "words": torch.cat([p.words.cpu() for p in parts]),
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    os.close(fd)
-    save_file(tensors, tmp, metadata={"examples": str(len(examples)), "k": str(k)})
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; trials may run as other users on shared storage
-    os.replace(tmp, path)  # atomic: a concurrent reader sees no file or a whole one
-    return path
+    def write(tmp: Path) -> None:
+        device = next(teacher.parameters()).device
+        teacher.eval()
+        parts: list[TeacherOutputs] = []
+        target_len = 0
+        for start in range(0, len(examples), batch_size):
+            chunk = examples[start : start + batch_size]
+            batch = encode_batch(tokenizer, chunk, max_source_len, max_target_len)
+            spans = token_spans(tokenizer, chunk, max_source_len)
+            parts.append(
+                teacher_outputs(teacher, {n: t.to(device) for n, t in batch.items()}, spans.to(device), k)
+            )
+            target_len = max(target_len, batch["labels"].shape[1])
+        tensors = {
+            "topk_values": torch.cat([_pad(p.topk_values.cpu(), target_len) for p in parts]),
+            "topk_indices": torch.cat([_pad(p.topk_indices.cpu(), target_len) for p in parts]),
+            "sentence": torch.cat([p.sentence.cpu() for p in parts]),
+            "words": torch.cat([p.words.cpu() for p in parts]),
+        }
+        save_file(tensors, str(tmp), metadata={"examples": str(len(examples)), "k": str(k)})
+
+    # Written to a temporary name and renamed: a concurrent reader sees no file or a whole one, and a
+    # file cut short (a kill mid-copy, a full disk) is found by its length and rebuilt.
+    return build_file_once(path, write, cache_complete)
+
+
+def cache_complete(path: Path) -> bool:
+    """A whole cache file: every tensor the trials read, each as long as the header says."""
+    if not safetensors_complete(path):
+        return False
+    with safe_open(str(path), "pt") as f:
+        return set(f.keys()) == CACHE_TENSORS
 
 
 def _pad(t: torch.Tensor, length: int) -> torch.Tensor:
@@ -165,7 +171,7 @@ def ensure_cache(teacher_dir: Path, sweep: SweepConfig, root: Path) -> Path:
         "target_len": sweep.train.max_target_len,
     }
     path = cache_path(root, teacher_dir, key, sweep.distill.top_k)
-    if path.is_file():
+    if cache_complete(path):
         return path
     model, tokenizer = load_seq2seq(teacher_dir)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

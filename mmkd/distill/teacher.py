@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 
 import torch
 
+from mmkd.atomic import build_dir_once, model_dir_complete
 from mmkd.config import SweepConfig
 from mmkd.data import get_task
 from mmkd.data.collate import encode_batch, step_examples
@@ -55,22 +54,13 @@ def ensure_teacher(
     root: Path, size: str, base: str, sweep: SweepConfig, progress: Callable[[int, float], None] | None = None
 ) -> Path:
     final = teacher_dir(root, size, base, sweep)
-    if (final / DONE_FILE).is_file():
-        return final
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
-    try:
-        stats = finetune(base, sweep, tmp, progress)
-        evaluation(tmp, sweep)  # right after finetuning, kept with the weights: the teacher's baseline
-        (tmp / DONE_FILE).write_text(json.dumps({"size": size, "base": base, **stats}))
-        try:
-            tmp.rename(final)
-        except OSError:  # a concurrent preparation won the race; its teacher is identical
-            if not (final / DONE_FILE).is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
+
+    def build(work: Path) -> None:
+        stats = finetune(base, sweep, work, progress)
+        evaluation(work, sweep)  # right after finetuning, kept with the weights: the teacher's baseline
+        (work / DONE_FILE).write_text(json.dumps({"size": size, "base": base, **stats}))
+
+    return build_dir_once(final, build, model_dir_complete(DONE_FILE))
 
 
 def evaluation(teacher: Path, sweep: SweepConfig) -> dict[str, float]:

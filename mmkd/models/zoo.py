@@ -17,8 +17,6 @@ import json
 import math
 import os
 import random
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -28,6 +26,7 @@ from typing import Any
 
 import torch
 
+from mmkd.atomic import build_dir_once, model_dir_complete
 from mmkd.schedule import warmup_cosine
 
 # Bump when the pretraining code changes in a way that changes the weights it produces.
@@ -324,20 +323,11 @@ def ensure_built(
     """
     corpus = zoo_corpus(settings) if corpus is None else corpus
     final = zoo_path(size, settings, corpus, root)
-    if (final / "mmkd_zoo.json").exists():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
-    try:
-        pretrain(size, corpus, settings, tmp, progress)
-        try:
-            tmp.rename(final)
-        except OSError:  # another process finished first; its copy is as good as ours
-            if not (final / "mmkd_zoo.json").exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    return build_dir_once(
+        final,
+        lambda work: pretrain(size, corpus, settings, work, progress),
+        model_dir_complete("mmkd_zoo.json"),
+    )
 
 
 def find_built(size: str, settings: ZooSettings, root: Path | None = None) -> Path | None:

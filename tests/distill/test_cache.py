@@ -4,12 +4,13 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import save_file
 from transformers import ByT5Tokenizer, T5ForConditionalGeneration
 
 from mmkd.config import load
 from mmkd.data import get_task
 from mmkd.data.collate import encode_batch, token_spans
-from mmkd.distill.cache import CachedTeacher, LiveTeacher, build_cache, cache_path
+from mmkd.distill.cache import CachedTeacher, LiveTeacher, build_cache, cache_complete, cache_path
 from mmkd.distill.losses import MMKDHeads
 from mmkd.models.zoo import tiny_config
 from mmkd.trial import loss_step
@@ -64,7 +65,23 @@ def test_cache_key_changes_with_the_teacher_and_the_write_is_atomic(setup, tmp_p
     assert cache_path(tmp_path, tdir, {"task": "x"}, 8) != a
     assert cache_path(tmp_path, tdir, {"task": "x"}, 16) != cache_path(tmp_path, tdir, {"task": "x"}, 8)
     path = build_cache(teacher, tok, examples[:4], a, k=4, max_source_len=64, max_target_len=64)
-    assert path == a and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    # Nothing left but the builders' lock file (mmkd.atomic): no temporary copy.
+    assert path == a and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [f".{a.name}.lock"]
     mtime = path.stat().st_mtime_ns
     assert build_cache(teacher, tok, examples[:4], a, k=4, max_source_len=64, max_target_len=64) == a
     assert path.stat().st_mtime_ns == mtime  # found, not rebuilt
+
+
+def test_a_half_written_cache_is_detected_and_rebuilt(setup, tmp_path, capsys):
+    tok, teacher, _, examples = setup
+    path = tmp_path / "teacher-cache-x.safetensors"
+    build = dict(k=4, max_source_len=64, max_target_len=64)
+    build_cache(teacher, tok, examples[:4], path, **build)
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) - 100])  # a copy cut short
+    assert not cache_complete(path)
+    assert build_cache(teacher, tok, examples[:4], path, **build) == path
+    assert path.read_bytes() == whole and cache_complete(path)
+    assert "incomplete or damaged; replaced by a rebuilt copy" in capsys.readouterr().err
+    save_file({"sentence": torch.zeros(2, 2)}, str(path))  # whole, but not a teacher cache
+    assert not cache_complete(path)
