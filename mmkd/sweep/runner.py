@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,8 +25,10 @@ from typing import Any
 import ray
 
 from mmkd import config as config_mod
+from mmkd.atomic import write_text
 from mmkd.config import SweepConfig
 from mmkd.errors import UserInputError
+from mmkd.sweep import stages
 
 MMKD_DIR = "mmkd"
 CONFIG_FILE = "config.yaml"
@@ -73,39 +76,71 @@ def run(
     from mmkd.sweep.study import check_new_study
 
     exp = Experiment(Path(storage or sweep.storage).resolve(), name or sweep.name)
-    if exp.path.exists():
+    _refuse_existing(exp)
+    sweep = sweep.model_copy(update={"name": exp.name, "storage": str(exp.storage)})
+    check_new_study(sweep, exp.name)
+    exp.mmkd.mkdir(parents=True, exist_ok=True)
+    # Whole or absent: the config is what makes the folder a sweep that `resume` can finish.
+    write_text(exp.mmkd / CONFIG_FILE, config_mod.dump(sweep))
+    _init_ray(address)
+    return _prepare_and_search(sweep, exp, restore=False, callbacks=callbacks)
+
+
+def resume(name_or_path: str, *, storage: str | None = None, address: str | None = None) -> int:
+    """Finish whatever an interrupted sweep is missing, from any moment: complete artefacts are found,
+    partial ones rebuilt; Tune's run is restored, or started under the same name if Tune never saved it."""
+    exp = Experiment.locate(name_or_path, storage)
+    sweep = config_mod.load(exp.mmkd / CONFIG_FILE)
+    _init_ray(address)
+    return _prepare_and_search(sweep, exp, restore=_tune_saved(exp))
+
+
+def _refuse_existing(exp: Experiment) -> None:
+    if (exp.mmkd / CONFIG_FILE).is_file():
         raise UserInputError(
             f"sweep {exp.name!r} already exists at {exp.path}; resume it with: mmkd sweep resume {exp.path}"
             " (or pick another --name)"
         )
-    sweep = sweep.model_copy(update={"name": exp.name, "storage": str(exp.storage)})
-    check_new_study(sweep, exp.name)
-    exp.mmkd.mkdir(parents=True)
-    (exp.mmkd / CONFIG_FILE).write_text(config_mod.dump(sweep))
-    _init_ray(address)
-    artefacts = _artefacts(sweep, exp)
-    tuner = _tuner(sweep, exp, artefacts, callbacks)
-    with _pending_trials(sweep), _no_auto_loggers():
-        code = _fit(tuner, exp, sweep.search.num_samples)
-    return _confirm_stage(exp, sweep, artefacts) if code == 0 else code
+    # Without a config nothing of a sweep was recorded (killed before it was written); anything else
+    # there is not ours to overwrite.
+    if exp.path.is_dir() and any(p.name != MMKD_DIR for p in exp.path.iterdir()):
+        raise UserInputError(f"{exp.path} exists and is not an mmkd sweep; pick another --name or --storage")
 
 
-def resume(name_or_path: str, *, storage: str | None = None, address: str | None = None) -> int:
+def _tune_saved(exp: Experiment) -> bool:
+    """Whether Tune saved its run: its tuner state and at least one experiment snapshot."""
     from ray import tune
 
-    exp = Experiment.locate(name_or_path, storage)
-    sweep = config_mod.load(exp.mmkd / CONFIG_FILE)
-    _init_ray(address)
+    return bool(tune.Tuner.can_restore(str(exp.path)) and any(exp.path.glob("experiment_state-*.json")))
+
+
+def _prepare_and_search(
+    sweep: SweepConfig, exp: Experiment, *, restore: bool, callbacks: Sequence[Any] = ()
+) -> int:
+    from ray import tune
+
+    stages.mark(exp.mmkd, stages.PREPARING)
     artefacts = _artefacts(sweep, exp)
-    tuner = tune.Tuner.restore(
-        str(exp.path),
-        trainable=_trainable(sweep, artefacts),
-        resume_unfinished=True,
-        resume_errored=True,
-    )
+    stages.mark(exp.mmkd, stages.SEARCHING)
+    if restore:
+        tuner = tune.Tuner.restore(
+            str(exp.path),
+            trainable=_trainable(sweep, artefacts),
+            resume_unfinished=True,
+            resume_errored=True,
+        )
+    else:
+        _set_aside_unsaved_run(exp)
+        tuner = _tuner(sweep, exp, artefacts, callbacks)
     with _pending_trials(sweep), _no_auto_loggers():
         code = _fit(tuner, exp, sweep.search.num_samples)
-    return _confirm_stage(exp, sweep, artefacts) if code == 0 else code
+    if code != 0:
+        return code
+    stages.mark(exp.mmkd, stages.CONFIRMING)
+    code = _confirm_stage(exp, sweep, artefacts)
+    if code == 0:
+        stages.mark(exp.mmkd, stages.DONE)
+    return code
 
 
 def _confirm_stage(exp: Experiment, sweep: SweepConfig, artefacts: dict[str, Any]) -> int:
@@ -114,6 +149,24 @@ def _confirm_stage(exp: Experiment, sweep: SweepConfig, artefacts: dict[str, Any
 
     settings = stage_settings(exp.path, sweep)
     return 0 if settings is None else run_stage(exp.path, sweep, settings, artefacts)
+
+
+def _set_aside_unsaved_run(exp: Experiment) -> None:
+    """Tune files of a run killed before Tune's first snapshot: Tune cannot restore them, and their trial
+    folders would be counted beside the new run's. Moved under ``mmkd/unsaved-<time>/``, not deleted."""
+    leftovers = [p for p in exp.path.iterdir() if p.name != MMKD_DIR]
+    if not leftovers:
+        return
+    aside = exp.mmkd / f"unsaved-{time.strftime('%Y%m%d-%H%M%S')}"
+    aside.mkdir(parents=True, exist_ok=True)
+    for path in leftovers:
+        path.rename(aside / path.name)
+    print(
+        f"mmkd: Tune had saved no state before the interruption; its search starts afresh under the same "
+        f"name ({len(leftovers)} files of the unsaved run moved to {aside})",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _init_ray(address: str | None) -> None:
@@ -325,11 +378,13 @@ def _fit(tuner: Any, exp: Experiment, num_samples: int) -> int:
     from mmkd.curves.aggregate import trial_status
 
     tuner.fit()
+    stages.mark(exp.mmkd, stages.RESULTS)
     write_results(exp)
     print_best(exp)
     states = trial_status(exp.path)
     finished = sum(s in ("TERMINATED", "ERROR") for s in states.values())
     if finished < num_samples:
+        stages.mark(exp.mmkd, stages.SEARCHING)
         print(
             f"\nmmkd: interrupted with {finished}/{num_samples} trials finished; resume with: "
             f"mmkd sweep resume {exp.path}",
@@ -491,7 +546,10 @@ def status(name_or_path: str, storage: str | None = None) -> str:
     from mmkd.sweep.confirm import stage_status
 
     head += stage_status(exp.path)
-    return head + _lid_warning(exp) + "\n" + best_table(exp, n=sweep.search.num_samples)
+    stage = stages.describe(exp.mmkd, len({t for t, _ in sweep.pairs()}), sweep.distill.cache)
+    if "interrupted" in stage:
+        stage += f"; resume with: mmkd sweep resume {exp.path}"
+    return head + "\n" + stage + _lid_warning(exp) + "\n" + best_table(exp, n=sweep.search.num_samples)
 
 
 def _lid_warning(exp: Experiment) -> str:
