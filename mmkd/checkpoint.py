@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,8 +82,12 @@ def load(path: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim
     for the caller to restore once its own setup has drawn its initialisations.
     Every file is read before anything is loaded, so a damaged checkpoint leaves the modules untouched."""
     tensors, meta, opt_tensors = _read(path, MODEL_FILE, META_FILE, OPTIM_FILE)
-    rng = _read_rng(path, meta.pop("rng_python", None))
-    opt_state = _unflatten_optimizer(opt_tensors, meta.pop("optimizer"))
+    try:  # a state.json that parses but lacks what a resume needs is as damaged as a truncated one
+        rng = _read_rng(path, meta.pop("rng_python", None))
+        opt_state = _unflatten_optimizer(opt_tensors, meta.pop("optimizer"))
+        int(meta["step"])
+    except (KeyError, ValueError, TypeError, AttributeError, IndexError) as e:
+        raise CheckpointError(f"checkpoint {path} is corrupt: {META_FILE}: {type(e).__name__}: {e}") from e
     saved = [len(g["params"]) for g in opt_state["param_groups"]]
     expected = [len(g["params"]) for g in optimizer.param_groups]
     if saved != expected:  # checked first: the optimiser would refuse only after the modules were filled
@@ -91,8 +96,41 @@ def load(path: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim
             f"expected {expected}"
         )
     _fill(path, tensors, modules)
-    optimizer.load_state_dict(opt_state)
+    try:
+        optimizer.load_state_dict(opt_state)
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path} does not match the optimiser: {e}") from e
     return {**meta, "rng": rng}
+
+
+def restore(
+    folder: Path | None, name: str, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer
+) -> tuple[dict[str, Any] | None, str]:
+    """Load the newest readable checkpoint: ``folder/name`` (the one Tune restored), else an older one
+    beside it (Tune keeps a trial's last two as ``checkpoint_<n>`` folders). Returns its meta (None: start
+    from step 0) and ``resumed_from``, what the trial's reports carry: ``""`` for a fresh start, else e.g.
+    ``checkpoint_000003 (step 30)`` or ``checkpoint_000002 (step 20; checkpoint_000003 unreadable)``.
+
+    A damaged checkpoint must not end the sweep, nor cost the trial more than the steps since the
+    previous good one; each unreadable one is said on stderr (the trial's log)."""
+    if folder is None:
+        return None, ""
+    candidates = [folder]
+    if folder.name.startswith("checkpoint_"):
+        older = [p for p in folder.parent.glob("checkpoint_*") if p.is_dir() and p.name < folder.name]
+        candidates += sorted(older, reverse=True)
+    bad: list[str] = []
+    for candidate in candidates:
+        try:
+            meta = load(candidate / name, modules, optimizer)
+        except CheckpointError as e:
+            print(f"mmkd: {e}; trying the previous checkpoint", file=sys.stderr, flush=True)
+            bad.append(candidate.name)
+            continue
+        note = f"; {', '.join(bad)} unreadable" if bad else ""
+        return meta, f"{candidate.name} (step {meta['step']}{note})"
+    print("mmkd: no readable checkpoint; restarting this trial from step 0", file=sys.stderr, flush=True)
+    return None, f"step 0 ({', '.join(bad)} unreadable)"
 
 
 def load_weights(path: Path, modules: dict[str, torch.nn.Module]) -> None:

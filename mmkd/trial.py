@@ -27,7 +27,6 @@ import math
 import os
 import random
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -161,15 +160,12 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
     # --- setup: resume ---
     step, rng = 0, None
     with session.restored() as folder:
-        if folder is not None:
-            try:
-                meta = checkpoint.load(folder / CHECKPOINT_DIR, modules, optimizer)
-                scheduler.load_state_dict(meta["scheduler"])
-                step, rng = meta["step"], meta["rng"]
-            except checkpoint.CheckpointError as e:
-                # A damaged checkpoint must not end the sweep: this trial starts again from scratch
-                # (its new reports replace the old ones step by step in the results table).
-                print(f"mmkd: {e}; restarting this trial from step 0", file=sys.stderr, flush=True)
+        # A damaged checkpoint falls back to the previous one, or to step 0 (the new reports replace the
+        # old ones step by step in the results table); ``resumed_from`` says which, in every report.
+        meta, resumed_from = checkpoint.restore(folder, CHECKPOINT_DIR, modules, optimizer)
+    if meta is not None:
+        scheduler.load_state_dict(meta["scheduler"])
+        step, rng = meta["step"], meta["rng"]
     student, optimizer, scheduler = accelerator.prepare(student, optimizer, scheduler)
     if heads is not None:
         heads = accelerator.prepare(heads)
@@ -194,6 +190,7 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
         "low_resource_langs": ",".join(task.low_resource),
         "low_resource_group": task.low_resource_name,
         "lapt_steps": 0 if train_cfg.lapt is None else train_cfg.lapt.steps,
+        "resumed_from": resumed_from,
         **{f"lapt/{k}": v for k, v in lapt.items()},
     }
     langid = get_langid(sweep.eval.langid)

@@ -109,3 +109,69 @@ def test_a_checkpoint_without_random_states_still_loads(tmp_path):
     del state["rng_python"]
     (path / checkpoint.META_FILE).write_text(json.dumps(state))
     assert checkpoint.load(path, {"student": model}, opt) == {"step": 2, "rng": None}
+
+
+def _trial_dir(tmp_path):
+    """A trial folder as Tune keeps it: its last two checkpoints, steps 10 and 20."""
+    models = {}
+    for n, step in ((1, 10), (2, 20)):
+        model, opt = _model_and_opt(step)
+        checkpoint.save(
+            tmp_path / f"checkpoint_{n:06d}" / "checkpoint", {"student": model}, opt, {"step": step}
+        )
+        models[step] = model
+    return tmp_path / "checkpoint_000002", models
+
+
+def _damage(ckpt, how):
+    if how == "truncated weights":
+        data = (ckpt / checkpoint.MODEL_FILE).read_bytes()
+        (ckpt / checkpoint.MODEL_FILE).write_bytes(data[: len(data) // 2])
+    elif how == "missing state.json":
+        (ckpt / checkpoint.META_FILE).unlink()
+    elif how == "truncated state.json":
+        (ckpt / checkpoint.META_FILE).write_text('{"step": 20, "optim')
+    elif how == "state.json without the optimiser":
+        (ckpt / checkpoint.META_FILE).write_text('{"step": 20}')
+    elif how == "missing random states":
+        (ckpt / checkpoint.RNG_FILE).unlink()
+    else:
+        (ckpt / checkpoint.OPTIM_FILE).write_bytes(b"")
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "truncated weights",
+        "missing state.json",
+        "truncated state.json",
+        "state.json without the optimiser",
+        "missing random states",
+        "empty optimiser",
+    ],
+)
+def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, capsys, how):
+    latest, models = _trial_dir(tmp_path)
+    _damage(latest / "checkpoint", how)
+    fresh, opt = _model_and_opt(99)
+    meta, resumed_from = checkpoint.restore(latest, "checkpoint", {"student": fresh}, opt)
+    assert meta is not None and meta["step"] == 10
+    assert resumed_from == "checkpoint_000001 (step 10; checkpoint_000002 unreadable)"
+    assert torch.equal(fresh[1].weight, models[10][1].weight)
+    assert "checkpoint_000002" in capsys.readouterr().err
+
+
+def test_restore_says_where_it_started(tmp_path, capsys):
+    latest, models = _trial_dir(tmp_path)
+    fresh, opt = _model_and_opt(99)
+    assert checkpoint.restore(None, "checkpoint", {"student": fresh}, opt) == (None, "")
+    meta, resumed_from = checkpoint.restore(latest, "checkpoint", {"student": fresh}, opt)
+    assert meta is not None and meta["step"] == 20 and resumed_from == "checkpoint_000002 (step 20)"
+    assert torch.equal(fresh[1].weight, models[20][1].weight)
+    for n in (1, 2):
+        _damage(tmp_path / f"checkpoint_{n:06d}" / "checkpoint", "missing state.json")
+    assert checkpoint.restore(latest, "checkpoint", {"student": fresh}, opt) == (
+        None,
+        "step 0 (checkpoint_000002, checkpoint_000001 unreadable)",
+    )
+    assert "restarting this trial from step 0" in capsys.readouterr().err

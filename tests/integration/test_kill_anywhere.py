@@ -1,0 +1,147 @@
+"""SIGKILL the driver's process group at 9 moments over the whole life of a micro sweep — zoo build,
+teacher finetune, teacher cache, before and after Tune's first snapshot, three times during trials,
+while the results table is written — each followed by ``mmkd sweep resume``, and once more to the end:
+exactly num_samples trials, no configuration twice, finished trials untouched, no repeated (trial, step),
+each artefact built once."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from .micro import command, env, mmkd, sets
+
+pytestmark = pytest.mark.integration
+
+NUM_SAMPLES, MAX_STEPS = 3, 4
+SWEEP = sets(
+    f"search.num_samples={NUM_SAMPLES}",
+    "search.student=[xs, s]",
+    "search.adapter_rank=[0, 4]",
+    "resources.max_concurrent=1",
+    f"train.max_steps={MAX_STEPS}",
+    "train.eval_every=2",
+    "train.batch_size=4",
+    "task.n_train=32",
+    "task.n_dev=2",
+    "task.languages=[te]",
+    "eval.max_new_tokens=8",
+)
+
+
+def _reports(exp: Path) -> dict[str, int]:
+    """trial folder → its last reported step."""
+    out = {}
+    for result in exp.glob("*/result.json"):
+        lines = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+        if lines:
+            out[result.parent.name] = lines[-1]["step"]
+    return out
+
+
+def _stage(exp: Path) -> str:
+    try:
+        return json.loads((exp / "mmkd" / "stage.json").read_text())["stage"]
+    except (OSError, ValueError):
+        return ""
+
+
+def _moments(exp: Path, zoo: Path) -> list[tuple[str, Callable[[], bool]]]:
+    teachers, cache = exp / "mmkd" / "teachers", exp / "mmkd" / "teacher-cache"
+
+    def finished() -> int:
+        return sum(s == MAX_STEPS for s in _reports(exp).values())
+
+    def running(n_finished: int) -> bool:
+        steps = _reports(exp).values()
+        return finished() == n_finished and any(0 < s < MAX_STEPS for s in steps)
+
+    return [
+        ("zoo build", lambda: any(zoo.glob(".*.partial"))),
+        ("teacher finetune", lambda: any(teachers.glob(".*.partial"))),
+        (
+            "teacher cache",
+            lambda: any(teachers.glob("*/mmkd_teacher.json")) and not any(cache.glob("*.safetensors")),
+        ),
+        ("before Tune's first snapshot", lambda: _stage(exp) == "searching" and not _saved(exp)),
+        ("after Tune's first snapshot", lambda: _saved(exp) and not _reports(exp)),
+        ("during the first trial", lambda: running(0)),
+        ("during the second trial", lambda: running(1)),
+        ("during the last trial", lambda: running(2)),
+        ("while the results table is written", lambda: _stage(exp) == "writing results"),
+    ]
+
+
+def _saved(exp: Path) -> bool:
+    return any(exp.glob("experiment_state-*.json"))
+
+
+def _kill_when(
+    cmd: list[str], environ: dict[str, str], moment: Callable[[], bool], label: str, log: Path
+) -> None:
+    """Start ``cmd`` in its own process group, SIGKILL the group at ``moment``. Output goes to a file: a
+    pipe nobody reads would fill and stall the driver."""
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=environ, start_new_session=True
+        )
+        deadline = time.time() + 600
+        while not moment():
+            if proc.poll() is not None:
+                pytest.fail(f"driver ended (rc {proc.returncode}) before {label}: {log.read_text()[-3000:]}")
+            assert time.time() < deadline, f"never reached {label}"
+            time.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+
+
+def _artefacts(exp: Path, zoo: Path) -> dict[str, tuple[int, int]]:
+    """Each finished artefact's record → (inode, mtime): a rebuild would change both."""
+    records = [
+        *zoo.glob("*/mmkd_zoo.json"),
+        *(exp / "mmkd" / "teachers").glob("*/mmkd_teacher.json"),
+        *(exp / "mmkd" / "teacher-cache").glob("*.safetensors"),
+    ]
+    return {str(p): (p.stat().st_ino, p.stat().st_mtime_ns) for p in records}
+
+
+def test_killed_at_any_moment_the_sweep_resumes_to_the_end(tmp_path):
+    environ = env(tmp_path / "cache")
+    zoo, exp = tmp_path / "cache" / "zoo", tmp_path / "runs" / "killed"
+    first = command("sweep", "run", "quickstart", "--name", "killed", "--storage", str(exp.parent), *SWEEP)
+    seen: dict[str, tuple[int, int]] = {}
+    finished: dict[str, bytes] = {}
+    for i, (label, moment) in enumerate(_moments(exp, zoo)):
+        cmd = first if i == 0 else command("sweep", "resume", str(exp))
+        _kill_when(cmd, environ, moment, label, tmp_path / f"driver-{i}.log")
+        for path, record in _artefacts(exp, zoo).items():
+            assert seen.setdefault(path, record) == record, f"{path} rebuilt after {label}"
+        for trial, step in _reports(exp).items():
+            if step == MAX_STEPS:
+                before = finished.setdefault(trial, (exp / trial / "result.json").read_bytes())
+                assert (exp / trial / "result.json").read_bytes() == before, f"{trial} touched by {label}"
+        if label == "teacher finetune":
+            status = mmkd("sweep", "status", str(exp), env=environ)
+            assert "stage: preparing (interrupted" in status.stdout, status.stdout + status.stderr
+    resumed = mmkd("sweep", "resume", str(exp), env=environ)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
+
+    assert _artefacts(exp, zoo) == seen  # nothing rebuilt by the last resume either
+    assert len(list(zoo.glob("*/mmkd_zoo.json"))) == 3  # l, xs, s
+    assert len(seen) == 5
+    df = pd.read_parquet(exp / "mmkd" / "results.parquet")
+    assert df["trial_id"].nunique() == NUM_SAMPLES
+    assert not df.duplicated(["trial_id", "step"]).any()
+    configs = df.drop_duplicates("trial_id")[["lr", "adapter_rank", "student"]]
+    assert not configs.duplicated().any()
+    assert (df.groupby("trial_id")["step"].max() == MAX_STEPS).all()
+    assert set(df["status"]) == {"TERMINATED"}
+    for trial, before in finished.items():
+        assert (exp / trial / "result.json").read_bytes() == before, trial
+    assert "stage: done" in mmkd("sweep", "status", str(exp), env=environ).stdout
