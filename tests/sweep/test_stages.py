@@ -76,3 +76,19 @@ def test_an_unsaved_tune_run_is_set_aside_whole(tmp_path, capsys):
     assert (aside / "tune_trial_a_00000" / "result.json").is_file() and (aside / "tuner.pkl").is_file()
     assert "starts afresh under the same name" in capsys.readouterr().err
     assert not list(exp.path.glob("*/result.json"))  # the results table no longer sees that trial
+
+
+def test_a_half_written_results_table_is_rebuilt_from_the_trials(tmp_path):
+    exp = _sweep_dir(tmp_path, stages.DONE)
+    for trial in ("t_00000", "t_00001"):
+        (exp.path / trial).mkdir()
+        rows = [{"trial_id": trial, "step": s, "eval/score": s / 10, "max_steps": 4} for s in (2, 4)]
+        (exp.path / trial / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    runner.write_results(exp)
+    csv, parquet = exp.mmkd / "results.csv", exp.mmkd / "results.parquet"
+    whole = csv.read_bytes(), parquet.read_bytes()
+    csv.write_bytes(whole[0][:100])  # a copy cut short, as a full disk or a kill mid-copy leaves it
+    parquet.write_bytes(whole[1][:100])
+    runner.write_results(exp)  # what every resume does at its end: the table comes from the trial files
+    assert (csv.read_bytes(), parquet.read_bytes()) == whole
+    assert not [p for p in exp.mmkd.iterdir() if p.name.endswith(".tmp")]
