@@ -20,6 +20,7 @@ Exit codes: 0 ok; 2 bad input (one line on stderr naming the bad key or value; n
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -43,6 +44,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = getattr(args, "resume_hint", None)
         print("\nmmkd: interrupted" + (f"; resume with: {hint}" if hint else ""), file=sys.stderr)
         return 130
+    except Exception as e:
+        fault = storage_fault(e)
+        if fault is None:
+            raise
+        # A full or unwritable disk is the machine's state, not a bug: one line, not a traceback. Every
+        # mmkd file is written whole or not at all (mmkd.atomic), so what is left is safe to resume.
+        hint, path = getattr(args, "resume_hint", None), getattr(args, "resume_path", None)
+        # A sweep whose config was never written is not resumable: the same command starts it again.
+        if hint and path is not None and not (path / "mmkd" / "config.yaml").is_file():
+            hint = None
+        then = f"; once fixed, resume with: {hint}" if hint else "; once fixed, run the command again"
+        print(f"mmkd: error: storage: {fault.filename or ''}: {fault.strerror}{then}", file=sys.stderr)
+        return 1
+
+
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR}
+
+
+def storage_fault(error: BaseException) -> OSError | None:
+    """The storage error behind ``error``, also when a Ray task raised it (Ray wraps it as ``cause``)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [error]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in STORAGE_ERRNOS:
+            return e
+        todo += [getattr(e, "cause", None), e.__cause__, e.__context__]
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -57,7 +89,7 @@ def sweep_run(args: argparse.Namespace) -> int:
     sweep = config.load(args.sweep, [*args.set, *(["simulate.enabled=true"] if args.simulate else [])])
     name = args.name or sweep.name
     path = Path(args.storage or sweep.storage) / name
-    args.resume_hint = f"mmkd sweep resume {path}"
+    args.resume_hint, args.resume_path = f"mmkd sweep resume {path}", path
     if args.resume and path.exists():
         return runner.resume(str(path), address=args.address)
     return runner.run(sweep, name=args.name, storage=args.storage, address=args.address)
