@@ -83,22 +83,44 @@ def _saved(exp: Path) -> bool:
 
 
 def _kill_when(
-    cmd: list[str], environ: dict[str, str], moment: Callable[[], bool], label: str, log: Path
+    cmd: list[str], retry: list[str], environ: dict[str, str], moment: Callable[[], bool], log: Path
 ) -> None:
     """Start ``cmd`` in its own process group, SIGKILL the group at ``moment``. Output goes to a file: a
     pipe nobody reads would fill and stall the driver."""
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, env=environ, start_new_session=True
-        )
-        deadline = time.time() + 600
-        while not moment():
-            if proc.poll() is not None:
-                pytest.fail(f"driver ended (rc {proc.returncode}) before {label}: {log.read_text()[-3000:]}")
-            assert time.time() < deadline, f"never reached {label}"
-            time.sleep(0.01)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
+    for _ in range(3):
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, env=environ, start_new_session=True
+            )
+            reached = _reached(proc, moment, log)
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=60)
+        if reached:
+            return
+        if RAY_TIMEOUT not in log.read_text():
+            break
+        cmd = retry
+    pytest.fail(f"driver ended (rc {proc.returncode}) before {log.stem}: {log.read_text()[-3000:]}")
+
+
+# On a loaded machine Ray 2.60 gives up starting its local node after a fixed 30 s (and may hang after
+# saying so), before the sweep did anything; the user's answer is the test's: resume.
+RAY_TIMEOUT = "timed out during startup"
+
+
+def _reached(proc: subprocess.Popen, moment: Callable[[], bool], log: Path) -> bool:
+    deadline, checked = time.time() + 600, time.time()
+    while not moment():
+        if proc.poll() is not None:
+            return False
+        if time.time() - checked > 5:
+            checked = time.time()
+            if RAY_TIMEOUT in log.read_text():
+                return False
+        assert time.time() < deadline, "the moment never came"
+        time.sleep(0.01)
+    return True
 
 
 def _artefacts(exp: Path, zoo: Path) -> dict[str, tuple[int, int]]:
@@ -115,11 +137,12 @@ def test_killed_at_any_moment_the_sweep_resumes_to_the_end(tmp_path):
     environ = env(tmp_path / "cache")
     zoo, exp = tmp_path / "cache" / "zoo", tmp_path / "runs" / "killed"
     first = command("sweep", "run", "quickstart", "--name", "killed", "--storage", str(exp.parent), *SWEEP)
+    resume = command("sweep", "resume", str(exp))
     seen: dict[str, tuple[int, int]] = {}
     finished: dict[str, bytes] = {}
     for i, (label, moment) in enumerate(_moments(exp, zoo)):
-        cmd = first if i == 0 else command("sweep", "resume", str(exp))
-        _kill_when(cmd, environ, moment, label, tmp_path / f"driver-{i}.log")
+        cmd = first if i == 0 else resume
+        _kill_when(cmd, resume, environ, moment, tmp_path / f"driver-{i}-{label.replace(' ', '-')}.log")
         for path, record in _artefacts(exp, zoo).items():
             assert seen.setdefault(path, record) == record, f"{path} rebuilt after {label}"
         for trial, step in _reports(exp).items():
@@ -129,7 +152,10 @@ def test_killed_at_any_moment_the_sweep_resumes_to_the_end(tmp_path):
         if label == "teacher finetune":
             status = mmkd("sweep", "status", str(exp), env=environ)
             assert "stage: preparing (interrupted" in status.stdout, status.stdout + status.stderr
-    resumed = mmkd("sweep", "resume", str(exp), env=environ)
+    for _ in range(3):  # see _kill_when: Ray's fixed start-up timeout on a loaded machine
+        resumed = mmkd("sweep", "resume", str(exp), env=environ)
+        if RAY_TIMEOUT not in resumed.stdout + resumed.stderr:
+            break
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
 
     assert _artefacts(exp, zoo) == seen  # nothing rebuilt by the last resume either
@@ -142,6 +168,8 @@ def test_killed_at_any_moment_the_sweep_resumes_to_the_end(tmp_path):
     assert not configs.duplicated().any()
     assert (df.groupby("trial_id")["step"].max() == MAX_STEPS).all()
     assert set(df["status"]) == {"TERMINATED"}
+    # Where each report's trial started: fresh, or a checkpoint it resumed from (none is damaged here).
+    assert df["resumed_from"].fillna("").str.fullmatch(r"|checkpoint_\d+ \(step \d+\)").all()
     for trial, before in finished.items():
         assert (exp / trial / "result.json").read_bytes() == before, trial
     assert "stage: done" in mmkd("sweep", "status", str(exp), env=environ).stdout
