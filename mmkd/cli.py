@@ -90,7 +90,7 @@ def sweep_run(args: argparse.Namespace) -> int:
     name = args.name or sweep.name
     path = Path(args.storage or sweep.storage) / name
     args.resume_hint, args.resume_path = f"mmkd sweep resume {path}", path
-    if args.resume and path.exists():
+    if args.resume and (path / "mmkd" / "config.yaml").is_file():  # else nothing was recorded: start
         return runner.resume(str(path), address=args.address)
     return runner.run(sweep, name=args.name, storage=args.storage, address=args.address)
 
