@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -108,10 +107,12 @@ def _refuse_existing(exp: Experiment) -> None:
 
 
 def _tune_saved(exp: Experiment) -> bool:
-    """Whether Tune saved its run: its tuner state and at least one experiment snapshot."""
+    """Whether Tune can restore the run; what would make it fail or count a trial twice is set aside."""
     from ray import tune
 
-    return bool(tune.Tuner.can_restore(str(exp.path)) and any(exp.path.glob("experiment_state-*.json")))
+    from mmkd.sweep.recover import prepare_restore
+
+    return prepare_restore(exp.path, bool(tune.Tuner.can_restore(str(exp.path))))
 
 
 def _prepare_and_search(
@@ -130,7 +131,6 @@ def _prepare_and_search(
             resume_errored=True,
         )
     else:
-        _set_aside_unsaved_run(exp)
         tuner = _tuner(sweep, exp, artefacts, callbacks)
     with _pending_trials(sweep), _no_auto_loggers():
         code = _fit(tuner, exp, sweep.search.num_samples)
@@ -149,24 +149,6 @@ def _confirm_stage(exp: Experiment, sweep: SweepConfig, artefacts: dict[str, Any
 
     settings = stage_settings(exp.path, sweep)
     return 0 if settings is None else run_stage(exp.path, sweep, settings, artefacts)
-
-
-def _set_aside_unsaved_run(exp: Experiment) -> None:
-    """Tune files of a run killed before Tune's first snapshot: Tune cannot restore them, and their trial
-    folders would be counted beside the new run's. Moved under ``mmkd/unsaved-<time>/``, not deleted."""
-    leftovers = [p for p in exp.path.iterdir() if p.name != MMKD_DIR]
-    if not leftovers:
-        return
-    aside = exp.mmkd / f"unsaved-{time.strftime('%Y%m%d-%H%M%S')}"
-    aside.mkdir(parents=True, exist_ok=True)
-    for path in leftovers:
-        path.rename(aside / path.name)
-    print(
-        f"mmkd: Tune had saved no state before the interruption; its search starts afresh under the same "
-        f"name ({len(leftovers)} files of the unsaved run moved to {aside})",
-        file=sys.stderr,
-        flush=True,
-    )
 
 
 def _init_ray(address: str | None) -> None:

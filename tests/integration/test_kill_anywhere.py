@@ -1,6 +1,6 @@
-"""SIGKILL the driver's process group at 9 moments over the whole life of a micro sweep — zoo build,
-teacher finetune, teacher cache, before and after Tune's first snapshot, three times during trials,
-while the results table is written — each followed by ``mmkd sweep resume``, and once more to the end:
+"""SIGKILL the driver's process group at 8 moments over the whole life of a micro sweep — zoo build,
+teacher finetune, teacher cache, before and after Tune's first snapshot, during the second and the last
+trial, while the results table is written — each followed by ``mmkd sweep resume``, and once more to the end:
 exactly num_samples trials, no configuration twice, finished trials untouched, no repeated (trial, step),
 each artefact built once."""
 
@@ -70,8 +70,9 @@ def _moments(exp: Path, zoo: Path) -> list[tuple[str, Callable[[], bool]]]:
             lambda: any(teachers.glob("*/mmkd_teacher.json")) and not any(cache.glob("*.safetensors")),
         ),
         ("before Tune's first snapshot", lambda: _stage(exp) == "searching" and not _saved(exp)),
-        ("after Tune's first snapshot", lambda: _saved(exp) and not _reports(exp)),
-        ("during the first trial", lambda: running(0)),
+        # A micro trial takes seconds and Tune's first snapshot can come after its first report: "after
+        # the snapshot" is before any trial finished, the first trial usually still running.
+        ("after Tune's first snapshot", lambda: _saved(exp) and finished() == 0),
         ("during the second trial", lambda: running(1)),
         ("during the last trial", lambda: running(2)),
         ("while the results table is written", lambda: _stage(exp) == "writing results"),
@@ -133,6 +134,9 @@ def _artefacts(exp: Path, zoo: Path) -> dict[str, tuple[int, int]]:
     return {str(p): (p.stat().st_ino, p.stat().st_mtime_ns) for p in records}
 
 
+# Ten driver starts (Ray start-up is most of each): minutes on a quiet 2-core machine, more than the
+# default 900 s when other jobs share it.
+@pytest.mark.timeout(1800)
 def test_killed_at_any_moment_the_sweep_resumes_to_the_end(tmp_path):
     environ = env(tmp_path / "cache")
     zoo, exp = tmp_path / "cache" / "zoo", tmp_path / "runs" / "killed"

@@ -10,7 +10,7 @@ import pytest
 
 from mmkd import config
 from mmkd.errors import UserInputError
-from mmkd.sweep import runner, stages
+from mmkd.sweep import recover, runner, stages
 
 
 def _sweep_dir(tmp_path, stage=None, pid=None):
@@ -66,16 +66,52 @@ def test_run_refuses_a_recorded_sweep_and_a_foreign_folder_but_not_an_unrecorded
 
 def test_an_unsaved_tune_run_is_set_aside_whole(tmp_path, capsys):
     exp = _sweep_dir(tmp_path)
-    trial = exp.path / "tune_trial_a_00000"
-    trial.mkdir()
-    (trial / "result.json").write_text('{"step": 1}\n')
-    (exp.path / "tuner.pkl").write_bytes(b"x")
-    runner._set_aside_unsaved_run(exp)
+    _trial(exp, "tune_trial_a_00000")
+    (exp.path / "tuner.pkl").write_bytes(b"x")  # Tune's tuner state, but no snapshot yet
+    assert recover.prepare_restore(exp.path, can_restore=True) is False
     assert sorted(p.name for p in exp.path.iterdir()) == ["mmkd"]
-    (aside,) = exp.mmkd.glob("unsaved-*")
+    (aside,) = exp.mmkd.glob("set-aside-*")
     assert (aside / "tune_trial_a_00000" / "result.json").is_file() and (aside / "tuner.pkl").is_file()
-    assert "starts afresh under the same name" in capsys.readouterr().err
+    assert "search starts afresh under the same name" in capsys.readouterr().err
     assert not list(exp.path.glob("*/result.json"))  # the results table no longer sees that trial
+
+
+def _trial(exp, name):
+    (exp.path / name).mkdir()
+    (exp.path / name / "result.json").write_text(json.dumps({"trial_id": name, "step": 2}) + "\n")
+
+
+def _snapshot(exp, when, trials):
+    data = [[json.dumps({"trial_id": t, "status": "RUNNING", "relative_logdir": t}), "{}"] for t in trials]
+    path = exp.path / f"experiment_state-{when}.json"
+    path.write_text(json.dumps({"trial_data": data}))
+    return path
+
+
+def test_a_cut_short_snapshot_and_trials_it_does_not_know_are_set_aside(tmp_path, capsys):
+    exp = _sweep_dir(tmp_path)
+    for name in ("t1", "t2", "t3"):
+        _trial(exp, name)
+    _snapshot(exp, "2026-01-01_10-00-00", ["t1"])  # an older session's snapshot
+    newest = _snapshot(exp, "2026-01-01_11-00-00", ["t1", "t2", "t3"])
+    newest.write_text(newest.read_text()[:40])  # the kill cut its copy short
+    assert recover.prepare_restore(exp.path, can_restore=True) is True
+    assert sorted(p.parent.name for p in exp.path.glob("*/result.json")) == ["t1"]
+    aside = {p.name for p in exp.mmkd.glob("set-aside-*/*")}
+    assert aside == {newest.name, "t2", "t3"}
+    err = capsys.readouterr().err
+    assert "cut short" in err and "started after Tune's last snapshot" in err
+
+
+def test_a_sound_snapshot_leaves_everything_in_place(tmp_path, capsys):
+    exp = _sweep_dir(tmp_path)
+    for name in ("t1", "t2"):
+        _trial(exp, name)
+    _snapshot(exp, "2026-01-01_10-00-00", ["t1", "t2"])
+    before = sorted(p.name for p in exp.path.iterdir())
+    assert recover.prepare_restore(exp.path, can_restore=True) is True
+    assert sorted(p.name for p in exp.path.iterdir()) == before
+    assert capsys.readouterr().err == ""
 
 
 def test_a_half_written_results_table_is_rebuilt_from_the_trials(tmp_path):
