@@ -15,6 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mmkd.curves.aggregate import trial_states
+
 from .micro import command, env, mmkd, sets
 
 pytestmark = pytest.mark.integration
@@ -149,8 +151,11 @@ def test_killed_at_any_moment_the_sweep_resumes_to_the_end(tmp_path):
         _kill_when(cmd, resume, environ, moment, tmp_path / f"driver-{i}-{label.replace(' ', '-')}.log")
         for path, record in _artefacts(exp, zoo).items():
             assert seen.setdefault(path, record) == record, f"{path} rebuilt after {label}"
+        # Finished trials Tune's snapshot records; one that started after the last snapshot is unknown to
+        # Tune, is set aside by the resume (mmkd.sweep.recover) and proposed again.
+        known = {state.logdir for state in trial_states(exp).values()}
         for trial, step in _reports(exp).items():
-            if step == MAX_STEPS:
+            if step == MAX_STEPS and trial in known:
                 before = finished.setdefault(trial, (exp / trial / "result.json").read_bytes())
                 assert (exp / trial / "result.json").read_bytes() == before, f"{trial} touched by {label}"
         if label == "teacher finetune":
