@@ -37,7 +37,7 @@ def test_status_of_a_sweep_killed_while_preparing(tmp_path):
     (teacher / "mmkd_teacher.json").write_text("{}")
     out = runner.status(str(exp.path))
     lines = out.splitlines()
-    assert lines[0].endswith("0/8 trials (none started)")
+    assert lines[0].endswith(f"0/{config.load('quickstart').search.num_samples} trials (none started)")
     assert lines[1] == (
         "stage: preparing (interrupted; teachers finetuned 1/1; teacher caches written 0/1); "
         f"resume with: mmkd sweep resume {exp.path}"
