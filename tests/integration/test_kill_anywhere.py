@@ -159,9 +159,10 @@ def test_killed_at_any_moment_the_sweep_resumes_to_the_end(tmp_path):
         _kill_when(cmd, resume, environ, moment, tmp_path / f"driver-{i}-{label.replace(' ', '-')}.log")
         for path, record in _artefacts(exp, zoo).items():
             assert seen.setdefault(path, record) == record, f"{path} rebuilt after {label}"
-        # Finished trials Tune's snapshot records; one that started after the last snapshot is unknown to
-        # Tune, is set aside by the resume (mmkd.sweep.recover) and proposed again.
-        known = {state.logdir for state in trial_states(exp).values()}
+        # Finished trials as Tune's snapshot records them (TERMINATED). A trial that finished after the
+        # last snapshot is run again by Tune from what the snapshot holds (PENDING: from its start;
+        # RUNNING: from its checkpoint), or, unknown to it, set aside (mmkd.sweep.recover) and replaced.
+        known = {s.logdir for s in trial_states(exp).values() if s.status == "TERMINATED"}
         for trial, step in _reports(exp).items():
             if step == MAX_STEPS and trial in known:
                 before = finished.setdefault(trial, (exp / trial / "result.json").read_bytes())
