@@ -159,6 +159,8 @@ def test_a_trial_resumed_from_its_checkpoint_matches_the_uninterrupted_run(tmp_p
 
     whole, resumed = reports("whole"), reports("resumed")
     assert [r["step"] for r in resumed] == [2, 4]  # resumed at step 2, not restarted
+    # Where each run started is the one thing that differs: said in its reports.
+    assert whole[1].pop("resumed_from") == "" and resumed[1].pop("resumed_from").endswith("(step 2)")
     assert whole == resumed
     assert whole[1]["train/loss_word"] != whole[0]["train/loss_word"]  # it trained: not a constant
 

@@ -15,6 +15,8 @@ SIM = [
     "--simulate",
     *("--set", f"search.num_samples={TRIALS}"),
     *("--set", "search.adapter_rank=[0, 4, 16]"),
+    # Its own range, careful to reckless, so some trials drift whatever the quickstart searches.
+    *("--set", "search.lr={low: 1.0e-4, high: 1.0e-2}"),
     *("--set", "resources={cpu: 1, gpu: 1}"),
     *("--set", f"train.max_steps={MAX_STEPS}"),
     *("--set", "train.eval_every=40"),
