@@ -27,6 +27,11 @@ SHIPPED_SWEEPS = Path(__file__).resolve().parent.parent / "sweeps"
 
 PositiveInt = Annotated[int, Field(ge=1)]
 PositiveFloat = Annotated[float, Field(gt=0)]
+AuxShare = Annotated[float, Field(ge=0, lt=1)]
+AUX_TRANSLATION = (
+    "Share of each batch that is tagged translation pairs between the task's languages, from its training "
+    "records (mmkd/data/translation.py); 0 = English task examples only."
+)
 
 
 class _Strict(BaseModel):
@@ -103,7 +108,7 @@ class SearchConfig(_Strict):
             description="Searched distillation settings: a range or a list of choices per key, e.g. token.",
         )
     )
-    aux_translation: list[Annotated[float, Field(ge=0, lt=1)]] | None = Field(
+    aux_translation: list[AuxShare] | None = Field(
         None,
         min_length=1,
         description="Auxiliary translation shares to choose from (compare with and without it, e.g. "
@@ -237,13 +242,7 @@ class TeacherConfig(_Strict):
     steps: PositiveInt = 400
     lr: PositiveFloat = 2e-3
     batch_size: PositiveInt = 32
-    aux_translation: float = Field(
-        0.0,
-        ge=0,
-        lt=1,
-        description="Share of each batch that is tagged translation pairs between the task's languages, "
-        "from its training records (mmkd/data/translation.py); 0 = English task examples only.",
-    )
+    aux_translation: AuxShare = Field(0.0, description=AUX_TRANSLATION)
 
 
 class LAPTConfig(_Strict):
@@ -272,13 +271,7 @@ class LAPTConfig(_Strict):
 class TrainConfig(_Strict):
     max_steps: PositiveInt = Field(200, description="Optimiser steps per trial.")
     batch_size: PositiveInt = 32
-    aux_translation: float = Field(
-        0.0,
-        ge=0,
-        lt=1,
-        description="Share of each batch that is tagged translation pairs between the task's languages, "
-        "from its training records (mmkd/data/translation.py); 0 = English task examples only.",
-    )
+    aux_translation: AuxShare = Field(0.0, description=AUX_TRANSLATION)
     grad_accum: PositiveInt = Field(1, description="Micro-batches per optimiser step.")
     eval_every: PositiveInt = Field(50, description="Evaluate and report every N steps.")
     checkpoint_every_s: Annotated[float, Field(ge=0)] = Field(
