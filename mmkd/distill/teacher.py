@@ -1,14 +1,17 @@
 """Teacher preparation: each teacher size a sweep needs, finetuned once on the source-language task.
 
 A teacher is finetuned in full on the source-language training split and saved with ``save_pretrained``
-under ``<experiment>/mmkd/teachers/<size>-<hash>/``; the hash covers the base model, the task and the
-finetuning settings, so a changed teacher is rebuilt and an unchanged one is reused (on resume, too).
+under ``<experiment>/mmkd/teachers/<size>-<hash>/``; the hash covers the base model, the task, the
+finetuning settings and the seed, so a changed teacher is rebuilt and an unchanged one is reused (on
+resume, too). It is finetuned in the model cache (``$MMKD_CACHE/teachers/<size>-<hash>/``, next to the
+zoo) and copied into the sweep, so a later sweep with the same teacher copies it instead of finetuning.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +26,7 @@ from mmkd.data.collate import encode_batch, step_examples
 from mmkd.data.translation import TranslationPairs
 from mmkd.models import load_seq2seq
 from mmkd.models.langcodes import tagged
+from mmkd.models.zoo import cache_root
 from mmkd.schedule import warmup_cosine
 
 DONE_FILE = "mmkd_teacher.json"
@@ -38,6 +42,7 @@ def teacher_dir(root: Path, size: str, base: str, sweep: SweepConfig) -> Path:
             sweep.teacher.model_dump(),
             sweep.train.max_source_len,
             sweep.train.max_target_len,
+            sweep.train.seed,
         ],
         sort_keys=True,
     )
@@ -54,13 +59,17 @@ def ensure_teacher(
     root: Path, size: str, base: str, sweep: SweepConfig, progress: Callable[[int, float], None] | None = None
 ) -> Path:
     final = teacher_dir(root, size, base, sweep)
+    complete = model_dir_complete(DONE_FILE)
 
     def build(work: Path) -> None:
         stats = finetune(base, sweep, work, progress)
         evaluation(work, sweep)  # right after finetuning, kept with the weights: the teacher's baseline
         (work / DONE_FILE).write_text(json.dumps({"size": size, "base": base, **stats}))
 
-    return build_dir_once(final, build, model_dir_complete(DONE_FILE))
+    if complete(final):  # resume: the sweep's own copy, whatever the model cache holds now
+        return final
+    cached = build_dir_once(cache_root() / "teachers" / final.name, build, complete)
+    return build_dir_once(final, lambda work: shutil.copytree(cached, work, dirs_exist_ok=True), complete)
 
 
 def evaluation(teacher: Path, sweep: SweepConfig) -> dict[str, float]:
