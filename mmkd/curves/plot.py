@@ -7,6 +7,7 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import matplotlib.ticker
@@ -81,23 +82,10 @@ def versus_ratio(
             for student, cells in best[best["adapter"] == adapter].groupby("student", sort=False):
                 cells = cells.sort_values("ratio")
                 colour = colours[str(student)]
-                y = cells[column].to_numpy(dtype=float)
-                err = np.abs(cells[[f"{column}_lo", f"{column}_hi"]].to_numpy(dtype=float).T - y)
                 fit = fits.get((str(student), adapter, column))
-                ax.errorbar(
-                    cells["ratio"],
-                    y,
-                    yerr=np.nan_to_num(err),
-                    color=colour,
-                    marker="o",
-                    markersize=4,
-                    capsize=2,
-                    linestyle="none" if fit else "-",
-                    label=str(student),
+                _line_with_intervals(
+                    ax, cells, column, f"{column}_lo", f"{column}_hi", colour, str(student), fit
                 )
-                if fit:
-                    grid = np.geomspace(cells["ratio"].min(), cells["ratio"].max(), 60)
-                    ax.plot(grid, fit.predict(grid), color=colour, linewidth=1.5)
             _reference_lines(ax, baselines, column)
             _ratio_axis(ax, best["ratio"].tolist())
             ax.grid(alpha=0.3)
@@ -151,6 +139,28 @@ def lr_vs_wlr(
     ax.set_title(f"Spearman ρ = {_rho(rho.get('all'))} over {len(shown)} trials", fontsize=10)
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def _line_with_intervals(
+    ax: Axes,
+    rows: pd.DataFrame,
+    column: str,
+    low: str,
+    high: str,
+    colour: Any,
+    label: str,
+    fit: CurveFit | None,
+) -> None:
+    """``column`` against the ratio with its interval (``low``, ``high``) as error bars, joined by a line,
+    or by the fitted curve when there is one."""
+    y = rows[column].to_numpy(dtype=float)
+    err = np.abs(rows[[low, high]].to_numpy(dtype=float).T - y)
+    style = "none" if fit else "-"
+    ax.errorbar(rows["ratio"], y, yerr=np.nan_to_num(err), color=colour, marker="o", markersize=4, capsize=2,
+                linestyle=style, label=label)  # fmt: skip
+    if fit:
+        grid = np.geomspace(rows["ratio"].min(), rows["ratio"].max(), 60)
+        ax.plot(grid, fit.predict(grid), color=colour, linewidth=1.5)
 
 
 # One line style per baseline, grey: references, not results.
@@ -244,24 +254,9 @@ def gain_vs_ratio(gain: pd.DataFrame, fits: Mapping[tuple[str, str, str], CurveF
         cells = chrf[(chrf["adapter"] == adapter) & (chrf["group"] == group)]
         for student, points in cells.groupby("student", sort=False):
             points = points.sort_values("ratio")
-            y = points["gain"].to_numpy(dtype=float)
-            err = np.abs(points[["ci_low", "ci_high"]].to_numpy(dtype=float).T - y)
             fit = fits.get((str(student), adapter, group))
             colour = colours[str(student)]
-            ax.errorbar(
-                points["ratio"],
-                y,
-                yerr=np.nan_to_num(err),
-                color=colour,
-                marker="o",
-                markersize=4,
-                capsize=2,
-                linestyle="none" if fit else "-",
-                label=str(student),
-            )
-            if fit:
-                grid = np.geomspace(points["ratio"].min(), points["ratio"].max(), 60)
-                ax.plot(grid, fit.predict(grid), color=colour, linewidth=1.5)
+            _line_with_intervals(ax, points, "gain", "ci_low", "ci_high", colour, str(student), fit)
         _ratio_axis(ax, chrf["ratio"].tolist())
         ax.grid(alpha=0.3)
         if row == 0:
