@@ -1,5 +1,6 @@
 """What the integration tests share: a tiny, fast sweep through the real CLI, offline."""
 
+import json
 import os
 import re
 import subprocess
@@ -55,3 +56,13 @@ def page_text(url: str, seconds: float = 180) -> str:
     ).stdout
     dom = re.sub(r"<(style|script)\b[^>]*>.*?</\1>", " ", dom, flags=re.S)
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
+
+
+def last_steps(experiment: Path) -> dict[str, int]:
+    """Each trial folder of ``experiment`` (a Tune experiment dir) → the step of its last report."""
+    out = {}
+    for result in experiment.glob("*/result.json"):
+        lines = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+        if lines:
+            out[result.parent.name] = lines[-1]["step"]
+    return out

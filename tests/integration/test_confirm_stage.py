@@ -7,12 +7,11 @@ import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from .micro import command, env, mmkd, sets
+from .micro import command, env, last_steps, mmkd, sets
 
 pytestmark = pytest.mark.integration
 
@@ -36,15 +35,6 @@ SWEEP = sets(
 )
 
 
-def _confirm_steps(exp: Path) -> dict[str, int]:
-    out = {}
-    for result in (exp / "confirm").glob("*/result.json"):
-        lines = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
-        if lines:
-            out[result.parent.name] = lines[-1]["step"]
-    return out
-
-
 def test_confirm_stage_survives_a_killed_driver_and_gives_the_gain(tmp_path):
     environ = env(tmp_path / "cache")
     exp = tmp_path / "runs" / "confirmed"
@@ -54,13 +44,13 @@ def test_confirm_stage_survives_a_killed_driver_and_gives_the_gain(tmp_path):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ)
     deadline = time.time() + 1500
     while time.time() < deadline:  # one confirm trial finished, another part-way: kill the driver
-        steps = _confirm_steps(exp)
+        steps = last_steps(exp / "confirm")
         if MAX_STEPS in steps.values() and any(0 < s < MAX_STEPS for s in steps.values()):
             break
         assert proc.poll() is None, proc.communicate()[1][-3000:]
         time.sleep(0.2)
     else:
-        pytest.fail(f"no moment with a finished and a running confirm trial: {_confirm_steps(exp)}")
+        pytest.fail(f"no moment with a finished and a running confirm trial: {last_steps(exp / 'confirm')}")
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=120)
     time.sleep(2)

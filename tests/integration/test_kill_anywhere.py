@@ -18,7 +18,7 @@ import pytest
 
 from mmkd.curves.aggregate import trial_states
 
-from .micro import command, env, mmkd, sets
+from .micro import command, env, last_steps, mmkd, sets
 
 pytestmark = pytest.mark.integration
 
@@ -38,16 +38,6 @@ SWEEP = sets(
 )
 
 
-def _reports(exp: Path) -> dict[str, int]:
-    """trial folder → its last reported step."""
-    out = {}
-    for result in exp.glob("*/result.json"):
-        lines = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
-        if lines:
-            out[result.parent.name] = lines[-1]["step"]
-    return out
-
-
 def _stage(exp: Path) -> str:
     try:
         return json.loads((exp / "mmkd" / "stage.json").read_text())["stage"]
@@ -61,7 +51,7 @@ def _moments(exp: Path, zoo: Path) -> list[tuple[str, Callable[[float], bool]]]:
     teachers, cache = exp / "mmkd" / "teachers", exp / "mmkd" / "teacher-cache"
 
     def finished() -> int:
-        return sum(s == MAX_STEPS for s in _reports(exp).values())
+        return sum(s == MAX_STEPS for s in last_steps(exp).values())
 
     def trials_done(n: int, started: float) -> bool:
         # ... and a report written by this driver, so the kill lands in its search, not its start-up
@@ -163,7 +153,7 @@ def test_killed_at_any_moment_the_sweep_resumes_to_the_end(tmp_path):
         # last snapshot is run again by Tune from what the snapshot holds (PENDING: from its start;
         # RUNNING: from its checkpoint), or, unknown to it, set aside (mmkd.sweep.recover) and replaced.
         known = {s.logdir for s in trial_states(exp).values() if s.status == "TERMINATED"}
-        for trial, step in _reports(exp).items():
+        for trial, step in last_steps(exp).items():
             if step == MAX_STEPS and trial in known:
                 before = finished.setdefault(trial, (exp / trial / "result.json").read_bytes())
                 assert (exp / trial / "result.json").read_bytes() == before, f"{trial} touched by {label}"

@@ -1,7 +1,6 @@
 """Interrupt a real sweep (SIGINT, then SIGKILL of the driver) mid-way and resume it to the end:
 exactly num_samples trials, no searched config twice, finished trials untouched, no repeated rows."""
 
-import json
 import os
 import signal
 import subprocess
@@ -15,7 +14,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from .micro import command, env, mmkd, sets
+from .micro import command, env, last_steps, mmkd, sets
 
 pytestmark = pytest.mark.integration
 
@@ -35,28 +34,19 @@ SWEEP = sets(
 )
 
 
-def _steps(exp: Path) -> dict[str, int]:
-    out = {}
-    for result in exp.glob("*/result.json"):
-        lines = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
-        if lines:
-            out[result.parent.name] = lines[-1]["step"]
-    return out
-
-
 def _interrupt_mid_way(exp: Path, proc: subprocess.Popen, sig: int) -> dict[str, bytes]:
     """Wait until one trial has finished and another is part-way, then signal the driver; return the
     result files of the finished trials as they were."""
     deadline = time.time() + 400
     while time.time() < deadline:
-        steps = _steps(exp)
+        steps = last_steps(exp)
         done = [t for t, s in steps.items() if s == MAX_STEPS]
         if done and any(0 < s < MAX_STEPS for s in steps.values()):
             break
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.2)
     else:
-        pytest.fail(f"no moment with a finished and a running trial: {_steps(exp)}")
+        pytest.fail(f"no moment with a finished and a running trial: {last_steps(exp)}")
     finished = {t: (exp / t / "result.json").read_bytes() for t in done}
     os.kill(proc.pid, sig)
     return finished
