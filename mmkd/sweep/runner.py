@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import ray
-
 from mmkd import config as config_mod
 from mmkd.atomic import write_text
 from mmkd.config import SweepConfig
@@ -152,6 +150,8 @@ def _confirm_stage(exp: Experiment, sweep: SweepConfig, artefacts: dict[str, Any
 
 
 def _init_ray(address: str | None) -> None:
+    import ray
+
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     # Tune's newer console output prints every result in full (~150 metrics a report); the classic
     # reporter shows one status table with the columns that matter (see _reporter).
@@ -181,6 +181,8 @@ def _pending_trials(sweep: SweepConfig) -> Iterator[None]:
     if PENDING_ENV in os.environ:
         yield
         return
+    import ray
+
     total, res = ray.cluster_resources(), sweep.resources
     slots = int(total.get("CPU", 0) // res.cpu)
     if res.gpu:
@@ -388,6 +390,8 @@ def prepare_artefacts(sweep: SweepConfig, exp: Experiment) -> dict[str, Any]:
     base model exists, and its output cache as soon as it is finetuned; everything is cached by content,
     so a rerun or resume only looks it up.
     """
+    import ray
+
     from mmkd.models import get_family
     from mmkd.models.zoo import ZooSettings
     from mmkd.sweep.cluster import prepare_resources
@@ -397,23 +401,22 @@ def prepare_artefacts(sweep: SweepConfig, exp: Experiment) -> dict[str, Any]:
     sizes = sorted({s for pair in pairs for s in pair}, key=lambda n: -family.size(n).params)
     zoo = ZooSettings(**sweep.family.zoo.model_dump())
     prep = prepare_resources(sweep.resources)
+    build_zoo, teach, cache = (
+        ray.remote(f).options(**prep) for f in (_build_zoo_model, _prepare_teacher, _prepare_cache)
+    )
     models: dict[str, Any] = {}
     for size in sizes:
         source = family.size(size).source
         if source.startswith("zoo:"):
-            models[size] = _build_zoo_model.options(**prep).remote(size, zoo)
+            models[size] = build_zoo.remote(size, zoo)
         else:
             models[size] = source
     teachers = {
-        t: _prepare_teacher.options(**prep).remote(
-            str(exp.mmkd / "teachers"), t, models[t], sweep.model_dump(mode="json")
-        )
+        t: teach.remote(str(exp.mmkd / "teachers"), t, models[t], sweep.model_dump(mode="json"))
         for t in sorted({t for t, _ in pairs})
     }
     caches = {
-        t: _prepare_cache.options(**prep).remote(
-            ref, sweep.model_dump(mode="json"), str(exp.mmkd / "teacher-cache")
-        )
+        t: cache.remote(ref, sweep.model_dump(mode="json"), str(exp.mmkd / "teacher-cache"))
         for t, ref in teachers.items()
         if sweep.distill.cache
     }
@@ -439,21 +442,20 @@ def _progress(label: str, total: int) -> Any:
     return update
 
 
-@ray.remote
+# The Ray tasks of prepare_artefacts. They become remote there, not with @ray.remote here: importing
+# Ray would cost `mmkd sweep status`, which imports this module, about a second.
 def _build_zoo_model(size: str, settings: Any) -> str:
     from mmkd.models.zoo import ensure_built
 
     return str(ensure_built(size, settings, progress=_progress(f"zoo {size}", settings.steps)))
 
 
-@ray.remote
 def _prepare_cache(teacher_dir: str, sweep_dict: dict[str, Any], root: str) -> str:
     from mmkd.distill.cache import ensure_cache
 
     return str(ensure_cache(Path(teacher_dir), config_mod.from_dict(sweep_dict), Path(root)))
 
 
-@ray.remote
 def _prepare_teacher(root: str, size: str, base: str, sweep_dict: dict[str, Any]) -> str:
     from mmkd.distill.teacher import ensure_teacher
 
