@@ -2,7 +2,7 @@
 
     python benchmarks/quickstart.py [--storage DIR] [--skip-cold]
 
-Runs `mmkd sweep run sweeps/quickstart.yaml` with an empty model cache (cold), then again with the
+Runs `mmkd sweep run quickstart` with an empty model cache (cold), then again with the
 cache it filled (warm), and reports: wall times, the best trial's English dev chrF against the same
 student before finetuning (the pretrained zoo model), the spread of zero-shot WLR across trials, how many
 trials were stopped for WLR, and the share of trial time spent in evaluation. Then, on the now quiet

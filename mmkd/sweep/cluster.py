@@ -1,7 +1,7 @@
 """Run a sweep on a Ray cluster: where trials go (resources) and how a sweep gets there (Jobs API).
 
-    mmkd sweep submit sweeps/quickstart.yaml --address http://127.0.0.1:8265
-    mmkd sweep submit sweeps/quickstart.yaml --address http://HEAD:8265 --name try2 --follow
+    mmkd sweep submit quickstart --address http://127.0.0.1:8265
+    mmkd sweep submit quickstart --address http://HEAD:8265 --name try2 --follow
 
 ``submit`` validates the sweep here (exit 2, nothing submitted), writes the resolved YAML into a
 temporary folder that the Ray Jobs API uploads as the job's ``working_dir``, and submits

@@ -1,6 +1,6 @@
 """Build, run, resume and inspect a sweep: the thin glue between a SweepConfig and Ray Tune.
 
-    mmkd sweep run sweeps/quickstart.yaml            # local Ray, storage ./runs, name from the YAML
+    mmkd sweep run quickstart            # local Ray, storage ./runs, name from the YAML
     mmkd sweep resume runs/quickstart                # continue an interrupted sweep
     mmkd sweep status runs/quickstart
 
@@ -401,9 +401,9 @@ def prepare_artefacts(sweep: SweepConfig, exp: Experiment) -> dict[str, Any]:
     sizes = sorted({s for pair in pairs for s in pair}, key=lambda n: -family.size(n).params)
     zoo = ZooSettings(**sweep.family.zoo.model_dump())
     prep = prepare_resources(sweep.resources)
-    build_zoo, teach, cache = (
-        ray.remote(f).options(**prep) for f in (_build_zoo_model, _prepare_teacher, _prepare_cache)
-    )
+    build_zoo = ray.remote(_build_zoo_model).options(**prep)
+    teach = ray.remote(_prepare_teacher).options(**prep)
+    cache = ray.remote(_prepare_cache).options(**prep)
     models: dict[str, Any] = {}
     for size in sizes:
         source = family.size(size).source

@@ -1,6 +1,6 @@
 """Scale simulation: trials that follow a synthetic learning-curve and cost model instead of training.
 
-    mmkd sweep run sweeps/quickstart.yaml --simulate --set search.num_samples=2000 --set resources.gpu=1
+    mmkd sweep run quickstart --simulate --set search.num_samples=2000 --set resources.gpu=1
     python benchmarks/simulate.py            # 2,000 trials on a local Ray cluster with 64 logical GPUs
 
 Everything but the training is real: Ray Tune schedules ``simulated_trial`` with the sweep's resources,
