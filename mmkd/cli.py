@@ -6,8 +6,9 @@ A subcommand is a function ``(args) -> exit code`` registered with ``@command``,
 subcommand or an option touches only that function's decorator. Functions import what they need when
 called: ``mmkd --help``, ``sweep validate`` and ``sweep status`` must not wait for torch or Ray.
 
-Errors become exit codes in ``main`` only (docs/DESIGN.md, "CLI"): ``UserInputError`` is exit 2 with
-one line, a full or unwritable storage exit 1 with one line, Ctrl-C exit 130 with the resume command.
+Errors become exit codes in ``main`` only (docs/DESIGN.md, "CLI and exit codes"): ``UserInputError``
+is exit 2 with one line, a full or unwritable storage exit 1 with one line, Ctrl-C exit 130 with the
+resume command.
 """
 
 from __future__ import annotations

@@ -30,8 +30,8 @@ def test_every_runtime_dependency_is_bounded_above():
     assert unbounded == []
 
 
-def test_every_imported_package_is_declared():
-    declared = {r.name.lower().replace("_", "-") for r in _requirements()}
+def _imported_distributions() -> dict[str, set[str]]:
+    """Each third-party module mmkd imports -> the distributions that provide it."""
     modules = set()
     for path in (ROOT / "mmkd").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -41,12 +41,29 @@ def test_every_imported_package_is_declared():
                 modules.add(node.module.split(".")[0])
     third_party = modules - set(sys.stdlib_module_names) - {"mmkd"}
     distributions = packages_distributions()
-    missing = {
-        module: distributions.get(module)
+    return {
+        module: {d.lower().replace("_", "-") for d in distributions.get(module, [module])}
         for module in third_party
-        if not {d.lower().replace("_", "-") for d in distributions.get(module, [module])} & declared
     }
+
+
+def test_every_imported_package_is_declared():
+    declared = {r.name.lower().replace("_", "-") for r in _requirements()}
+    missing = {module: dists for module, dists in _imported_distributions().items() if not dists & declared}
     assert missing == {}
+
+
+# Runtime dependencies mmkd does not import itself: what uses them.
+USED_THROUGH = {
+    "pyarrow": "pandas, to write and read results.parquet",
+    "tensorboardx": "Ray Tune's TensorBoard logger (mmkd.sweep.logs)",
+}
+
+
+def test_every_runtime_dependency_is_imported_or_used_through_another():
+    imported = set().union(*_imported_distributions().values())
+    runtime = {Requirement(r).name.lower().replace("_", "-") for r in PROJECT["dependencies"]}
+    assert runtime - imported == set(USED_THROUGH)
 
 
 def test_the_wheel_runs_every_shipped_sweep_by_name_from_another_folder(tmp_path):

@@ -318,8 +318,3 @@ def ensure_built(
         lambda work: pretrain(size, corpus, settings, work, progress),
         model_dir_complete("mmkd_zoo.json"),
     )
-
-
-def find_built(size: str, settings: ZooSettings, root: Path | None = None) -> Path | None:
-    path = zoo_path(size, settings, zoo_corpus(settings), root)
-    return path if (path / "mmkd_zoo.json").exists() else None

@@ -9,7 +9,7 @@ its reports, it checkpoints to the sweep's storage (a small safetensors file and
 ``train.checkpoint_every_s`` says so and resumes from ``tune.get_checkpoint()``, and the results table and
 ``mmkd curves`` read it like any sweep (it writes no per-example rows: intervals span seeds only).
 It takes the same config as ``mmkd.trial.tune_trial`` and reports the same metric keys (the contract in
-DESIGN.md) every ``train.eval_every`` steps, plus ``simulated: 1`` and where it ran (``sim/node``,
+docs/DESIGN.md) every ``train.eval_every`` steps, plus ``simulated: 1`` and where it ran (``sim/node``,
 ``sim/gpu_ids``, ``sim/started``, ``sim/reported``).
 
 The model (``evaluate``) is deterministic in (config, step, language) and encodes the known findings:
