@@ -119,7 +119,7 @@ def dashboard_url(address: str | None) -> str:
 def find_token() -> tuple[str, str] | None:
     """This machine's Ray token and where it came from, looked up in Ray's order, or None.
 
-    Ray (2.60) reads ``RAY_AUTH_TOKEN``, else the file ``RAY_AUTH_TOKEN_PATH`` names (an unreadable or
+    Ray reads ``RAY_AUTH_TOKEN``, else the file ``RAY_AUTH_TOKEN_PATH`` names (an unreadable or
     empty file is an error, not a fall-through), else ``~/.ray/auth_token``.
     """
     token = os.environ.get("RAY_AUTH_TOKEN", "").strip()

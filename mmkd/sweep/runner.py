@@ -171,10 +171,10 @@ def _init_ray(address: str | None) -> None:
 def _pending_trials(sweep: SweepConfig) -> Iterator[None]:
     """Let Tune queue as many trials as the cluster has trial slots now, while the sweep runs.
 
-    With a search algorithm, Tune (2.60) keeps one trial pending at a time: a new trial is proposed only
-    once the previous one has its actor, so short trials never fill a cluster (measured: 16 simulated
-    trials ran one after another on 8 GPUs). As many pending trials as free slots fills it at once, and
-    proposes no further ahead of the results than the cluster can run anyway. Tune reads the variable
+    With a search algorithm, Tune keeps one trial pending at a time: a new trial is proposed only
+    once the previous one has its actor, so short trials never fill a cluster (BENCHMARKS.md). As many
+    pending trials as free slots fills it at once, and proposes no further ahead of the results than
+    the cluster can run anyway. Tune reads the variable
     when ``fit()`` starts; it is removed afterwards so it never reaches another sweep or a child process
     as if the user had set it. The user's own setting wins.
     """
@@ -277,7 +277,7 @@ def _tuner(
         # Several objectives: Tune passes lists and Optuna searches for their Pareto front.
         metric=list(metrics) if len(metrics) > 1 else metrics[0],
         mode=list(modes) if len(modes) > 1 else modes[0],
-        # Plain TPE: 14 ms of CPU a suggestion at 2,000 finished trials (benchmarks/suggest.py).
+        # Plain TPE: within the 50-ms goal per suggestion at 2,000 finished trials (BENCHMARKS.md).
         sampler=optuna.samplers.TPESampler(
             seed=sweep.search.seed, n_startup_trials=sweep.search.n_startup_trials
         ),
@@ -289,7 +289,7 @@ def _tuner(
             scheduler=_scheduler(sweep),
             num_samples=sweep.search.num_samples,
             max_concurrent_trials=sweep.resources.max_concurrent,
-            # One actor runs trial after trial: ~0.1 s start-up instead of ~1.7 s per trial.
+            # One actor runs trial after trial, so trials do not each pay an actor's start-up (BENCHMARKS.md).
             reuse_actors=True,
             trial_dirname_creator=trial_dirname,
         ),
