@@ -104,17 +104,19 @@ def arg(*flags: str, **options: Any) -> Arg:
     return Arg(flags, options)
 
 
+Handler = Callable[[argparse.Namespace], int]
+
+
 @dataclass(frozen=True)
 class Command:
     words: tuple[str, ...]  # ("sweep", "run"): a group, if any, then the command
-    func: Callable[[argparse.Namespace], int]
+    func: Handler
     summary: str  # one line, in the list of its group's commands
     description: str  # what it does, at the top of its --help
     args: tuple[Arg, ...]
 
 
 COMMANDS: list[Command] = []
-Handler = Callable[[argparse.Namespace], int]
 
 
 def command(words: str, summary: str, *args: Arg, description: str = "") -> Callable[[Handler], Handler]:
