@@ -17,7 +17,7 @@ $(BIN)/mmkd: pyproject.toml
 install: $(BIN)/mmkd
 
 quickstart: install
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/mmkd sweep run sweeps/quickstart.yaml $(ARGS)
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/mmkd sweep run quickstart $(ARGS)
 
 lint: install
 	$(BIN)/ruff check mmkd tests benchmarks

@@ -4,7 +4,8 @@
 
 Takes the built-in task's dev and test targets in all its languages (real outputs of the kind a trial
 scores: a few words to a short sentence, 19 scripts), cycles them to ``--outputs`` texts, and times
-``mmkd.eval.langid.wlr_stats`` per language on them (letter count, lid.176 prediction, verdicts, counts),
+``WLRStats.from_verdicts(verdicts(...))`` per language on them (letter count, lid.176 prediction,
+verdicts, counts), as every evaluation does,
 after one warm-up call that loads the model. Prints one JSON line last.
 """
 
@@ -24,7 +25,7 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from mmkd.data import get_task
-    from mmkd.eval.langid import get_langid, wlr_stats
+    from mmkd.eval.langid import WLRStats, get_langid, verdicts
 
     task = get_task("builtin/cldr")
     langs = list(task.languages)
@@ -39,11 +40,11 @@ def main() -> None:
         for lang in langs
     }
     langid = get_langid(args.backend)
-    wlr_stats(texts[langs[0]][:10], langs[0], task.source_lang, langid)  # loads the model
+    verdicts(texts[langs[0]][:10], langs[0], langid)  # loads the model
     started = time.perf_counter()
     wrong = 0
     for lang, outs in texts.items():
-        wrong += wlr_stats(outs, lang, task.source_lang, langid).wrong
+        wrong += WLRStats.from_verdicts(verdicts(outs, lang, langid), task.source_lang).wrong
     seconds = time.perf_counter() - started
     n = per_lang * len(langs)
     print(

@@ -2,7 +2,7 @@
 
     python benchmarks/quickstart.py [--storage DIR] [--skip-cold]
 
-Runs `mmkd sweep run sweeps/quickstart.yaml` with an empty model cache (cold), then again with the
+Runs `mmkd sweep run quickstart` with an empty model cache (cold), then again with the
 cache it filled (warm), and reports: wall times, the best trial's English dev chrF against the same
 student before finetuning (the pretrained zoo model), the spread of zero-shot WLR across trials, how many
 trials were stopped for WLR, and the share of trial time spent in evaluation. Then, on the now quiet
@@ -32,12 +32,10 @@ def untrained_source_chrf(student: str, cache: Path) -> float:
     from mmkd.eval.evaluate import evaluate_model as evaluate
     from mmkd.eval.langid import get_langid
     from mmkd.models import load_seq2seq
-    from mmkd.models.zoo import ZooSettings, find_built
+    from mmkd.models.zoo import ZooSettings, ensure_built
 
     cfg = load("quickstart", ["task.languages=[fr]"])
-    path = find_built(student, ZooSettings(**cfg.family.zoo.model_dump()))
-    assert path is not None, "the zoo was not built"
-    model, tok = load_seq2seq(path)
+    model, tok = load_seq2seq(ensure_built(student, ZooSettings(**cfg.family.zoo.model_dump())))
     task = get_task(cfg.task.name, **cfg.task_options())
     dev = {"en": task.examples("dev", "en")}
     return evaluate(model, tok, task, dev, cfg, get_langid()).metrics["eval/en/chrf"]
@@ -55,7 +53,7 @@ def evaluation_split(df: pd.DataFrame, runs: Path, cache: Path) -> dict[str, obj
     from mmkd.eval.evaluate import evaluate_model as evaluate
     from mmkd.eval.langid import get_langid
     from mmkd.models import load_seq2seq
-    from mmkd.models.zoo import ZooSettings, find_built
+    from mmkd.models.zoo import ZooSettings, ensure_built
     from mmkd.trial import CHECKPOINT_DIR
 
     full = df[(df["adapter_rank"] == 0) & df["checkpoint_dir_name"].notna()]
@@ -63,7 +61,7 @@ def evaluation_split(df: pd.DataFrame, runs: Path, cache: Path) -> dict[str, obj
         return {}
     row = full.sort_values(["student_params", "step"]).iloc[-1]
     cfg = load("quickstart")
-    model, tok = load_seq2seq(find_built(str(row["student"]), ZooSettings(**cfg.family.zoo.model_dump())))
+    model, tok = load_seq2seq(ensure_built(str(row["student"]), ZooSettings(**cfg.family.zoo.model_dump())))
     checkpoint.load_weights(
         runs / row["trial_dir"] / row["checkpoint_dir_name"] / CHECKPOINT_DIR, {"student": model}
     )

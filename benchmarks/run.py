@@ -8,9 +8,9 @@ figures (``null`` when a part did not run), ``parts`` with each script's full ou
 with the reason a part was skipped or failed — a failing part never stops the others.
 
 Parts: overhead, distill_step (all MMKD levels), distill_token (token level only), early_stop,
-quickstart, lid, suggest, simulate, curves, tensorboard. ``--quick`` runs the short parts only, smaller
-(overhead, distill_step, distill_token, lid, suggest, curves, tensorboard, and a 200-trial simulation on
-16 GPUs); the full suite takes about an hour on 2 cores. Goals: see BENCHMARKS.md.
+quickstart, lid, suggest, simulate, curves, tensorboard, cli_latency. ``--quick`` runs the short parts
+only, smaller (overhead, distill_step, distill_token, lid, suggest, curves, tensorboard, cli_latency, and a
+200-trial simulation on 16 GPUs); the full suite takes about an hour on 2 cores. Goals: see BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ PARTS: dict[str, tuple[list[str], list[str] | None]] = {
     "simulate": (["simulate.py"], ["simulate.py", "--trials", "200", "--nodes", "2"]),
     "curves": (["curves.py"], ["curves.py", "--trials", "200"]),
     "tensorboard": (["tensorboard.py"], ["tensorboard.py", "--trials", "100"]),
+    "cli_latency": (["cli_latency.py"], ["cli_latency.py", "--repeats", "1"]),
 }
 
 #: headline figure -> (part, key in that part's JSON)
@@ -61,6 +62,8 @@ FIGURES: dict[str, tuple[str, str]] = {
     "sim_driver_peak_rss_mb": ("simulate", "driver_peak_rss_mb"),
     "curves_1000_trials_s": ("curves", "build_curves_s"),
     "tensorboard_ms_per_result": ("tensorboard", "tb_ms_per_result"),
+    "cli_validate_cpu_s": ("cli_latency", "validate_cpu_s"),
+    "cli_status_cpu_s": ("cli_latency", "status_cpu_s"),
 }
 
 

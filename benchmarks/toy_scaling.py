@@ -2,7 +2,7 @@
 
     python benchmarks/toy_scaling.py [--storage DIR] [--set a.b=v ...]
 
-Runs `mmkd sweep run toy_scaling` (sweeps/toy_scaling.yaml: 2 students x 3 teachers x {none, mmkd} x
+Runs `mmkd sweep run toy_scaling` (mmkd/sweeps/toy_scaling.yaml: 2 students x 3 teachers x {none, mmkd} x
 {full, LoRA}, a search stage and a 3-seed confirm stage) with an empty model cache, so the tiny zoo and
 the teachers are built too (goal: <= 45 min on 2 cores), then `mmkd curves`. Prints one JSON line:
 ``cold_s``, the trials of each stage, the confirmed ``cells``, the ``ratios`` each student met, the

@@ -1,20 +1,14 @@
-"""The ``mmkd`` command: parses arguments and calls one function per subcommand.
+"""The ``mmkd`` command line: ``main`` parses the arguments and calls one function per subcommand.
 
-    mmkd sweep run SWEEP.yaml [--name N] [--storage DIR] [--address ADDR] [--resume] [--simulate] [--set ...]
-    mmkd sweep resume NAME_OR_PATH [--storage DIR]
-    mmkd sweep confirm NAME_OR_PATH [--seeds N] [--select-on source|target]
-    mmkd sweep status NAME_OR_PATH [--storage DIR]
-    mmkd sweep validate SWEEP.yaml [--set a.b=v ...]
-    mmkd sweep submit SWEEP.yaml --address http://HEAD:8265 [--name N] [--storage S] [--follow] [--set ...]
-    mmkd sweep dashboard NAME_OR_PATH [--storage DIR] [--host H] [--port P]
-    mmkd trial run SWEEP.yaml [--lr X --rank R --teacher T --student S] [--out DIR]
-    mmkd curves NAME_OR_PATH [--out DIR]
-    mmkd zoo build [--sweep SWEEP.yaml] [--sizes xs,s]
-    mmkd data show TASK --lang L [--split dev] [-n 5]
-    mmkd wlr FILE.jsonl [--json]
+A subcommand is a function ``(args) -> exit code`` registered with ``@command``, which holds everything
+``--help`` shows for it: the words that call it, a one-line summary, what it does and its arguments
+(shared ones are the constants below). ``_parser`` builds argparse from the registrations, so adding a
+subcommand or an option touches only that function's decorator. Functions import what they need when
+called: ``mmkd --help``, ``sweep validate`` and ``sweep status`` must not wait for torch or Ray.
 
-Exit codes: 0 ok; 2 bad input (one line on stderr naming the bad key or value; nothing launched);
-1 runtime failure; 130 interrupted.
+Errors become exit codes in ``main`` only (docs/DESIGN.md, "CLI and exit codes"): ``UserInputError``
+is exit 2 with one line, a full or unwritable storage exit 1 with one line, Ctrl-C exit 130 with the
+resume command.
 """
 
 from __future__ import annotations
@@ -24,7 +18,9 @@ import errno
 import json
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mmkd.errors import UserInputError
 
@@ -78,10 +74,118 @@ def storage_fault(error: BaseException) -> OSError | None:
 
 
 # ---------------------------------------------------------------------------------------------------
+# What --help shows
+# ---------------------------------------------------------------------------------------------------
+
+DESCRIPTION = """\
+Hyperparameter sweeps for multilingual knowledge distillation: Ray Tune runs the trials, Optuna picks
+the learning rate, adapter rank and teacher/student pair, and each trial reports task quality and the
+wrong-language rate of its students in zero-shot languages. `mmkd COMMAND --help` describes a command."""
+EXIT_CODES = """\
+exit codes: 0 ok; 2 bad input (one line naming the bad key or value, nothing launched); 1 runtime
+failure (a full or unwritable storage: one line); 130 interrupted (the resume command is printed)"""
+GROUPS = {
+    "sweep": "run, resume, inspect and validate sweeps",
+    "trial": "run one trial without Ray (debugging)",
+    "zoo": "the offline tiny model family",
+    "data": "tasks and their examples",
+}
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One ``add_argument`` call: its flags (or positional name) and keyword options."""
+
+    flags: tuple[str, ...]
+    options: dict[str, Any]
+
+
+def arg(*flags: str, **options: Any) -> Arg:
+    return Arg(flags, options)
+
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+@dataclass(frozen=True)
+class Command:
+    words: tuple[str, ...]  # ("sweep", "run"): a group, if any, then the command
+    func: Handler
+    summary: str  # one line, in the list of its group's commands
+    description: str  # what it does, at the top of its --help
+    args: tuple[Arg, ...]
+
+
+COMMANDS: list[Command] = []
+
+
+def command(words: str, summary: str, *args: Arg, description: str = "") -> Callable[[Handler], Handler]:
+    """Register a subcommand: ``@command("sweep run", "run a sweep", SWEEP, SET)``."""
+
+    def register(func: Handler) -> Handler:
+        described = description or f"{summary[0].upper()}{summary[1:]}."
+        COMMANDS.append(Command(tuple(words.split()), func, summary, described, args))
+        return func
+
+    return register
+
+
+SWEEP = arg(
+    "sweep",
+    metavar="SWEEP",
+    help="a sweep YAML file, or the name of a sweep shipped with mmkd (e.g. quickstart)",
+)
+EXPERIMENT = arg(
+    "experiment",
+    metavar="EXPERIMENT",
+    help="the sweep's folder (<storage>/<name>), or its name under --storage",
+)
+STORAGE = arg("--storage", help="the folder holding sweeps, to find one by name (default: runs)")
+ADDRESS = arg("--address", help="a running Ray cluster to join (default: start a local Ray of its own)")
+SET = arg(
+    "--set",
+    action="append",
+    default=[],
+    metavar="KEY=VALUE",
+    help="override a config value, e.g. train.max_steps=50 (repeatable; the value is YAML)",
+)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1 (got {text!r})")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------------
 # Subcommands
 # ---------------------------------------------------------------------------------------------------
 
 
+@command(
+    "sweep run",
+    "run a sweep (on a local Ray unless --address)",
+    SWEEP,
+    arg("--name", help="the sweep's name, its folder under --storage (default: the YAML's name)"),
+    arg("--storage", help="the folder or URI holding sweeps (default: the YAML's storage, runs)"),
+    ADDRESS,
+    arg("--resume", action="store_true", help="if the sweep exists, resume it instead of refusing"),
+    arg(
+        "--simulate",
+        action="store_true",
+        help="trials follow a synthetic learning-curve and cost model instead of training (the same as "
+        "--set simulate.enabled=true; a resumed sweep simulates too)",
+    ),
+    SET,
+    description="Run a sweep: prepare the tiny models, teachers and teacher-output cache it needs (cached "
+    "by content), search with Ray Tune and Optuna, stop trials that drift into the wrong language, then "
+    "write the results table and print the best trials. Everything lands in <storage>/<name>/. An "
+    "existing sweep of the same name is refused (exit 2) unless --resume.",
+)
 def sweep_run(args: argparse.Namespace) -> int:
     from mmkd import config
     from mmkd.sweep import runner
@@ -95,6 +199,16 @@ def sweep_run(args: argparse.Namespace) -> int:
     return runner.run(sweep, name=args.name, storage=args.storage, address=args.address)
 
 
+@command(
+    "sweep resume",
+    "continue an interrupted sweep",
+    EXPERIMENT,
+    STORAGE,
+    ADDRESS,
+    description="Continue an interrupted or crashed sweep: finish what its preparation left, restore "
+    "Tune's experiment and the Optuna study, and continue unfinished trials from their last checkpoint, "
+    "so the sweep ends with exactly search.num_samples trials.",
+)
 def sweep_resume(args: argparse.Namespace) -> int:
     from mmkd.sweep import runner
 
@@ -102,6 +216,22 @@ def sweep_resume(args: argparse.Namespace) -> int:
     return runner.resume(args.experiment, storage=args.storage, address=args.address)
 
 
+@command(
+    "sweep confirm",
+    "retrain each cell's best configuration with seeds, on the test split",
+    EXPERIMENT,
+    STORAGE,
+    ADDRESS,
+    arg("--seeds", type=_positive_int, help="seeds per cell (default: confirm.seeds, or 3)"),
+    arg(
+        "--select-on",
+        choices=["source", "target"],
+        help="the dev score that picks a cell's configuration (default: confirm.select_on, or source)",
+    ),
+    description="The confirm stage of a finished search: per cell (student, teacher, adapter rank, "
+    "method) the search trial with the best dev score is trained again with new seeds and evaluated on "
+    "the test split of every language. Resumable like the search (`mmkd sweep resume`).",
+)
 def sweep_confirm(args: argparse.Namespace) -> int:
     from mmkd.sweep import confirm
 
@@ -115,6 +245,15 @@ def sweep_confirm(args: argparse.Namespace) -> int:
     )
 
 
+@command(
+    "sweep status",
+    "trial states and the best trials so far",
+    EXPERIMENT,
+    STORAGE,
+    description="Print a sweep's trial counts by state, the stage its driver is in (and whether it is "
+    "running or was interrupted, with the resume command) and its best trials so far. Reads files only: "
+    "works on running, finished and interrupted sweeps.",
+)
 def sweep_status(args: argparse.Namespace) -> int:
     from mmkd.sweep import runner
 
@@ -122,6 +261,16 @@ def sweep_status(args: argparse.Namespace) -> int:
     return 0
 
 
+@command(
+    "sweep dashboard",
+    "the sweep's Optuna study in optuna-dashboard",
+    EXPERIMENT,
+    STORAGE,
+    arg("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"),
+    arg("--port", type=int, default=8080, help="port (default: 8080)"),
+    description="Serve the sweep's Optuna study in optuna-dashboard until Ctrl-C "
+    "(needs pip install 'mmkd[dashboard]').",
+)
 def sweep_dashboard(args: argparse.Namespace) -> int:
     from mmkd import config
     from mmkd.sweep import runner
@@ -132,6 +281,15 @@ def sweep_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+@command(
+    "sweep validate",
+    "check a sweep and print it resolved",
+    SWEEP,
+    SET,
+    description="Check a sweep without running anything: print the resolved config as YAML (every "
+    "default filled in) and, on stderr, the number of trials and teacher:student pairs; a mistake is "
+    "one line naming the key and the bad value (exit 2).",
+)
 def sweep_validate(args: argparse.Namespace) -> int:
     from mmkd import config
 
@@ -142,6 +300,21 @@ def sweep_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+@command(
+    "sweep submit",
+    "run a sweep on a Ray cluster as a Ray job",
+    SWEEP,
+    arg(
+        "--address", help="the cluster's dashboard, e.g. http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS)"
+    ),
+    arg("--name", help="the sweep's name (default: the YAML's name)"),
+    arg("--storage", help="a folder (relative: under the head's home) or URI (default: the YAML's)"),
+    arg("--follow", action="store_true", help="stream the job's logs; exit 0 if it succeeds, else 1"),
+    SET,
+    description="Validate a sweep here, then submit it through the Ray Jobs API: the Tune driver runs on "
+    "the cluster's head and survives this machine going to sleep. Prints the job id and the commands "
+    "to follow or stop it.",
+)
 def sweep_submit(args: argparse.Namespace) -> int:
     from mmkd.sweep import cluster
 
@@ -150,6 +323,19 @@ def sweep_submit(args: argparse.Namespace) -> int:
     )
 
 
+@command(
+    "trial run",
+    "run one trial of a sweep locally, without Ray",
+    SWEEP,
+    SET,
+    arg("--lr", type=float, help="learning rate (default: the geometric middle of the searched range)"),
+    arg("--rank", type=int, help="adapter rank, 0 = full finetuning (default: the first searched)"),
+    arg("--teacher", help="teacher size (default: the first of the space)"),
+    arg("--student", help="student size (default: the first of the space)"),
+    arg("--out", default="runs/trial", help="folder for its checkpoint, results and examples"),
+    description="Run one trial of a sweep in this process, for debugging: its models and teacher are "
+    "prepared (or found cached) first; prints its last report without the per-language metrics.",
+)
 def trial_run(args: argparse.Namespace) -> int:
     from mmkd.eval.evaluate import per_language
     from mmkd.trial import run_local
@@ -167,6 +353,15 @@ def trial_run(args: argparse.Namespace) -> int:
     return 0
 
 
+@command(
+    "curves",
+    "scaling curves, tables and a report from a sweep",
+    EXPERIMENT,
+    STORAGE,
+    arg("--out", help="output folder (default: <experiment>/mmkd/curves)"),
+    description="Turn a sweep's results (finished, partial or still running) into its tidy table, plots "
+    "against the teacher/student ratio with fitted curves, and report.md.",
+)
 def curves(args: argparse.Namespace) -> int:
     from mmkd.curves.aggregate import find_experiment
     from mmkd.curves.report import build_curves
@@ -177,6 +372,14 @@ def curves(args: argparse.Namespace) -> int:
     return 0
 
 
+@command(
+    "zoo build",
+    "pretrain (or find cached) the tiny models",
+    arg("--sweep", default="quickstart", help="take the zoo settings from this sweep (default: quickstart)"),
+    arg("--sizes", help="comma-separated sizes, e.g. xs,s (default: all)"),
+    description="Pretrain the offline tiny model family, or find it in the model cache ($MMKD_CACHE, "
+    "default ~/.cache/mmkd); prints each size's folder.",
+)
 def zoo_build(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -203,6 +406,16 @@ def zoo_build(args: argparse.Namespace) -> int:
     return 0
 
 
+@command(
+    "data show",
+    "print examples of a task",
+    arg("task", metavar="TASK", help="a task, e.g. builtin/cldr or xtreme_r/xquad"),
+    arg("--lang", required=True, help="the language of the examples"),
+    arg("--split", default="dev", choices=["train", "dev", "test"], help="default: dev"),
+    arg("-n", type=int, default=5, help="how many (default: 5)"),
+    arg("--data-dir", help="a local copy of a hub task's data (xtreme_r/*)"),
+    description="Print the first examples of a task's split in one language.",
+)
 def data_show(args: argparse.Namespace) -> int:
     from mmkd.data import format_examples, get_task
 
@@ -211,6 +424,23 @@ def data_show(args: argparse.Namespace) -> int:
     return 0
 
 
+@command(
+    "wlr",
+    "wrong-language rate of any system's outputs",
+    arg(
+        "file",
+        metavar="FILE",
+        help="JSON lines, each with output and lang (the expected language), optionally reference",
+    ),
+    arg("--json", action="store_true", help="print one JSON object instead of a table"),
+    arg("--tau", type=float, default=0.3, help="the least LID probability of a verdict (default: 0.3)"),
+    arg("--backend", default="fasttext", help="language-ID backend: fasttext (default) or cld2"),
+    arg("--source-lang", default="en", help="for src_rate, the share of outputs in this language"),
+    description="The wrong-language rate of any system's outputs, per expected language. fastText lid.176 "
+    "identifies each output: it is wrong when the top label is another language with probability >= "
+    "--tau, undetermined (counted apart) when it has fewer than 3 letters or its top label is below "
+    "--tau; WLR = wrong / determined. With references, the detector's accuracy on them is reported too.",
+)
 def wlr(args: argparse.Namespace) -> int:
     from mmkd.eval.langid import get_langid
     from mmkd.eval.wlr_file import format_table, score_jsonl, to_json
@@ -228,145 +458,24 @@ def wlr(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------------
 
 
+_FORMAT: dict[str, Any] = {"epilog": EXIT_CODES}  # argparse wraps descriptions to the terminal
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mmkd", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(title="commands")
-
-    sweep = _group(sub, "sweep", "run, resume, inspect and validate sweeps")
-    run = _cmd(sweep, "run", sweep_run, "run a sweep (local Ray unless --address)")
-    run.add_argument("sweep", help="sweep YAML, or the name of a shipped sweep (quickstart)")
-    run.add_argument("--name", help="experiment name (default: the YAML's name)")
-    run.add_argument("--storage", help="directory or URI holding experiments (default: the YAML's, ./runs)")
-    run.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
-    run.add_argument(
-        "--resume", action="store_true", help="if the sweep exists, resume it instead of refusing"
-    )
-    run.add_argument(
-        "--simulate",
-        action="store_true",
-        help="scale simulation: trials follow a synthetic learning-curve/cost model instead of training "
-        "(same as --set simulate.enabled=true; kept for resume)",
-    )
-    _set_option(run)
-    res = _cmd(sweep, "resume", sweep_resume, "continue an interrupted sweep")
-    res.add_argument("experiment", help="experiment directory, or its name under --storage")
-    res.add_argument("--storage")
-    res.add_argument("--address")
-    _confirm_parser(sweep)
-    st = _cmd(sweep, "status", sweep_status, "trial states and the best trials so far")
-    st.add_argument("experiment")
-    st.add_argument("--storage")
-    dash = _cmd(sweep, "dashboard", sweep_dashboard, "the sweep's Optuna study in optuna-dashboard")
-    dash.add_argument("experiment", help="experiment directory, or its name under --storage")
-    dash.add_argument("--storage")
-    dash.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    dash.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
-    val = _cmd(sweep, "validate", sweep_validate, "check a sweep YAML and print it resolved")
-    val.add_argument("sweep")
-    _set_option(val)
-    submit = _cmd(sweep, "submit", sweep_submit, "run a sweep on a Ray cluster as a Ray job")
-    submit.add_argument("sweep", help="sweep YAML, or the name of a shipped sweep (quickstart)")
-    submit.add_argument(
-        "--address", help="the cluster's dashboard, e.g. http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS)"
-    )
-    submit.add_argument("--name", help="experiment name (default: the YAML's name)")
-    submit.add_argument(
-        "--storage", help="directory (relative: under the head's home) or URI (default: the YAML's)"
-    )
-    submit.add_argument(
-        "--follow", action="store_true", help="stream the job's logs; exit 0 if it succeeds, else 1"
-    )
-    _set_option(submit)
-
-    trial = _group(sub, "trial", "run one trial without Ray (debugging)")
-    tr = _cmd(trial, "run", trial_run, "run one trial of a sweep locally")
-    tr.add_argument("sweep")
-    _set_option(tr)
-    tr.add_argument("--lr", type=float, help="default: the geometric middle of the searched range")
-    tr.add_argument(
-        "--rank", type=int, help="adapter rank (0 = full finetuning); default: the first searched"
-    )
-    tr.add_argument("--teacher", help="teacher size; default: the first of the space")
-    tr.add_argument("--student", help="student size; default: the first of the space")
-    tr.add_argument("--out", default="runs/trial", help="folder for checkpoint, results, examples")
-
-    cur = _cmd(sub, "curves", curves, "scaling curves, tables and a report from a sweep")
-    cur.add_argument("experiment")
-    cur.add_argument("--storage")
-    cur.add_argument("--out", help="output folder (default: <experiment>/mmkd/curves)")
-
-    zoo = _group(sub, "zoo", "the offline tiny model family")
-    zb = _cmd(zoo, "build", zoo_build, "pretrain (or find cached) tiny models")
-    zb.add_argument("--sweep", default="quickstart", help="take the zoo settings from this sweep")
-    zb.add_argument("--sizes", help="comma-separated sizes (default: all)")
-
-    data = _group(sub, "data", "tasks and their examples")
-    ds = _cmd(data, "show", data_show, "print examples of a task")
-    ds.add_argument("task")
-    ds.add_argument("--lang", required=True)
-    ds.add_argument("--split", default="dev", choices=["train", "dev", "test"])
-    ds.add_argument("-n", type=int, default=5)
-    ds.add_argument("--data-dir", help="local copy of a hub task's data (xtreme_r/*)")
-
-    w = _cmd(sub, "wlr", wlr, "wrong-language rate of any system's outputs (JSON lines: output, lang)")
-    w.add_argument("file")
-    w.add_argument("--json", action="store_true", help="one JSON object instead of a table")
-    w.add_argument("--tau", type=float, default=0.3)
-    w.add_argument("--backend", default="fasttext", help="language-ID backend")
-    w.add_argument("--source-lang", default="en", help="for src_rate: outputs in this language")
-    return p
-
-
-def _confirm_parser(sweep: argparse._SubParsersAction) -> None:
-    con = _cmd(
-        sweep,
-        "confirm",
-        sweep_confirm,
-        "retrain each cell's best configuration with seeds, on the test split",
-    )
-    con.add_argument("experiment", help="experiment directory, or its name under --storage")
-    con.add_argument("--storage")
-    con.add_argument("--address")
-    con.add_argument("--seeds", type=_positive_int, help="seeds per cell (default: confirm.seeds, or 3)")
-    con.add_argument(
-        "--select-on",
-        choices=["source", "target"],
-        help="dev score that picks a cell's configuration (default: confirm.select_on, or source)",
-    )
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1 (got {text!r})")
-    return value
-
-
-def _group(sub: argparse._SubParsersAction, name: str, help: str) -> argparse._SubParsersAction:
-    parser = sub.add_parser(name, help=help, description=help)
-    parser.set_defaults(func=lambda _args, parser=parser: (parser.print_help(), 2)[1])
-    return parser.add_subparsers(title="commands")
-
-
-def _cmd(
-    sub: argparse._SubParsersAction, name: str, func: Callable[[argparse.Namespace], int], help: str
-) -> argparse.ArgumentParser:
-    parser = sub.add_parser(name, help=help, description=help)
-    parser.set_defaults(func=func)
-    return parser
-
-
-def _set_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. train.max_steps=50 (repeatable)",
-    )
+    """argparse from ``COMMANDS``: a group (``sweep``) without its command prints its help (exit 2)."""
+    top = argparse.ArgumentParser(prog="mmkd", description=DESCRIPTION, **_FORMAT)
+    subs = {"": top.add_subparsers(title="commands", metavar="COMMAND")}  # by group: "", "sweep", ...
+    for cmd in COMMANDS:
+        group, name = " ".join(cmd.words[:-1]), cmd.words[-1]
+        if group not in subs:
+            parent = subs[""].add_parser(group, help=GROUPS[group], description=GROUPS[group], **_FORMAT)
+            parent.set_defaults(func=lambda _args, parent=parent: (parent.print_help(), 2)[1])
+            subs[group] = parent.add_subparsers(title="commands", metavar="COMMAND")
+        parser = subs[group].add_parser(name, help=cmd.summary, description=cmd.description, **_FORMAT)
+        parser.set_defaults(func=cmd.func)
+        for a in cmd.args:
+            parser.add_argument(*a.flags, **a.options)
+    return top
 
 
 if __name__ == "__main__":

@@ -5,17 +5,18 @@ distillation settings, training, stopping, resources and storage. Every mistake 
 type, an impossible value — raises ``UserInputError`` with one line naming the key path and the bad
 value, before Ray starts or anything downloads::
 
-    sweeps/x.yaml: search.lr.low: must be > 0 (got -0.001)
-    sweeps/x.yaml: unknown key search.lrr (did you mean 'lr'?)
+    my_sweep.yaml: search.lr.low: must be > 0 (got -0.001)
+    my_sweep.yaml: unknown key search.lrr (did you mean 'lr'?)
 
 Overrides (``--set train.max_steps=50``) are parsed as YAML scalars and applied before validation.
-A sweep is a path, or the name of a YAML file shipped in ``sweeps/`` (``quickstart``).
+A sweep is a path, or the name of a sweep shipped as package data in ``mmkd/sweeps/`` (``quickstart``).
 """
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -23,7 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mmkd.errors import UserInputError
 from mmkd.registry import did_you_mean
 
-SHIPPED_SWEEPS = Path(__file__).resolve().parent.parent / "sweeps"
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+SHIPPED_SWEEPS = resources.files("mmkd") / "sweeps"
 
 PositiveInt = Annotated[int, Field(ge=1)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -564,15 +568,20 @@ class _KeyError(ValueError):
         self.key, self.message, self.value = key, message, value
 
 
-def resolve_path(sweep: str | Path) -> Path:
+def shipped_sweeps() -> dict[str, Traversable]:
+    """The sweeps installed with mmkd (package data), by name: found from a wheel as from a checkout."""
+    return {f.name.removesuffix(".yaml"): f for f in SHIPPED_SWEEPS.iterdir() if f.name.endswith(".yaml")}
+
+
+def resolve_path(sweep: str | Path) -> Path | Traversable:
     """A YAML path, or the name of a shipped sweep (``quickstart``)."""
     path = Path(sweep)
     if path.is_file():
         return path
-    shipped = SHIPPED_SWEEPS / f"{sweep}.yaml"
-    if not path.suffix and shipped.is_file():
-        return shipped
-    names = sorted(p.stem for p in SHIPPED_SWEEPS.glob("*.yaml"))
+    shipped = shipped_sweeps()
+    if not path.suffix and str(sweep) in shipped:
+        return shipped[str(sweep)]
+    names = sorted(shipped)
     raise UserInputError(
         f"{sweep}: no such sweep file{did_you_mean(str(sweep), names)}; shipped: {', '.join(names)}"
     )
@@ -590,11 +599,12 @@ def load(sweep: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Swee
     # wrong path or an unsaved editor buffer, so it is refused like any other malformed file.
     if raw is None or raw == {}:
         raise UserInputError(
-            f"{path}: the sweep file is empty; give at least one key (sweeps/quickstart.yaml is an example)"
+            f"{path}: the sweep file is empty; give at least one key "
+            "(`mmkd sweep validate quickstart` prints a whole sweep)"
         )
     if not isinstance(raw, dict):
         raise UserInputError(f"{path}: the top level must be a mapping of keys (got {type(raw).__name__})")
-    raw.setdefault("name", path.stem)
+    raw.setdefault("name", Path(path.name).stem)
     for item in overrides:
         apply_override(raw, item)
     return from_dict(raw, source=str(path))

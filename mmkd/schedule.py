@@ -5,7 +5,7 @@ the peak, then a half cosine down to 0.1× the peak at the last step.
 
 The factor is transformers' own (``get_cosine_with_min_lr_schedule_with_warmup``, ``min_lr_rate=0.1``):
 the callers build their ``LambdaLR`` from a factor, so this returns the factor of that scheduler. Its
-warmup starts at 0 (step 0 has no learning rate), one step earlier than mmkd's hand-written factor did.
+warmup starts at 0 (step 0 has no learning rate).
 """
 
 from __future__ import annotations

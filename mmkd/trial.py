@@ -3,7 +3,7 @@
 Ray Tune calls ``tune_trial`` for every trial of a sweep; for debugging, the same recipe runs
 without Ray::
 
-    mmkd trial run sweeps/quickstart.yaml --lr 3e-3 --rank 0 --student s --out /tmp/trial
+    mmkd trial run quickstart --lr 3e-3 --rank 0 --student s --out /tmp/trial
 
 ``config`` is a plain dict: the searched values (``lr``, ``adapter_rank``, ``teacher``, ``student``, and
 their parameter counts and ``ratio``), the resolved sweep (``sweep``) and the prepared artefacts

@@ -1,7 +1,12 @@
-"""pyproject.toml: every runtime dependency is bounded above, and every package mmkd imports is declared."""
+"""pyproject.toml: every runtime dependency is bounded above, every package mmkd imports is declared, and
+the wheel works on its own: installed without the source tree, it finds every shipped sweep by name."""
 
 import ast
+import os
+import shutil
+import subprocess
 import sys
+import zipfile
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
@@ -25,8 +30,8 @@ def test_every_runtime_dependency_is_bounded_above():
     assert unbounded == []
 
 
-def test_every_imported_package_is_declared():
-    declared = {r.name.lower().replace("_", "-") for r in _requirements()}
+def _imported_distributions() -> dict[str, set[str]]:
+    """Each third-party module mmkd imports -> the distributions that provide it."""
     modules = set()
     for path in (ROOT / "mmkd").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -36,9 +41,61 @@ def test_every_imported_package_is_declared():
                 modules.add(node.module.split(".")[0])
     third_party = modules - set(sys.stdlib_module_names) - {"mmkd"}
     distributions = packages_distributions()
-    missing = {
-        module: distributions.get(module)
+    return {
+        module: {d.lower().replace("_", "-") for d in distributions.get(module, [module])}
         for module in third_party
-        if not {d.lower().replace("_", "-") for d in distributions.get(module, [module])} & declared
     }
+
+
+def test_every_imported_package_is_declared():
+    declared = {r.name.lower().replace("_", "-") for r in _requirements()}
+    missing = {module: dists for module, dists in _imported_distributions().items() if not dists & declared}
     assert missing == {}
+
+
+# Runtime dependencies mmkd does not import itself: what uses them.
+USED_THROUGH = {
+    "pyarrow": "pandas, to write and read results.parquet",
+    "tensorboardx": "Ray Tune's TensorBoard logger (mmkd.sweep.logs)",
+}
+
+
+def test_every_runtime_dependency_is_imported_or_used_through_another():
+    imported = set().union(*_imported_distributions().values())
+    runtime = {Requirement(r).name.lower().replace("_", "-") for r in PROJECT["dependencies"]}
+    assert runtime - imported == set(USED_THROUGH)
+
+
+def test_the_wheel_runs_every_shipped_sweep_by_name_from_another_folder(tmp_path):
+    # Built from a copy of what the wheel is made of, so the checkout gets no build/ or egg-info; the
+    # dependencies are this environment's (--no-deps: nothing is downloaded).
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "mmkd", src / "mmkd", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q"]
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist", src], check=True
+    )
+    (wheel,) = (tmp_path / "dist").glob("mmkd-*.whl")
+    shipped = sorted(p.stem for p in (ROOT / "mmkd" / "sweeps").glob("*.yaml"))
+    in_wheel = sorted(Path(n).stem for n in zipfile.ZipFile(wheel).namelist() if n.startswith("mmkd/sweeps/"))
+    assert in_wheel == shipped
+    site = tmp_path / "site"
+    subprocess.run([*pip, "install", "--no-deps", "--target", site, wheel], check=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    where = subprocess.run(
+        [sys.executable, "-c", "import mmkd; print(mmkd.__file__)"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+    )
+    assert Path(where.stdout.decode().strip()).is_relative_to(site)  # the wheel's mmkd, not the checkout's
+    for name in shipped:
+        run = subprocess.run(
+            [site / "bin" / "mmkd", "sweep", "validate", name], cwd=elsewhere, env=env, capture_output=True
+        )
+        assert run.returncode == 0, run.stderr.decode()
+        assert f"name: {name}\n" in run.stdout.decode()

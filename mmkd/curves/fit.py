@@ -101,7 +101,8 @@ def final_rows(df: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in REQUIRED if c not in df]
     if missing:
         raise UserInputError(
-            f"trials report no {', '.join(missing)}: not an mmkd sweep (see DESIGN.md, metrics contract)"
+            f"trials report no {', '.join(missing)}: not an mmkd sweep "
+            '(see docs/DESIGN.md, "Metrics a trial reports")'
         )
     final = df[df[OBJECTIVE].notna()].groupby("trial_id", sort=True).tail(1).reset_index(drop=True)
     final["adapter"] = [adapter_label(r) for r in final["adapter_rank"]]

@@ -21,7 +21,6 @@ batch too small for in-batch terms.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
 from typing import Literal
 
 import torch
@@ -29,33 +28,6 @@ import torch.nn.functional as F
 from torch import nn
 
 LEVELS = ("token", "word", "sentence", "structure", "triplet")
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """Weight of each term in the total loss; a level is computed only when its weight is > 0.
-
-    ``task`` weighs the student's own cross-entropy on the labels, which is always computed, so it is
-    not one of the ``LEVELS``. The original MMKD total is token + word + sentence + 10·structure.
-    """
-
-    task: float = 1.0
-    token: float = 1.0
-    word: float = 0.0
-    sentence: float = 0.0
-    structure: float = 0.0
-    triplet: float = 0.0
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            # written so that NaN fails too: a NaN weight would turn every total loss into NaN
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"weight {f.name} must be a finite number >= 0 (got {value!r})")
-
-    def active(self) -> tuple[str, ...]:
-        """The levels with a weight > 0, in ``LEVELS`` order."""
-        return tuple(name for name in LEVELS if getattr(self, name) > 0)
 
 
 def _shapes(*named: tuple[str, torch.Tensor]) -> str:
@@ -81,45 +53,6 @@ def _zero(t: torch.Tensor) -> torch.Tensor:
     return t.float().sum() * 0.0
 
 
-def token_kd(
-    student_logits: torch.Tensor,
-    teacher_logits: torch.Tensor,
-    labels: torch.Tensor,
-    temperature: float = 2.0,
-    ignore_index: int = -100,
-) -> torch.Tensor:
-    """Token level: KL(teacher ‖ student) of the softened decoder distributions, × T².
-
-    student_logits [B, L, V_s], teacher_logits [B, L, V_t], labels [B, L] → scalar: the mean over the
-    positions whose label is not ``ignore_index`` of KL(softmax(t / T) ‖ softmax(s / T)), times T² so
-    that the gradient's size does not shrink as T grows (Hinton et al., 2015). When V_s ≠ V_t
-    (vocabularies padded to different multiples, the real tokens coming first) only the first
-    min(V_s, V_t) columns are compared: the extra columns belong to no token.
-    """
-    named = (("student_logits", student_logits), ("teacher_logits", teacher_logits), ("labels", labels))
-    _require(
-        student_logits.dim() == 3 and teacher_logits.dim() == 3 and labels.dim() == 2,
-        "token_kd",
-        "expected logits [B, L, V] and labels [B, L]",
-        *named,
-    )
-    _require(
-        student_logits.shape[:2] == teacher_logits.shape[:2] == labels.shape,
-        "token_kd",
-        "batch and length must match",
-        *named,
-    )
-    _check_positive("temperature", temperature)
-    mask = labels.ne(ignore_index)
-    if not mask.any():
-        return _zero(student_logits)
-    vocab = min(student_logits.shape[-1], teacher_logits.shape[-1])
-    # float32: KL of two nearly equal bf16 distributions is mostly rounding noise
-    s = F.log_softmax(student_logits[..., :vocab][mask].float() / temperature, dim=-1)
-    t = F.log_softmax(teacher_logits.detach()[..., :vocab][mask].float() / temperature, dim=-1)
-    return F.kl_div(s, t, log_target=True, reduction="none").sum(-1).mean() * temperature**2
-
-
 def token_kd_topk(
     student_logits: torch.Tensor,
     teacher_topk_values: torch.Tensor,
@@ -132,16 +65,19 @@ def token_kd_topk(
     """Token level from a cached teacher that kept only its top-k logits per position.
 
     student_logits [B, L, V_s], teacher_topk_values [B, L, K], teacher_topk_indices [B, L, K] (integer
-    token ids), labels [B, L] → scalar, × T² and averaged over non-ignored positions like ``token_kd``.
+    token ids), labels [B, L] → scalar: the mean over the positions whose label is not ``ignore_index``,
+    times T² so that the gradient's size does not shrink as T grows (Hinton et al., 2015).
 
     The teacher distribution p is renormalised over its top-k (softmax of values / T). The student's
     log-probabilities q are the *full-vocabulary* log_softmax(logits / T) gathered at those ids, not a
     softmax over the k ids alone: Σ_k p_k (log p_k − log q_k) is then still ≥ 0 and is 0 only when
     the student puts all its mass on the teacher's top-k, so the student is pushed down on the tail
-    the teacher left out instead of being free to keep mass there. With K = V this is ``token_kd``.
+    the teacher left out instead of being free to keep mass there. With K = V this is the full
+    KL(softmax(t / T) ‖ softmax(s / T)).
 
     Only ids below min(V_s, ``teacher_vocab_size``) are compared (V_s when the teacher's size is not
-    given), as in ``token_kd``: the teacher's top-k entries beyond the student's vocabulary are dropped
+    given): vocabularies padded to different multiples have the real tokens first, and the extra
+    columns belong to no token. The teacher's top-k entries beyond the student's vocabulary are dropped
     and the rest renormalised; a position left with none counts as ignored.
     """
     named = (

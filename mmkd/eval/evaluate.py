@@ -1,6 +1,6 @@
 """One evaluation: outputs and references per language → the metric contract and per-example rows.
 
-Keys (DESIGN.md, "Metrics a trial reports"), for every language L evaluated:
+Keys (docs/DESIGN.md, "Metrics a trial reports"), for every language L evaluated:
 ``eval/L/chrf``, ``eval/L/wlr``, ``eval/L/src_rate``, ``eval/L/undetermined`` (share of outputs) and
 ``eval/L/lid_ref_acc`` (LID accuracy on L's references); group means ``eval/zero_shot/{chrf,wlr}``
 (every language but the source) and ``eval/low_resource/{chrf,wlr}`` (the low-resource languages

@@ -1,4 +1,4 @@
-"""Language identification and the wrong-language rate (WLR), exactly as DESIGN.md defines it.
+"""Language identification and the wrong-language rate (WLR), exactly as docs/DESIGN.md defines it.
 
 For an output whose expected language is L: detect its language; the output is *undetermined* when it
 has fewer than ``min_letters`` Unicode letters (``str.isalpha``; digits and punctuation do not count) or
@@ -281,18 +281,6 @@ class WLRStats:
             src_rate=in_source / d if d else math.nan,
             lid_ref_acc=lid_ref_acc,
         )
-
-
-def wlr_stats(
-    outputs: Sequence[str],
-    lang: str,
-    source_lang: str,
-    langid: LangID,
-    tau: float = 0.3,
-    min_letters: int = 3,
-) -> WLRStats:
-    """WLR, src_rate and the counts behind them for outputs whose expected language is ``lang``."""
-    return WLRStats.from_verdicts(verdicts(outputs, lang, langid, tau, min_letters), source_lang)
 
 
 def reference_accuracy(references: Sequence[str], lang: str, langid: LangID, tau: float = 0.3) -> float:

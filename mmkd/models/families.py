@@ -76,39 +76,28 @@ def _register(family: Family) -> None:
     FAMILIES.register(family.name)(family)
 
 
-def _tiny() -> Family:
-    from mmkd.models.zoo import TINY_SIZES, tiny_param_count
-
-    return Family(
-        name="tiny",
-        sizes=tuple(ModelSize(n, f"zoo:{n}", tiny_param_count(n), _tiny_embedding(n)) for n in TINY_SIZES),
-        lora_targets=("q", "v"),
-        language_tag=True,
-    )
-
-
-def _tiny_embedding(size: str) -> int:
-    """Exact: every ``nn.Embedding`` of the model (the byte embedding and T5's relative-position tables)
-    and the output projection (once when tied), counted on the meta device from the size's config."""
-    import torch
-    from transformers import T5ForConditionalGeneration
-
-    from mmkd.models.zoo import tiny_config
-
-    with torch.device("meta"):
-        model = T5ForConditionalGeneration(tiny_config(size))
-    tables = [m for m in model.modules() if isinstance(m, torch.nn.Embedding)]
-    head = model.get_output_embeddings()
-    embedding = {id(p) for m in [*tables, *([head] if head is not None else [])] for p in m.parameters()}
-    # model.parameters() yields a tied weight once, so a tied output projection is not counted twice.
-    return sum(p.numel() for p in model.parameters() if id(p) in embedding)
-
-
 def _emb(vocab: int, d_model: int, untied: bool) -> int:
     return vocab * d_model * (2 if untied else 1)
 
 
-_register(_tiny())
+# The tiny family (mmkd.models.zoo.TINY_SIZES): exact counts of each size's model, the embedding being
+# the byte embedding (tied to the output projection) and T5's relative-position tables. Written out,
+# like the hub families', so that validating a sweep loads no torch; tests/models/test_families.py
+# counts them again on the meta device.
+_register(
+    Family(
+        name="tiny",
+        sizes=(
+            ModelSize("xxs", "zoo:xxs", 11_504, 6_272),
+            ModelSize("xs", "zoo:xs", 33_120, 12_416),
+            ModelSize("s", "zoo:s", 189_440, 24_832),
+            ModelSize("m", "zoo:m", 591_712, 37_120),
+            ModelSize("l", "zoo:l", 1_362_944, 49_408),
+        ),
+        lora_targets=("q", "v"),
+        language_tag=True,
+    )
+)
 # mT5 (T5 v1.1): vocab 250,112, output projection untied; d_model 512/768/1024/2048/4096. ByT5: 384 byte
 # ids, untied; d_model 1472/1536/1536/2560/4672. NLLB-200: vocab 256,206, tied, sinusoidal positions;
 # d_model 1024 (600M, 1.3B) and 2048 (3.3B). mBART-50: vocab 250,054, tied, 2 learned position tables of

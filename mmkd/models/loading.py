@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from mmkd.errors import UserInputError
+
+if TYPE_CHECKING:  # torch loads in seconds; `mmkd sweep validate` imports this package without it
+    import torch
 
 
 def load_seq2seq(source: str | Path, dtype: torch.dtype | None = None) -> tuple[Any, Any]:

@@ -20,7 +20,6 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -84,15 +83,6 @@ def tiny_config(size: str) -> Any:
         eos_token_id=tok.eos_token_id,
         decoder_start_token_id=tok.pad_token_id,
     )
-
-
-@cache
-def tiny_param_count(size: str) -> int:
-    from transformers import T5ForConditionalGeneration
-
-    with torch.device("meta"):
-        model = T5ForConditionalGeneration(tiny_config(size))
-    return sum(p.numel() for p in model.parameters())
 
 
 def zoo_corpus(settings: ZooSettings) -> list[str]:
@@ -328,8 +318,3 @@ def ensure_built(
         lambda work: pretrain(size, corpus, settings, work, progress),
         model_dir_complete("mmkd_zoo.json"),
     )
-
-
-def find_built(size: str, settings: ZooSettings, root: Path | None = None) -> Path | None:
-    path = zoo_path(size, settings, zoo_corpus(settings), root)
-    return path if (path / "mmkd_zoo.json").exists() else None

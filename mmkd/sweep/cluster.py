@@ -1,7 +1,7 @@
 """Run a sweep on a Ray cluster: where trials go (resources) and how a sweep gets there (Jobs API).
 
-    mmkd sweep submit sweeps/quickstart.yaml --address http://127.0.0.1:8265
-    mmkd sweep submit sweeps/quickstart.yaml --address http://HEAD:8265 --name try2 --follow
+    mmkd sweep submit quickstart --address http://127.0.0.1:8265
+    mmkd sweep submit quickstart --address http://HEAD:8265 --name try2 --follow
 
 ``submit`` validates the sweep here (exit 2, nothing submitted), writes the resolved YAML into a
 temporary folder that the Ray Jobs API uploads as the job's ``working_dir``, and submits
@@ -119,7 +119,7 @@ def dashboard_url(address: str | None) -> str:
 def find_token() -> tuple[str, str] | None:
     """This machine's Ray token and where it came from, looked up in Ray's order, or None.
 
-    Ray (2.60) reads ``RAY_AUTH_TOKEN``, else the file ``RAY_AUTH_TOKEN_PATH`` names (an unreadable or
+    Ray reads ``RAY_AUTH_TOKEN``, else the file ``RAY_AUTH_TOKEN_PATH`` names (an unreadable or
     empty file is an error, not a fall-through), else ``~/.ray/auth_token``.
     """
     token = os.environ.get("RAY_AUTH_TOKEN", "").strip()

@@ -1,6 +1,6 @@
 """The confirm stage: the search's best configuration per cell, retrained with fresh seeds, on test.
 
-    mmkd sweep run sweeps/toy_scaling.yaml          # a sweep with `confirm:` runs it after the search
+    mmkd sweep run toy_scaling          # a sweep with `confirm:` runs it after the search
     mmkd sweep confirm runs/quickstart [--seeds 3] [--select-on source]   # or later, for a finished sweep
     mmkd sweep resume runs/toy_scaling              # an interrupted stage continues like the search
 

@@ -27,7 +27,7 @@ class LiveTensorBoard(LoggerCallback):
     """Tune's TensorBoard logger, given of each report only the live metrics and the loss terms.
 
     Given every number (~140 scalars a report: per-language metrics, config values, Tune's counters)
-    it cost the driver 8.5 ms of CPU per result, 2.6 ms given these keys (``benchmarks/tensorboard.py``).
+    it costs the driver about three times the CPU per result (BENCHMARKS.md, ``benchmarks/tensorboard.py``).
     Per-language values stay in ``result.json`` and the results table. At a trial's end Tune's logger
     writes the hyperparameters with the last values (TensorBoard's HParams view).
     """

@@ -1,6 +1,6 @@
 """Build, run, resume and inspect a sweep: the thin glue between a SweepConfig and Ray Tune.
 
-    mmkd sweep run sweeps/quickstart.yaml            # local Ray, storage ./runs, name from the YAML
+    mmkd sweep run quickstart            # local Ray, storage ./runs, name from the YAML
     mmkd sweep resume runs/quickstart                # continue an interrupted sweep
     mmkd sweep status runs/quickstart
 
@@ -20,8 +20,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import ray
 
 from mmkd import config as config_mod
 from mmkd.atomic import write_text
@@ -152,6 +150,8 @@ def _confirm_stage(exp: Experiment, sweep: SweepConfig, artefacts: dict[str, Any
 
 
 def _init_ray(address: str | None) -> None:
+    import ray
+
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     # Tune's newer console output prints every result in full (~150 metrics a report); the classic
     # reporter shows one status table with the columns that matter (see _reporter).
@@ -171,16 +171,18 @@ def _init_ray(address: str | None) -> None:
 def _pending_trials(sweep: SweepConfig) -> Iterator[None]:
     """Let Tune queue as many trials as the cluster has trial slots now, while the sweep runs.
 
-    With a search algorithm, Tune (2.60) keeps one trial pending at a time: a new trial is proposed only
-    once the previous one has its actor, so short trials never fill a cluster (measured: 16 simulated
-    trials ran one after another on 8 GPUs). As many pending trials as free slots fills it at once, and
-    proposes no further ahead of the results than the cluster can run anyway. Tune reads the variable
+    With a search algorithm, Tune keeps one trial pending at a time: a new trial is proposed only
+    once the previous one has its actor, so short trials never fill a cluster (BENCHMARKS.md). As many
+    pending trials as free slots fills it at once, and proposes no further ahead of the results than
+    the cluster can run anyway. Tune reads the variable
     when ``fit()`` starts; it is removed afterwards so it never reaches another sweep or a child process
     as if the user had set it. The user's own setting wins.
     """
     if PENDING_ENV in os.environ:
         yield
         return
+    import ray
+
     total, res = ray.cluster_resources(), sweep.resources
     slots = int(total.get("CPU", 0) // res.cpu)
     if res.gpu:
@@ -275,7 +277,7 @@ def _tuner(
         # Several objectives: Tune passes lists and Optuna searches for their Pareto front.
         metric=list(metrics) if len(metrics) > 1 else metrics[0],
         mode=list(modes) if len(modes) > 1 else modes[0],
-        # Plain TPE: 14 ms of CPU a suggestion at 2,000 finished trials (benchmarks/suggest.py).
+        # Plain TPE: within the 50-ms goal per suggestion at 2,000 finished trials (BENCHMARKS.md).
         sampler=optuna.samplers.TPESampler(
             seed=sweep.search.seed, n_startup_trials=sweep.search.n_startup_trials
         ),
@@ -287,7 +289,7 @@ def _tuner(
             scheduler=_scheduler(sweep),
             num_samples=sweep.search.num_samples,
             max_concurrent_trials=sweep.resources.max_concurrent,
-            # One actor runs trial after trial: ~0.1 s start-up instead of ~1.7 s per trial.
+            # One actor runs trial after trial, so trials do not each pay an actor's start-up (BENCHMARKS.md).
             reuse_actors=True,
             trial_dirname_creator=trial_dirname,
         ),
@@ -388,6 +390,8 @@ def prepare_artefacts(sweep: SweepConfig, exp: Experiment) -> dict[str, Any]:
     base model exists, and its output cache as soon as it is finetuned; everything is cached by content,
     so a rerun or resume only looks it up.
     """
+    import ray
+
     from mmkd.models import get_family
     from mmkd.models.zoo import ZooSettings
     from mmkd.sweep.cluster import prepare_resources
@@ -397,23 +401,22 @@ def prepare_artefacts(sweep: SweepConfig, exp: Experiment) -> dict[str, Any]:
     sizes = sorted({s for pair in pairs for s in pair}, key=lambda n: -family.size(n).params)
     zoo = ZooSettings(**sweep.family.zoo.model_dump())
     prep = prepare_resources(sweep.resources)
+    build_zoo = ray.remote(_build_zoo_model).options(**prep)
+    teach = ray.remote(_prepare_teacher).options(**prep)
+    cache = ray.remote(_prepare_cache).options(**prep)
     models: dict[str, Any] = {}
     for size in sizes:
         source = family.size(size).source
         if source.startswith("zoo:"):
-            models[size] = _build_zoo_model.options(**prep).remote(size, zoo)
+            models[size] = build_zoo.remote(size, zoo)
         else:
             models[size] = source
     teachers = {
-        t: _prepare_teacher.options(**prep).remote(
-            str(exp.mmkd / "teachers"), t, models[t], sweep.model_dump(mode="json")
-        )
+        t: teach.remote(str(exp.mmkd / "teachers"), t, models[t], sweep.model_dump(mode="json"))
         for t in sorted({t for t, _ in pairs})
     }
     caches = {
-        t: _prepare_cache.options(**prep).remote(
-            ref, sweep.model_dump(mode="json"), str(exp.mmkd / "teacher-cache")
-        )
+        t: cache.remote(ref, sweep.model_dump(mode="json"), str(exp.mmkd / "teacher-cache"))
         for t, ref in teachers.items()
         if sweep.distill.cache
     }
@@ -439,21 +442,20 @@ def _progress(label: str, total: int) -> Any:
     return update
 
 
-@ray.remote
+# The Ray tasks of prepare_artefacts. They become remote there, not with @ray.remote here: importing
+# Ray would cost `mmkd sweep status`, which imports this module, about a second.
 def _build_zoo_model(size: str, settings: Any) -> str:
     from mmkd.models.zoo import ensure_built
 
     return str(ensure_built(size, settings, progress=_progress(f"zoo {size}", settings.steps)))
 
 
-@ray.remote
 def _prepare_cache(teacher_dir: str, sweep_dict: dict[str, Any], root: str) -> str:
     from mmkd.distill.cache import ensure_cache
 
     return str(ensure_cache(Path(teacher_dir), config_mod.from_dict(sweep_dict), Path(root)))
 
 
-@ray.remote
 def _prepare_teacher(root: str, size: str, base: str, sweep_dict: dict[str, Any]) -> str:
     from mmkd.distill.teacher import ensure_teacher
 

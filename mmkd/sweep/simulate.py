@@ -1,6 +1,6 @@
 """Scale simulation: trials that follow a synthetic learning-curve and cost model instead of training.
 
-    mmkd sweep run sweeps/quickstart.yaml --simulate --set search.num_samples=2000 --set resources.gpu=1
+    mmkd sweep run quickstart --simulate --set search.num_samples=2000 --set resources.gpu=1
     python benchmarks/simulate.py            # 2,000 trials on a local Ray cluster with 64 logical GPUs
 
 Everything but the training is real: Ray Tune schedules ``simulated_trial`` with the sweep's resources,
@@ -9,7 +9,7 @@ its reports, it checkpoints to the sweep's storage (a small safetensors file and
 ``train.checkpoint_every_s`` says so and resumes from ``tune.get_checkpoint()``, and the results table and
 ``mmkd curves`` read it like any sweep (it writes no per-example rows: intervals span seeds only).
 It takes the same config as ``mmkd.trial.tune_trial`` and reports the same metric keys (the contract in
-DESIGN.md) every ``train.eval_every`` steps, plus ``simulated: 1`` and where it ran (``sim/node``,
+docs/DESIGN.md) every ``train.eval_every`` steps, plus ``simulated: 1`` and where it ran (``sim/node``,
 ``sim/gpu_ids``, ``sim/started``, ``sim/reported``).
 
 The model (``evaluate``) is deterministic in (config, step, language) and encodes the known findings:

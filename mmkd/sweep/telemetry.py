@@ -5,7 +5,7 @@ At every report a trial sets one Gauge per key of ``METRICS``, tagged with its s
 Ray's metrics agent on the trial's node exports them on the node's ``--metrics-export-port`` with
 Ray's ``ray_`` prefix, e.g. ``ray_mmkd_eval_score{sweep="quickstart",trial="tune_trial_1a2b3_00000"}``.
 
-Tune (2.60) starts a trial's actor without a name (``ImplicitFunc``, shown as ``tune_trial``) and, with
+Tune starts a trial's actor without a name (``ImplicitFunc``, shown as ``tune_trial``) and, with
 ``reuse_actors``, runs several trials in one actor; so the ``trial`` tag is what names a trial here,
 and the first report of each trial writes one line to its actor's log (the dashboard's actor page).
 """

