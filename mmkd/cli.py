@@ -151,7 +151,7 @@ def sweep_submit(args: argparse.Namespace) -> int:
 
 
 def trial_run(args: argparse.Namespace) -> int:
-    from mmkd.eval.evaluate import per_language
+    from mmkd.names import per_language
     from mmkd.trial import run_local
 
     report = run_local(

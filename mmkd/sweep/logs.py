@@ -28,8 +28,9 @@ class LiveTensorBoard(LoggerCallback):
 
     Given every number (~140 scalars a report: per-language metrics, config values, Tune's counters)
     it cost the driver 8.5 ms of CPU per result, 2.6 ms given these keys (``benchmarks/tensorboard.py``).
-    Per-language values stay in ``result.json`` and the results table. At a trial's end Tune's logger
-    writes the hyperparameters with the last values (TensorBoard's HParams view).
+    Per-language values are in each evaluation's ``mmkd_examples/<step>.metrics.json`` and the results
+    table. At a trial's end Tune's logger writes the hyperparameters with the last values (TensorBoard's
+    HParams view).
     """
 
     def __init__(self) -> None:
