@@ -4,11 +4,13 @@ simulation (mmkd.sweep.simulate) alike, so the two cannot drift apart.
 A report is the step, the training losses (``train/loss``, ``train/loss_<term>``), the trial's metadata
 (``metadata``), the evaluation's per-language metrics with their group means (``group_means``) and the
 objective ``eval/score``, and timings. Tune keeps statistics of every number of every report in its
-experiment state and rewrites that state at every snapshot, so a report of ~135 numbers made the state of
-a 2,000-trial sweep ~230 MB. Only the group metrics, the metadata and the per-language keys that the
-sweep's searcher, stopper or scheduler read (``tune_keys``) go to Tune; ``set_aside`` writes the other
-per-language numbers to ``mmkd_examples/<step>.metrics.json`` in the trial's working directory, next to
-the evaluation's per-example rows, which reach the trial's storage folder the same way.
+experiment state and rewrites that state at every snapshot (~115 KB a trial for a report of ~135
+numbers, BENCHMARKS.md). Only what Tune's side reads goes to Tune (``for_tune``: the step, the loss,
+the chrF and WLR group means, the objective, the keys the searcher, stopper or scheduler read);
+``set_aside`` writes the rest — per-language metrics, the task metric's other means, the loss terms,
+the trial's metadata, timings — to ``mmkd_examples/<step>.metrics.json`` in the trial's working directory, next to
+the evaluation's per-example rows, which reach the trial's storage folder the same way (at each
+checkpoint and when the trial ends).
 ``mmkd.curves.aggregate`` joins them back into the results table (``read_set_aside``), so the table,
 the curves, the heatmaps, the confirm stage and ``mmkd sweep status`` see every number as before.
 
@@ -147,11 +149,24 @@ def tune_keys(search: SearchConfig, stop: StopConfig) -> frozenset[str]:
     return frozenset(keys)
 
 
+def for_tune(report_key: str, keep: frozenset[str]) -> bool:
+    """Whether a report's key goes to Tune: the step and ``max_steps`` (ASHA, the stopper, the study's
+    ``stopped_by``), the training loss and the group means of chrF and WLR (the live curves,
+    mmkd.sweep.logs), the objective, and the keys in ``keep``. The trial's identity is in Tune's trial
+    config already; the loss terms, like the per-language metrics, are in the results table."""
+    if report_key in keep or report_key in (names.STEP, "max_steps", names.TRAIN_LOSS):
+        return True
+    parts = report_key.split("/")
+    if parts[0] not in (names.EVAL, names.TEST):
+        return False
+    return len(parts) == 2 or (names.is_group(parts[1]) and parts[2] in (names.CHRF, names.WLR))
+
+
 def set_aside(report: Mapping[str, Any], directory: Path, keep: frozenset[str]) -> dict[str, Any]:
-    """The report for Tune: ``report`` less its per-language numbers, which go to
-    ``<directory>/<step>.metrics.json`` (replaced whole: a step evaluated again replaces its numbers).
-    ``keep``: per-language keys Tune needs (``tune_keys``)."""
-    apart = {k: v for k, v in report.items() if names.per_language(k) and k not in keep}
+    """The report for Tune (``for_tune``); the rest — per-language metrics, the task metric's group
+    means, the trial's metadata, timings — goes to ``<directory>/<step>.metrics.json``, replaced whole
+    (a step evaluated again replaces its numbers). ``keep``: other keys Tune needs (``tune_keys``)."""
+    apart = {k: v for k, v in report.items() if not for_tune(k, keep)}
     if apart:
         directory.mkdir(parents=True, exist_ok=True)
         step = int(report[names.STEP])

@@ -244,7 +244,7 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
                 report |= evaluate_test(
                     accelerator.unwrap_model(student), tokenizer, task, sweep, langid, step, session
                 )
-            # Per-language numbers to mmkd_examples/<step>.metrics.json, the rest to the session.
+            # What Tune needs to the session, the rest to mmkd_examples/<step>.metrics.json.
             sent = reporting.set_aside(
                 report, session.examples_dir(), reporting.tune_keys(sweep.search, sweep.stop)
             )

@@ -6,8 +6,9 @@ imports Ray:
 - ``<trial dir>/result.json``: one JSON line per ``tune.report``; the metrics and the trial's params.
   A trial resumed from a checkpoint may report a step again: the table keeps the last report of each
   (trial_id, step). A line cut short by a crash mid-write is skipped.
-- ``<trial dir>/mmkd_examples/<step>.metrics.json``: the step's per-language metrics, which trials keep
-  out of Tune's reports (mmkd.reporting); missing ones (not yet copied to the storage) leave them empty.
+- ``<trial dir>/mmkd_examples/<step>.metrics.json``: the rest of the step's report, which trials keep
+  out of Tune's (mmkd.reporting: per-language metrics, numeric metadata, timings); a missing one (not yet
+  copied to the storage) leaves those columns empty.
 - the newest ``experiment_state-<YYYY-MM-DD_HH-MM-SS>.json`` (the name holds the time): each trial's
   status (TERMINATED, ERROR, RUNNING, PENDING, PAUSED). Its ``trial_data`` is a list of
   ``[trial state JSON string, runtime metadata JSON string]`` pairs. When no state file is readable, or a
@@ -237,7 +238,7 @@ def _records(
             "error": error,
         }
         for row in rows:
-            # The per-language numbers a trial kept out of Tune's report (mmkd.reporting.set_aside).
+            # What the trial kept out of Tune's report (mmkd.reporting.set_aside).
             record = read_set_aside(tdir, int(row["step"]))
             record.update((k, v) for k, v in row.items() if k not in TUNE_KEYS)
             # Params Tune saw but the trial did not report: the table promises every param.

@@ -43,7 +43,7 @@ def test_reports_the_metric_contract():
     assert m["eval/zero_shot/wlr"] == pytest.approx(sum(zero_shot) / 4)
     assert m["eval/low_resource/wlr"] == pytest.approx((m["eval/te/wlr"] + m["eval/sw/wlr"]) / 2)
     losses = train_losses(cfg(), 80, {"task": 1.0, "token": 1.0, "word": 0.0})
-    assert set(losses) == {"loss", "task", "token"}  # reporting.build names them train/loss, train/loss_<term>
+    assert set(losses) == {"loss", "task", "token"}  # reporting.build: train/loss, train/loss_<term>
 
 
 def test_the_objective_follows_the_task_metric():
