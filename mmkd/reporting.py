@@ -8,9 +8,9 @@ experiment state and rewrites that state at every snapshot (~115 KB a trial for 
 numbers, BENCHMARKS.md). Only what Tune's side reads goes to Tune (``for_tune``: the step, the loss,
 the chrF and WLR group means, the objective, the keys the searcher, stopper or scheduler read);
 ``set_aside`` writes the rest — per-language metrics, the task metric's other means, the loss terms,
-the trial's metadata, timings — to ``mmkd_examples/<step>.metrics.json`` in the trial's working directory, next to
-the evaluation's per-example rows, which reach the trial's storage folder the same way (at each
-checkpoint and when the trial ends).
+the trial's metadata, timings — to ``mmkd_examples/<step>.metrics.json`` in the trial's working
+directory, next to the evaluation's per-example rows, which reach the trial's storage folder the same
+way (at each checkpoint and when the trial ends).
 ``mmkd.curves.aggregate`` joins them back into the results table (``read_set_aside``), so the table,
 the curves, the heatmaps, the confirm stage and ``mmkd sweep status`` see every number as before.
 
