@@ -31,6 +31,7 @@ def key(where: str, metric: str, split: str = EVAL) -> str:
 
 
 SCORE = f"{EVAL}/score"
+TEST_SCORE = f"{TEST}/score"
 SOURCE_CHRF = key(SOURCE, CHRF)
 ZERO_SHOT_CHRF = key(ZERO_SHOT, CHRF)
 ZERO_SHOT_WLR = key(ZERO_SHOT, WLR)

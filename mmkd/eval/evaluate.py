@@ -55,7 +55,7 @@ def evaluate_outputs(
     tau: float = 0.3,
     metric: str = "chrf",
     golds: Mapping[str, Sequence[Reference]] | None = None,
-    low_name: str = "low_resource",
+    low_name: str = names.LOW_RESOURCE,
 ) -> Evaluation:
     """Score every language in ``outputs`` against ``references`` (same keys, same lengths as ``ids``).
 
