@@ -259,12 +259,11 @@ def _trainable(sweep: SweepConfig, artefacts: dict[str, Any]) -> Any:
 def _tuner(
     sweep: SweepConfig, exp: Experiment, artefacts: dict[str, Any], callbacks: Sequence[Any] = ()
 ) -> Any:
-    import optuna
     from ray import tune
 
     from mmkd.sweep.logs import driver_loggers
     from mmkd.sweep.space import Space, design_points
-    from mmkd.sweep.study import StudySearch, open_storage
+    from mmkd.sweep.study import StudySearch, TrialSeededTPE, open_storage
 
     metrics, modes = zip(*sweep.search.directions().items(), strict=True)
     search = StudySearch(
@@ -276,10 +275,8 @@ def _tuner(
         # Several objectives: Tune passes lists and Optuna searches for their Pareto front.
         metric=list(metrics) if len(metrics) > 1 else metrics[0],
         mode=list(modes) if len(modes) > 1 else modes[0],
-        # Plain TPE: 14 ms of CPU a suggestion at 2,000 finished trials (benchmarks/suggest.py).
-        sampler=optuna.samplers.TPESampler(
-            seed=sweep.search.seed, n_startup_trials=sweep.search.n_startup_trials
-        ),
+        # Optuna's TPE, seeded per trial so that a resume proposes what an uninterrupted run would.
+        sampler=TrialSeededTPE(sweep.search.seed, n_startup_trials=sweep.search.n_startup_trials),
     )
     return tune.Tuner(
         _trainable(sweep, artefacts),
