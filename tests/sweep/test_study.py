@@ -58,12 +58,19 @@ def test_trials_carry_tune_ids_pairs_and_how_they_ended(tmp_path):
 
 def _search_seeded(tmp_path):
     sweep = config.load("quickstart", ["search.n_startup_trials=3"])
+    tmp_path.mkdir(parents=True, exist_ok=True)
     storage = open_storage(sweep, tmp_path)
     sampler = TrialSeededTPE(sweep.search.seed, n_startup_trials=sweep.search.n_startup_trials)
+    space = Space(sweep)
     search = StudySearch(
-        Space(sweep), storage=storage, study_name="s", mmkd_dir=tmp_path, sampler=sampler, metric="eval/score"
+        space,
+        storage=storage,
+        study_name="s",
+        mmkd_dir=tmp_path,
+        sampler=sampler,
+        metric="eval/score",
+        mode="max",
     )
-    search.set_search_properties("eval/score", "max", {})
     return search, storage
 
 
