@@ -65,13 +65,7 @@ def evaluate_outputs(
     """
     task_metric = get_task_metric(metric)
     golds = references if golds is None else golds
-    for lang, outs in outputs.items():
-        if not outs:
-            raise ValueError(f"{lang}: no outputs to evaluate")
-        for what, given in (("references", references), ("ids", ids), ("golds", golds)):
-            if lang not in given or len(given[lang]) != len(outs):
-                got = len(given[lang]) if lang in given else "none"
-                raise ValueError(f"{lang}: {len(outs)} outputs but {got} {what}")
+    _check_lengths(outputs, {"references": references, "ids": ids, "golds": golds})
     metrics: dict[str, float] = {}
     examples: list[dict[str, Any]] = []
     unreliable = []
@@ -108,6 +102,18 @@ def evaluate_outputs(
         primary=task_metric.primary,
     )
     return Evaluation(metrics, examples, unreliable)
+
+
+def _check_lengths(
+    outputs: Mapping[str, Sequence[str]], given: Mapping[str, Mapping[str, Sequence[Any]]]
+) -> None:
+    for lang, outs in outputs.items():
+        if not outs:
+            raise ValueError(f"{lang}: no outputs to evaluate")
+        for what, per_lang in given.items():
+            if lang not in per_lang or len(per_lang[lang]) != len(outs):
+                got = len(per_lang[lang]) if lang in per_lang else "none"
+                raise ValueError(f"{lang}: {len(outs)} outputs but {got} {what}")
 
 
 def evaluate_model(
