@@ -178,9 +178,9 @@ def metrics_file(step: int) -> str:
     return f"{step:06d}.metrics.json"
 
 
-def read_set_aside(trial_dir: Path, step: int) -> dict[str, float]:
-    """The per-language numbers ``set_aside`` wrote for ``step`` in a trial's folder; {} when there are
-    none (not yet copied to the storage, a damaged file, or a sweep from before they were set aside)."""
+def read_set_aside(trial_dir: Path, step: int) -> dict[str, Any]:
+    """What ``set_aside`` wrote for ``step`` in a trial's folder; {} when there is nothing (not yet
+    copied to the storage, a damaged file, or a sweep from before reports were split)."""
     try:
         stored = json.loads((trial_dir / EXAMPLES_DIR / metrics_file(step)).read_text(encoding="utf-8"))
         if stored[names.STEP] == step and isinstance(stored["metrics"], dict):
