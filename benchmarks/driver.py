@@ -13,7 +13,9 @@
 
 from __future__ import annotations
 
+import os
 import resource
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,6 +53,21 @@ class DriverTimer(Callback):
         self.wall_s, self.cpu_s = now - self._wall0, time.process_time() - self._cpu0
         self.main_cpu_s = time.thread_time() - self._main0
         self.after_last_end_s = now - self._last_end if self._last_end else 0.0
+
+
+class Interrupter(Callback):
+    # Importable (not in a script's __main__): Tune pickles the callbacks with its run, and the resumed
+    # sweep unpickles them in another process.
+    """Ctrl-C once ``after`` trials have finished (the driver figures are taken at that moment)."""
+
+    def __init__(self, timer: DriverTimer, after: int) -> None:
+        self.timer, self.after, self.finished = timer, after, 0
+
+    def on_trial_complete(self, **info: Any) -> None:
+        self.finished += 1
+        if self.finished == self.after:
+            self.timer.on_experiment_end()
+            os.kill(os.getpid(), signal.SIGINT)
 
 
 @dataclass(frozen=True)

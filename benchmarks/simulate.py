@@ -2,6 +2,7 @@
 
     python benchmarks/simulate.py [--trials 2000] [--nodes 8] [--gpus-per-node 8] [--step-seconds 0.2]
                                   [--checkpoint-every-s 60] [--set task.languages=[fr,sw] ...]
+                                  [--resume [--interrupt-at N]]
 
 Starts a local multi-node Ray cluster (``ray.cluster_utils.Cluster``: a head without CPUs and ``--nodes``
 worker nodes with ``--gpus-per-node`` logical GPUs and as many CPUs each), then runs the quickstart sweep
@@ -20,7 +21,16 @@ cost (mmkd/sweep/simulate.py) instead of training. Measured on the driver:
   because a trial had checkpointed ``num_to_keep`` times since the last one), and the size of what they
   write; ``checkpoints``: the reports that came with one;
 - ``driver_peak_rss_mb``: peak resident memory of the driver;
-- ``report_numbers``: how many numbers one report carries (Tune keeps statistics of each).
+- ``report_numbers``: how many numbers one report carries (Tune keeps statistics of each);
+  ``experiment_state_kb``: the newest ``experiment_state-*.json`` at the end.
+
+``--resume``: the sweep is interrupted (SIGINT, Ctrl-C's path: Tune saves its state and ``fit()``
+returns) once ``--interrupt-at`` trials (default: all but 100) have finished, then
+``python -m mmkd.cli sweep resume <exp> --address <cluster>`` finishes it in a new process on the same
+cluster. The driver figures above are then those of the first process up to the interruption; added:
+``state_kb_at_interrupt``, ``resume_first_result_s`` (from starting the resume command to the first
+report of the resumed sweep, by the reports' ``sim/reported`` time), ``resume_wall_s`` and
+``resume_cpu_s`` (the resume process, start to end).
 
 ``--set`` overrides the quickstart sweep like ``mmkd sweep run --set`` (after this script's own settings):
 fewer ``task.languages`` shows what the driver's cost per result owes to the per-language metrics.
@@ -34,14 +44,18 @@ import argparse
 import io
 import json
 import os
+import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from contextlib import redirect_stdout
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
-from driver import DriverTimer, peak_rss_mb, time_snapshots, time_suggestions
+from driver import DriverTimer, Interrupter, peak_rss_mb, time_snapshots, time_suggestions
 
 
 def main() -> None:
@@ -65,6 +79,10 @@ def main() -> None:
         help="train.checkpoint_every_s of the trials (0: a checkpoint at every evaluation)",
     )
     ap.add_argument("--storage", type=Path, default=None)
+    ap.add_argument("--resume", action="store_true", help="interrupt the sweep, then `mmkd sweep resume` it")
+    ap.add_argument(
+        "--interrupt-at", type=int, default=None, help="finished trials (default: --trials - 100)"
+    )
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -94,9 +112,14 @@ def main() -> None:
         cluster.add_node(num_cpus=args.gpus_per_node, num_gpus=args.gpus_per_node)
     cluster.wait_for_nodes()
     timer = DriverTimer()
+    callbacks: list[Any] = [timer]
+    if args.resume:
+        callbacks.append(Interrupter(timer, args.interrupt_at or args.trials - 100))
     log = storage / "driver.log"
     storage.mkdir(parents=True, exist_ok=True)
+    exp = storage / "sim"
     started = time.perf_counter()
+    resumed: dict[str, Any] = {}
     try:
         with (
             time_suggestions() as suggestions,
@@ -104,16 +127,19 @@ def main() -> None:
             redirect_stdout(io.StringIO()) as out,
         ):
             code = runner.run(
-                sweep, name="sim", storage=str(storage), address=cluster.address, callbacks=[timer]
+                sweep, name="sim", storage=str(storage), address=cluster.address, callbacks=callbacks
             )
         log.write_text(out.getvalue())
+        if args.resume and code == 130:
+            ray.shutdown()
+            resumed = resume(exp, cluster.address, storage / "resume.log")
+            code = resumed.pop("code")
     finally:
         ray.shutdown()
         cluster.shutdown()
     run_s = time.perf_counter() - started
     if code != 0:
         raise SystemExit(f"the sweep failed with exit code {code} (driver output: {log})")
-    exp = storage / "sim"
     df = pd.read_parquet(exp / "mmkd" / "results.parquet")
     last = df.sort_values("step").groupby("trial_id").tail(1)
     spans = df.groupby("trial_id").agg(start=("sim/started", "min"), end=("sim/reported", "max"))
@@ -168,9 +194,43 @@ def main() -> None:
                 "report_numbers": _numbers(next(exp.glob("*/result.json"))),
                 "outside_fit_s": run_s - timer.wall_s,  # ray.init, the results table, the best trials
                 "storage": str(exp),
+                **resumed,
             }
         )
     )
+
+
+def resume(exp: Path, address: str, log: Path) -> dict[str, Any]:
+    """``mmkd sweep resume`` in a new process; how soon the resumed sweep reported, what it cost."""
+    states = sorted(exp.glob("experiment_state-*.json"))
+    at_interrupt = states[-1].stat().st_size / 1024 if states else None
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.getcwd()])}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started_at, started = time.time(), time.perf_counter()
+    with log.open("w") as out:
+        done = subprocess.run(
+            [sys.executable, "-m", "mmkd.cli", "sweep", "resume", str(exp), "--address", address],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # Each report's time is among what the trial kept out of Tune's report (mmkd.reporting).
+    reported = [
+        json.loads(path.read_text())["metrics"]["sim/reported"]
+        for path in exp.glob("*/mmkd_examples/*.metrics.json")
+    ]
+    reported = [t for t in reported if t > started_at]
+    return {
+        "code": done.returncode,
+        "state_kb_at_interrupt": at_interrupt,
+        "resume_first_result_s": min(reported) - started_at if reported else None,
+        "resume_results": len(reported),
+        "resume_wall_s": wall,
+        "resume_cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+        "resume_log": str(log),
+    }
 
 
 def _numbers(result_json: Path) -> int:

@@ -337,7 +337,7 @@ def sweep_submit(args: argparse.Namespace) -> int:
     "prepared (or found cached) first; prints its last report without the per-language metrics.",
 )
 def trial_run(args: argparse.Namespace) -> int:
-    from mmkd.eval.evaluate import per_language
+    from mmkd.names import per_language
     from mmkd.trial import run_local
 
     report = run_local(

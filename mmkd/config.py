@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mmkd import names
 from mmkd.errors import UserInputError
 from mmkd.registry import did_you_mean
 
@@ -129,7 +130,7 @@ class SearchConfig(_Strict):
         description="Give every cell (teacher:student pair x adapter rank x method) the same number of "
         "trials, num_samples / cells; Optuna then searches only lr and distill.* within the cells.",
     )
-    metric: str = Field("eval/score", description="The objective reported by trials (and ASHA's metric).")
+    metric: str = Field(names.SCORE, description="The objective reported by trials (and ASHA's metric).")
     mode: Literal["max", "min"] = "max"
     objectives: dict[str, Literal["max", "min"]] | None = Field(
         None,
@@ -316,7 +317,7 @@ class EvalConfig(_Strict):
 class WLRStopConfig(_Strict):
     """Stop trials that drift into the wrong language (see mmkd/sweep/stopping.py)."""
 
-    metric: str = Field("eval/low_resource/wlr", description="A WLR metric the trials report.")
+    metric: str = Field(names.LOW_RESOURCE_WLR, description="A WLR metric the trials report.")
     threshold: float = Field(0.5, ge=0, le=1, description="Stop above this WLR (a floor in rung mode).")
     grace_evals: Annotated[int, Field(ge=0)] = Field(1, description="Evaluations before the rule applies.")
     mode: Literal["absolute", "rung"] = "absolute"
@@ -547,12 +548,12 @@ def _check_wlr_metric(metric: str, task: Any) -> None:
     """The stopping rule must read a WLR the trials report: a language's, the zero-shot group's, or the
     task's low-resource group under the name it reports it by (mmkd.data.xtreme_r)."""
     low = task.low_resource_name
-    known = ["eval/zero_shot/wlr", *([f"eval/{low}/wlr"] if task.low_resource else [])]
-    known += [f"eval/{lang}/wlr" for lang in task.languages]
+    known = [names.ZERO_SHOT_WLR, *([names.key(low, names.WLR)] if task.low_resource else [])]
+    known += [names.key(lang, names.WLR) for lang in task.languages]
     if metric in known:
         return
     why = "not a WLR the trials report"
-    if metric == "eval/low_resource/wlr":
+    if metric == names.LOW_RESOURCE_WLR:
         why = (
             f"task {task.name} reports no low_resource group (no Joshi class 0-2 language among its languages"
         )

@@ -38,7 +38,7 @@ from typing import Any, Protocol
 import torch
 from accelerate import Accelerator
 
-from mmkd import checkpoint
+from mmkd import checkpoint, reporting
 from mmkd.config import DistillConfig, SweepConfig, from_dict
 from mmkd.data import Example, Task, get_task
 from mmkd.data.collate import encode_batch, step_examples, token_spans
@@ -171,24 +171,9 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
         heads = accelerator.prepare(heads)
 
     static = {
-        "teacher": config["teacher"],
-        "student": config["student"],
-        "teacher_params": config["teacher_params"],
-        "student_params": config["student_params"],
-        "ratio": config["ratio"],
-        "ratio_total": config.get("ratio_total", config["ratio"]),
-        "method": config.get("method", "mmkd"),
-        "stage": config.get("stage", "search"),
-        "lr": config["lr"],
-        "adapter_rank": config["adapter_rank"],
+        **reporting.metadata(config, train_cfg, reporting.Languages.of_task(task)),
         "trainable_params": sum(p.numel() for p in trainable),  # the heads train with the student
         "heads_params": 0 if heads is None else count_params(heads),
-        "seed": train_cfg.seed,
-        "aux_translation": aux_translation,
-        "max_steps": train_cfg.max_steps,
-        "source_lang": task.source_lang,
-        "low_resource_langs": ",".join(task.low_resource),
-        "low_resource_group": task.low_resource_name,
         "lapt_steps": 0 if train_cfg.lapt is None else train_cfg.lapt.steps,
         "resumed_from": resumed_from,
         **{f"lapt/{k}": v for k, v in lapt.items()},
@@ -243,24 +228,28 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
             evaluation = evaluate_model(
                 accelerator.unwrap_model(student), tokenizer, task, dev, sweep, langid
             )
-            report = {
-                "step": step,
+            report = reporting.build(
+                step,
+                {k: v / n_steps for k, v in sums.items()},
+                static,
+                evaluation.metrics,
+                evaluation.unreliable_langs,
                 **{
-                    ("train/loss" if k == "loss" else f"train/loss_{k}"): v / n_steps for k, v in sums.items()
+                    "time/train_step_s": train_seconds / n_steps,
+                    "time/eval_s": time.perf_counter() - started,
                 },
-                **static,
-                **evaluation.metrics,
-                "unreliable_langs": ",".join(evaluation.unreliable_langs),
-                "time/train_step_s": train_seconds / n_steps,
-                "time/eval_s": time.perf_counter() - started,
-            }
+            )
             _write_examples(session.examples_dir() / f"{step:06d}.jsonl", step, evaluation)
             if static["stage"] == "confirm" and step == train_cfg.max_steps:
                 report |= evaluate_test(
                     accelerator.unwrap_model(student), tokenizer, task, sweep, langid, step, session
                 )
+            # What Tune needs to the session, the rest to mmkd_examples/<step>.metrics.json.
+            sent = reporting.set_aside(
+                report, session.examples_dir(), reporting.tune_keys(sweep.search, sweep.stop)
+            )
             if not train_cfg.checkpoint_due(step, time.monotonic() - last_checkpoint):
-                session.report(report, None)
+                session.report(sent, None)
             else:
                 with tempfile.TemporaryDirectory() as tmp:
                     checkpoint.save(
@@ -269,7 +258,7 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
                         optimizer,
                         {"step": step, "scheduler": scheduler.state_dict()},
                     )
-                    session.report(report, Path(tmp))
+                    session.report(sent, Path(tmp))
                 last_checkpoint = time.monotonic()
             sums, n_steps, train_seconds = {}, 0, 0.0
     return report

@@ -7,8 +7,9 @@ from mmkd import config
 from mmkd.data import get_task
 from mmkd.data.xtreme_r import low_resource_group_name
 from mmkd.errors import UserInputError
-from mmkd.eval.evaluate import evaluate_outputs, per_language
+from mmkd.eval.evaluate import evaluate_outputs
 from mmkd.eval.langid import get_langid
+from mmkd.names import per_language
 
 
 def test_a_task_without_low_resource_languages_names_its_lowest_class():

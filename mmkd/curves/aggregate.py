@@ -6,6 +6,9 @@ imports Ray:
 - ``<trial dir>/result.json``: one JSON line per ``tune.report``; the metrics and the trial's params.
   A trial resumed from a checkpoint may report a step again: the table keeps the last report of each
   (trial_id, step). A line cut short by a crash mid-write is skipped.
+- ``<trial dir>/mmkd_examples/<step>.metrics.json``: the rest of the step's report, which trials keep
+  out of Tune's (mmkd.reporting: per-language metrics, numeric metadata, timings); a missing one (not yet
+  copied to the storage) leaves those columns empty.
 - the newest ``experiment_state-<YYYY-MM-DD_HH-MM-SS>.json`` (the name holds the time): each trial's
   status (TERMINATED, ERROR, RUNNING, PENDING, PAUSED). Its ``trial_data`` is a list of
   ``[trial state JSON string, runtime metadata JSON string]`` pairs. When no state file is readable, or a
@@ -44,11 +47,11 @@ from typing import Any
 import pandas as pd
 
 from mmkd.errors import UserInputError
+from mmkd.reporting import EXAMPLES_DIR, read_set_aside
 
 MMKD_DIR = "mmkd"
 STOPPED_BY_FILE = "stopped_by.json"  # written by mmkd.sweep.stopping (which may import Ray; we may not)
 ERROR_FILE = "error.txt"
-EXAMPLES_DIR = "mmkd_examples"  # <trial dir>/mmkd_examples/<step>.jsonl: written by mmkd.trial
 CONFIRM_DIR = "confirm"  # <exp>/confirm/: the confirm stage's experiment, written by mmkd.sweep.confirm
 # Tune's own bookkeeping in every result line: not a param or a metric. ``checkpoint_dir_name`` stays:
 # it names the step's checkpoint, when the step has one.
@@ -235,7 +238,9 @@ def _records(
             "error": error,
         }
         for row in rows:
-            record = {k: v for k, v in row.items() if k not in TUNE_KEYS}
+            # What the trial kept out of Tune's report (mmkd.reporting.set_aside).
+            record = read_set_aside(tdir, int(row["step"]))
+            record.update((k, v) for k, v in row.items() if k not in TUNE_KEYS)
             # Params Tune saw but the trial did not report: the table promises every param.
             config = row.get("config")
             if isinstance(config, dict):

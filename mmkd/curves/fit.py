@@ -3,9 +3,10 @@ a fitted curve per student size. All randomness is seeded, so the same table giv
 
 Language groups (the plots' panels), from what each trial reports as ``source_lang`` and
 ``low_resource_langs``: ``source`` (the source language), ``zero_shot`` (every other evaluated language:
-the sweep objective ``eval/score`` is its chrF), ``zero_shot_high`` (zero-shot minus low-resource) and
-``low_resource``. A group's chrF or WLR is the mean over its languages, skipping a language without a
-value (a WLR with nothing determined), like the trial's own ``eval/<group>/*`` means.
+the sweep objective ``eval/score`` is its mean of the task's primary metric, chrF or F1),
+``zero_shot_high`` (zero-shot minus low-resource) and ``low_resource``. A group's chrF or WLR is the mean
+over its languages, skipping a language without a value (a WLR with nothing determined), like the
+trial's own ``eval/<group>/*`` means.
 
 A *cell* is (student size, ratio, adapter setting). Its row is the learning rate with the best mean
 ``eval/score`` at the trials' final evaluation (the latest so far for a trial still running); a sweep that
@@ -42,13 +43,15 @@ import pandas as pd
 from numpy.polynomial import polynomial
 from scipy import stats
 
+from mmkd import names
 from mmkd.errors import UserInputError
 
 SEED = 0
 N_BOOT = 1000
-OBJECTIVE = "eval/score"
-GROUPS = ("source", "zero_shot", "zero_shot_high", "low_resource")
-PANELS = ("source", "zero_shot_high", "low_resource")  # zero_shot is their union: no panel of its own
+OBJECTIVE = names.SCORE
+ZERO_SHOT_HIGH = "zero_shot_high"  # zero-shot minus low-resource: a group of the curves only
+GROUPS = (names.SOURCE, names.ZERO_SHOT, ZERO_SHOT_HIGH, names.LOW_RESOURCE)
+PANELS = (names.SOURCE, ZERO_SHOT_HIGH, names.LOW_RESOURCE)  # zero_shot is their union: no panel of its own
 METRICS = ("chrf", "wlr")
 GROUP_COLUMNS = [f"{group}/{metric}" for group in GROUPS for metric in METRICS]
 CELL = ["student", "ratio", "adapter_rank"]
@@ -56,7 +59,6 @@ REQUIRED = [
     *("student", "student_params", "teacher", "ratio", "lr", "adapter_rank"),
     *("source_lang", "low_resource_langs", OBJECTIVE),
 ]
-_NOT_LANGUAGES = {"zero_shot", "low_resource", "source"}
 _SAME_FOR_EVERY_SEED = (
     "teacher",
     "adapter",
@@ -69,17 +71,8 @@ _SAME_FOR_EVERY_SEED = (
 
 def languages(df: pd.DataFrame) -> list[str]:
     """Languages with per-language metrics (``eval/<lang>/chrf``), sorted."""
-    return sorted(
-        {
-            parts[1]
-            for parts in (c.split("/") for c in df.columns)
-            if len(parts) == 3
-            and parts[0] == "eval"
-            and parts[2] == "chrf"
-            and parts[1] not in _NOT_LANGUAGES
-            and not parts[1].startswith("lowest_class")  # a task's lowest-class group (mmkd.data.xtreme_r)
-        }
-    )
+    keys = [c.split("/") for c in df.columns if names.per_language(c)]
+    return sorted({parts[1] for parts in keys if parts[0] == names.EVAL and parts[2] == names.CHRF})
 
 
 def group_languages(source: str, low_resource: str, evaluated: Sequence[str]) -> dict[str, list[str]]:
@@ -87,10 +80,10 @@ def group_languages(source: str, low_resource: str, evaluated: Sequence[str]) ->
     low = {lang for lang in low_resource.split(",") if lang}
     zero_shot = [lang for lang in evaluated if lang != source]
     return {
-        "source": [source] if source in evaluated else [],
-        "zero_shot": zero_shot,
-        "zero_shot_high": [lang for lang in zero_shot if lang not in low],
-        "low_resource": [lang for lang in zero_shot if lang in low],
+        names.SOURCE: [source] if source in evaluated else [],
+        names.ZERO_SHOT: zero_shot,
+        ZERO_SHOT_HIGH: [lang for lang in zero_shot if lang not in low],
+        names.LOW_RESOURCE: [lang for lang in zero_shot if lang in low],
     }
 
 

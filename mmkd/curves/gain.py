@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mmkd import names
 from mmkd.curves.aggregate import read_examples
 from mmkd.curves.fit import (
     GROUPS,
@@ -131,10 +132,10 @@ class Cell:
 
 def confirmed_cells(df: pd.DataFrame, exp_dir: Path) -> tuple[list[Cell], list[str], list[str]]:
     """The confirm stage's cells from the results table, the test languages and the item ids."""
-    rows = df[(df["stage"] == "confirm") & df.get("test/score", pd.Series(index=df.index)).notna()]
+    rows = df[(df["stage"] == "confirm") & df.get(names.TEST_SCORE, pd.Series(index=df.index)).notna()]
     final = rows.sort_values(["trial_id", "step"]).groupby("trial_id").tail(1)
-    langs = sorted({c.split("/")[1] for c in final.columns if c.startswith("test/") and c.endswith("/chrf")})
-    langs = [lang for lang in langs if lang not in {*GROUPS, "score"} and not lang.startswith("lowest_class")]
+    tested = [c.split("/") for c in final.columns if names.per_language(c)]
+    langs = sorted({parts[1] for parts in tested if parts[0] == names.TEST and parts[2] == names.CHRF})
     found: dict[str, pd.DataFrame] = {}
     for row in final.itertuples(index=False):
         examples = read_examples(exp_dir / str(row.trial_dir), int(row.step), split="test")

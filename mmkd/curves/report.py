@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mmkd import names
 from mmkd.curves import pareto, plot
 from mmkd.curves.aggregate import (
     FINISHED,
@@ -133,7 +134,7 @@ def build_curves(exp_dir: Path, out_dir: Path | None = None) -> Path:
     lines = summary + confirmed + _baseline_section(baselines)
     lines += _findings(rho, fits, final)
     cells = _markdown(_cell_view(best))
-    lines += ["## Best learning rate per cell", "", _search_note(df) + _CELL_NOTE, "", cells, ""]
+    lines += ["## Best learning rate per cell", "", _search_note(df) + _cell_note(exp_dir), "", cells, ""]
     lines += ["## Fitted curves", "", _FIT_NOTE, "", _markdown(_fit_view(fit_table)), ""]
     lines += pareto.section(final, pareto.sweep_objectives(exp_dir), out, _markdown)
     for title, png in pngs:
@@ -310,12 +311,31 @@ def _fit_table(fits: dict[tuple[str, str, str], CurveFit]) -> pd.DataFrame:
 # Markdown
 # ---------------------------------------------------------------------------------------------------
 
-_CELL_NOTE = (
-    "A cell is (student size, teacher/student ratio, adapter setting); its row is the learning rate with "
-    "the best zero-shot chrF (the sweep objective) at the final evaluation, averaged over seeds when "
-    "repeated. Brackets: 95% bootstrap intervals (over evaluation examples, and over seeds when a cell was "
-    "repeated; `ci_over` in best_per_cell.csv). A trial still running counts with its latest evaluation."
-)
+
+def _cell_note(exp_dir: Path) -> str:
+    return (
+        "A cell is (student size, teacher/student ratio, adapter setting); its row is the learning rate with "
+        f"the best zero-shot {objective_metric(exp_dir)} (the sweep objective) at the final evaluation, "
+        "averaged over seeds when repeated. Brackets: 95% bootstrap intervals (over evaluation examples, and "
+        "over seeds when a cell was repeated; `ci_over` in best_per_cell.csv). A trial still running counts "
+        "with its latest evaluation."
+    )
+
+
+def objective_metric(exp_dir: Path) -> str:
+    """How the report names what ``eval/score`` averages: the task's primary metric (``F1`` for QA and
+    NER, ``chrF`` otherwise), from the sweep's stored config; ``chrF`` without one (a bare Tune folder)."""
+    import yaml
+
+    from mmkd.eval.task_metrics import primary_metric
+
+    try:
+        stored = yaml.safe_load((exp_dir / "mmkd" / "config.yaml").read_text(encoding="utf-8"))
+        return names.label(primary_metric(str(stored["task"]["name"])))
+    except (OSError, yaml.YAMLError, KeyError, TypeError, UserInputError):
+        return names.label(names.CHRF)
+
+
 _FIT_NOTE = (
     "Per student and adapter setting, chrF = a + b·x + c·x² with x = log2(teacher/student ratio) "
     "(a line with two ratios). Best ratio: the curve's maximum within the ratios tried, with the 95% "

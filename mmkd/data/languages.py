@@ -9,6 +9,8 @@ low-resource group is its languages of class ``LOW_RESOURCE_MAX_CLASS`` or below
 published rule rather than a hand-picked list.
 """
 
+from mmkd import names
+
 XTREME_R_LANGUAGES: tuple[str, ...] = tuple(
     "af ar az bg bn de el en es et eu fa fi fr gu he hi ht hu id it ja jv ka kk ko lt ml mr ms my nl "
     "pa pl pt qu ro ru sw ta te th tl tr uk ur vi wo yo zh".split()
@@ -23,7 +25,7 @@ RESOURCE_CLASS: dict[str, int] = {
 }
 
 LOW_RESOURCE_MAX_CLASS = 2
-LOW_RESOURCE_NAME = "low_resource"  # the group of classes 0-2 in metric names: eval/low_resource/...
+LOW_RESOURCE_NAME = names.LOW_RESOURCE  # the group of classes 0-2 in metric names: eval/low_resource/...
 
 
 def is_low_resource(lang: str) -> bool:

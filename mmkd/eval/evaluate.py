@@ -1,6 +1,6 @@
 """One evaluation: outputs and references per language → the metric contract and per-example rows.
 
-Keys (docs/DESIGN.md, "Metrics a trial reports"), for every language L evaluated:
+Keys (spelled in mmkd/names.py; docs/DESIGN.md, "Metrics a trial reports"), for every language L evaluated:
 ``eval/L/chrf``, ``eval/L/wlr``, ``eval/L/src_rate``, ``eval/L/undetermined`` (share of outputs) and
 ``eval/L/lid_ref_acc`` (LID accuracy on L's references); group means ``eval/zero_shot/{chrf,wlr}``
 (every language but the source) and ``eval/low_resource/{chrf,wlr}`` (the low-resource languages
@@ -8,25 +8,24 @@ present); ``eval/source/chrf``.
 
 A task's own metric (``mmkd.eval.task_metrics.TaskMetric``, named by the task's ``metric``) adds its keys:
 ``eval/L/f1`` and ``eval/L/em`` for QA, ``eval/L/f1`` (entity F1) for NER, with the means
-``eval/{source,zero_shot,low_resource}/<key>``. ``eval/score``, the sweep objective, is the zero-shot mean
-of the task's primary metric: ``eval/zero_shot/f1`` for QA and NER, ``eval/zero_shot/chrf`` otherwise.
+``eval/{source,zero_shot,low_resource}/<key>`` (``mmkd.reporting.group_means``). ``eval/score``, the
+sweep objective, is the zero-shot mean of the task's primary metric: ``eval/zero_shot/f1`` for QA and
+NER, ``eval/zero_shot/chrf`` otherwise.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from mmkd import names
 from mmkd.data.base import Example, Task
 from mmkd.eval.langid import LangID, WLRStats, reference_accuracy, verdicts
 from mmkd.eval.metrics import chrf, chrf_per_example
 from mmkd.eval.task_metrics import Reference, get_task_metric
-
-#: The groups a report averages over, next to the per-language metrics: ``eval/<group>/<metric>``.
-GROUPS = ("source", "zero_shot", "low_resource")
+from mmkd.reporting import group_means
 
 # Below this LID accuracy on its own references a language's WLR says more about the detector than about
 # the model; such languages are listed in `unreliable_langs` (and flagged in reports).
@@ -56,7 +55,7 @@ def evaluate_outputs(
     tau: float = 0.3,
     metric: str = "chrf",
     golds: Mapping[str, Sequence[Reference]] | None = None,
-    low_name: str = "low_resource",
+    low_name: str = names.LOW_RESOURCE,
 ) -> Evaluation:
     """Score every language in ``outputs`` against ``references`` (same keys, same lengths as ``ids``).
 
@@ -66,13 +65,7 @@ def evaluate_outputs(
     """
     task_metric = get_task_metric(metric)
     golds = references if golds is None else golds
-    for lang, outs in outputs.items():
-        if not outs:
-            raise ValueError(f"{lang}: no outputs to evaluate")
-        for what, given in (("references", references), ("ids", ids), ("golds", golds)):
-            if lang not in given or len(given[lang]) != len(outs):
-                got = len(given[lang]) if lang in given else "none"
-                raise ValueError(f"{lang}: {len(outs)} outputs but {got} {what}")
+    _check_lengths(outputs, {"references": references, "ids": ids, "golds": golds})
     metrics: dict[str, float] = {}
     examples: list[dict[str, Any]] = []
     unreliable = []
@@ -81,16 +74,16 @@ def evaluate_outputs(
         judged = verdicts(outs, lang, langid, tau)
         stats = WLRStats.from_verdicts(judged, source_lang)
         ref_acc = _reference_accuracy(langid, tuple(refs), lang, tau)
-        metrics[f"eval/{lang}/chrf"] = chrf(outs, refs)
-        metrics[f"eval/{lang}/wlr"] = stats.wlr
-        metrics[f"eval/{lang}/src_rate"] = stats.src_rate
-        metrics[f"eval/{lang}/undetermined"] = stats.undetermined / stats.n
-        metrics[f"eval/{lang}/lid_ref_acc"] = ref_acc
+        metrics[names.key(lang, names.CHRF)] = chrf(outs, refs)
+        metrics[names.key(lang, names.WLR)] = stats.wlr
+        metrics[names.key(lang, names.SRC_RATE)] = stats.src_rate
+        metrics[names.key(lang, names.UNDETERMINED)] = stats.undetermined / stats.n
+        metrics[names.key(lang, names.LID_REF_ACC)] = ref_acc
         if ref_acc < RELIABLE_LID:
             unreliable.append(lang)
         if task_metric.corpus is not None:
             for key, value in task_metric.corpus(outs, golds[lang], lang).items():
-                metrics[f"eval/{lang}/{key}"] = value
+                metrics[names.key(lang, key)] = value
         for ex_id, out, gold, score, (verdict, label) in zip(
             ids[lang], outs, golds[lang], chrf_per_example(outs, refs), judged, strict=True
         ):
@@ -99,16 +92,28 @@ def evaluate_outputs(
             if task_metric.example is not None:
                 row |= task_metric.example(out, gold, lang)
             examples.append(row)
-    zero_shot = [lang for lang in outputs if lang != source_lang]
-    low_set = set(low_resource)
-    low = [lang for lang in zero_shot if lang in low_set]
-    for group, langs in (("zero_shot", zero_shot), (low_name, low)):
-        for key in ("chrf", "wlr", *task_metric.keys):
-            metrics[f"eval/{group}/{key}"] = _mean([metrics[f"eval/{lang}/{key}"] for lang in langs])
-    for key in ("chrf", *task_metric.keys):
-        metrics[f"eval/source/{key}"] = metrics.get(f"eval/{source_lang}/{key}", math.nan)
-    metrics["eval/score"] = metrics[f"eval/zero_shot/{task_metric.primary}"]
+    metrics |= group_means(
+        metrics,
+        list(outputs),
+        source_lang=source_lang,
+        low_resource=low_resource,
+        low_name=low_name,
+        task_keys=task_metric.keys,
+        primary=task_metric.primary,
+    )
     return Evaluation(metrics, examples, unreliable)
+
+
+def _check_lengths(
+    outputs: Mapping[str, Sequence[str]], given: Mapping[str, Mapping[str, Sequence[Any]]]
+) -> None:
+    for lang, outs in outputs.items():
+        if not outs:
+            raise ValueError(f"{lang}: no outputs to evaluate")
+        for what, per_lang in given.items():
+            if lang not in per_lang or len(per_lang[lang]) != len(outs):
+                got = len(per_lang[lang]) if lang in per_lang else "none"
+                raise ValueError(f"{lang}: {len(outs)} outputs but {got} {what}")
 
 
 def evaluate_model(
@@ -157,23 +162,6 @@ def score_outputs(
         golds={lang: [e.references for e in dev[lang]] for lang in outputs},
         low_name=task.low_resource_name,
     )
-
-
-def _mean(values: Sequence[float]) -> float:
-    """Mean that skips NaN (a language with no determined output has no WLR); NaN if nothing is left."""
-    kept = [v for v in values if not math.isnan(v)]
-    return sum(kept) / len(kept) if kept else math.nan
-
-
-def per_language(key: str) -> bool:
-    """``eval/<lang>/<metric>``, as opposed to a group's ``eval/<group>/<metric>`` or ``eval/score``."""
-    parts = key.split("/")
-    return len(parts) == 3 and parts[0] == "eval" and parts[1] not in GROUPS and not is_lowest_class(parts[1])
-
-
-def is_lowest_class(name: str) -> bool:
-    """A task without Joshi class 0-2 languages names its lowest-class group ``lowest_class<k>``."""
-    return name.startswith("lowest_class")
 
 
 @lru_cache(maxsize=256)

@@ -259,3 +259,11 @@ for _metric in (
 
 def get_task_metric(name: str) -> TaskMetric:
     return TASK_METRICS.get(name)
+
+
+def primary_metric(task_name: str) -> str:
+    """The metric ``eval/score`` averages for a registered task (its class's ``metric``), without
+    building the task: ``f1`` for QA and NER, ``chrf`` otherwise."""
+    from mmkd.data import TASKS
+
+    return get_task_metric(getattr(TASKS.get(task_name), "metric", "chrf")).primary

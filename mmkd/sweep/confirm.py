@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from mmkd import config as config_mod
+from mmkd import names
 from mmkd.config import ConfirmConfig, SweepConfig
 from mmkd.errors import UserInputError
 
@@ -52,11 +53,9 @@ def selection_metric(sweep: SweepConfig, select_on: str) -> str:
     """The dev metric that picks each cell's configuration."""
     if select_on == "target":
         return sweep.search.metric
-    from mmkd.data import get_task
-    from mmkd.eval.task_metrics import get_task_metric
+    from mmkd.eval.task_metrics import primary_metric
 
-    task = get_task(sweep.task.name, **sweep.task_options())
-    return f"eval/source/{get_task_metric(task.metric).primary}"
+    return names.key(names.SOURCE, primary_metric(sweep.task.name))
 
 
 def select(df: pd.DataFrame, metric: str, mode: str = "max") -> pd.DataFrame:
@@ -218,7 +217,11 @@ def _run_config(exp_path: Path) -> Any:
         sync_config=tune.SyncConfig(sync_artifacts=True),
         progress_reporter=tune.CLIReporter(
             parameter_columns={"confirm": "#"},
-            metric_columns={"step": "step", "eval/source/chrf": "dev en chrF", "test/score": "test score"},
+            metric_columns={
+                names.STEP: "step",
+                names.SOURCE_CHRF: "dev en chrF",
+                names.TEST_SCORE: "test score",
+            },
             max_report_frequency=30,
         ),
         callbacks=driver_loggers(),

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mmkd import config as config_mod
+from mmkd import names
 from mmkd.atomic import write_text
 from mmkd.config import SweepConfig
 from mmkd.errors import UserInputError
@@ -260,12 +261,11 @@ def _trainable(sweep: SweepConfig, artefacts: dict[str, Any]) -> Any:
 def _tuner(
     sweep: SweepConfig, exp: Experiment, artefacts: dict[str, Any], callbacks: Sequence[Any] = ()
 ) -> Any:
-    import optuna
     from ray import tune
 
     from mmkd.sweep.logs import driver_loggers
     from mmkd.sweep.space import Space, design_points
-    from mmkd.sweep.study import StudySearch, open_storage
+    from mmkd.sweep.study import StudySearch, TrialSeededTPE, open_storage
 
     metrics, modes = zip(*sweep.search.directions().items(), strict=True)
     search = StudySearch(
@@ -277,10 +277,8 @@ def _tuner(
         # Several objectives: Tune passes lists and Optuna searches for their Pareto front.
         metric=list(metrics) if len(metrics) > 1 else metrics[0],
         mode=list(modes) if len(modes) > 1 else modes[0],
-        # Plain TPE: within the 50-ms goal per suggestion at 2,000 finished trials (BENCHMARKS.md).
-        sampler=optuna.samplers.TPESampler(
-            seed=sweep.search.seed, n_startup_trials=sweep.search.n_startup_trials
-        ),
+        # Optuna's TPE, seeded per trial so that a resume proposes what an uninterrupted run would.
+        sampler=TrialSeededTPE(sweep.search.seed, n_startup_trials=sweep.search.n_startup_trials),
     )
     return tune.Tuner(
         _trainable(sweep, artefacts),
@@ -301,7 +299,7 @@ def _tuner(
             # Each trial's working directory (its per-example rows, mmkd.trial) reaches its storage folder.
             sync_config=tune.SyncConfig(sync_artifacts=True),
             stop=_stopper(sweep, exp),
-            progress_reporter=_reporter(),
+            progress_reporter=_reporter(sweep),
             # mmkd.sweep.logs says what they write; _no_auto_loggers keeps Tune from adding its own.
             callbacks=[*driver_loggers(), *callbacks],
             verbose=1,
@@ -315,20 +313,28 @@ def trial_dirname(trial: Any) -> str:
     return f"{trial.config.get('student', 'trial')}-{trial.config.get('teacher', 'trial')}-{trial.trial_id}"
 
 
-def _reporter() -> Any:
+def _reporter(sweep: SweepConfig) -> Any:
     from ray.tune import CLIReporter
 
     return CLIReporter(
         parameter_columns={"models": "teacher:student", "lr": "lr", "adapter_rank": "rank"},
-        metric_columns={
-            "step": "step",
-            "eval/source/chrf": "en chrF",
-            "eval/score": "0-shot chrF",
-            "eval/zero_shot/wlr": "0-shot WLR",
-            "eval/low_resource/wlr": "low-res WLR",
-        },
+        metric_columns=metric_columns(sweep),
         max_report_frequency=30,
     )
+
+
+def metric_columns(sweep: SweepConfig) -> dict[str, str]:
+    """The metrics the status tables show, labelled; the objective by the task's metric (``0-shot F1``
+    for QA and NER, ``0-shot chrF`` otherwise)."""
+    from mmkd.eval.task_metrics import primary_metric
+
+    return {
+        names.STEP: "step",
+        names.SOURCE_CHRF: "en chrF",
+        names.SCORE: names.objective_label(primary_metric(sweep.task.name)),
+        names.ZERO_SHOT_WLR: "0-shot WLR",
+        names.LOW_RESOURCE_WLR: "low-res WLR",
+    }
 
 
 def _scheduler(sweep: SweepConfig) -> Any:
@@ -477,7 +483,7 @@ def write_results(exp: Experiment) -> Path:
     return paths[0]
 
 
-BEST_COLUMNS = {
+PARAM_COLUMNS = {
     "trial_id": "trial",
     "student": "student",
     "teacher": "teacher",
@@ -485,12 +491,6 @@ BEST_COLUMNS = {
     "lr": "lr",
     "adapter_rank": "rank",
     "aux_translation": "aux",
-    "step": "step",
-    "eval/source/chrf": "en chrF",
-    "eval/score": "0-shot chrF",
-    "eval/zero_shot/wlr": "0-shot WLR",
-    "eval/low_resource/wlr": "low-res WLR",
-    "stopped_by": "stopped_by",
 }
 
 
@@ -498,13 +498,14 @@ def best_table(exp: Experiment, n: int = 10) -> str:
     from mmkd.curves.aggregate import load_results
 
     df = load_results(exp.path, include_confirm=False)  # the search's: confirm trials share its dev scores
-    if df.empty or "eval/score" not in df:
+    if df.empty or names.SCORE not in df:
         return "(no evaluations yet)"
     sweep = config_mod.load(exp.mmkd / CONFIG_FILE)
+    columns = {**PARAM_COLUMNS, **metric_columns(sweep), "stopped_by": "stopped_by"}
     last = df.sort_values("step").groupby("trial_id").tail(1)
     last = last.sort_values(sweep.search.metric, ascending=sweep.search.mode == "min").head(n)
-    cols = [c for c in BEST_COLUMNS if c in last]
-    shown = last[cols].rename(columns=BEST_COLUMNS)
+    cols = [c for c in columns if c in last]
+    shown = last[cols].rename(columns=columns)
     return str(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
 

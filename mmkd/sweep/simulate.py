@@ -8,9 +8,10 @@ Optuna proposes its configurations through the same define-by-run space, the WLR
 its reports, it checkpoints to the sweep's storage (a small safetensors file and ``state.json``) when
 ``train.checkpoint_every_s`` says so and resumes from ``tune.get_checkpoint()``, and the results table and
 ``mmkd curves`` read it like any sweep (it writes no per-example rows: intervals span seeds only).
-It takes the same config as ``mmkd.trial.tune_trial`` and reports the same metric keys (the contract in
-docs/DESIGN.md) every ``train.eval_every`` steps, plus ``simulated: 1`` and where it ran (``sim/node``,
-``sim/gpu_ids``, ``sim/started``, ``sim/reported``).
+It takes the same config as ``mmkd.trial.tune_trial``, and its synthetic per-language numbers go through
+the trial's own reporting code (``mmkd.reporting``; the contract is in docs/DESIGN.md: metadata, group
+means, the objective, what goes to Tune and what to ``mmkd_examples/<step>.metrics.json``) every ``train.eval_every`` steps, plus
+``simulated: 1`` and where it ran (``sim/node``, ``sim/gpu_ids``, ``sim/started``, ``sim/reported``).
 
 The model (``evaluate``) is deterministic in (config, step, language) and encodes the known findings:
 quality rises with training steps towards a ceiling set by the student's size, is best at a learning
@@ -36,9 +37,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from mmkd import names, reporting
+from mmkd.eval.task_metrics import get_task_metric
+from mmkd.reporting import Languages
+
+__all__ = ["Languages", "evaluate", "simulated_trial"]
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.json"
@@ -49,19 +55,9 @@ TENSOR_FILE = "trainable.safetensors"
 LR_OPT_FULL, LR_OPT_LORA = 1e-3, 3e-3
 LR_DRIFT_FULL = 2e-3
 SWEET_RATIO = 8.0
-
-
-@dataclass(frozen=True)
-class Languages:
-    """What the evaluation covers: the source language first, then the zero-shot ones."""
-
-    source: str
-    langs: tuple[str, ...]
-    low_resource: tuple[str, ...]
-
-    @classmethod
-    def of_task(cls, task: Any) -> Languages:
-        return cls(task.source_lang, tuple(task.languages), tuple(task.low_resource))
+# A task metric's value as a share of chrF (QA's F1 and EM, NER's F1, the built-in task's exact answers).
+TASK_KEY_SHARE = {"f1": 0.9, "em": 0.7, "exact": 0.1}
+LOSS_TERMS = ("task", "token", "word", "sentence", "structure", "triplet")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -110,7 +106,9 @@ def drift(config: Mapping[str, Any], step: int, low_resource: bool) -> float:
 
 
 def evaluate(config: Mapping[str, Any], step: int, languages: Languages, seed: int = 0) -> dict[str, float]:
-    """The evaluation metrics of a report at ``step``, with the same keys as a real evaluation."""
+    """The evaluation metrics of a report at ``step``: synthetic per-language numbers, then the group
+    means and the objective as a real evaluation computes them (``mmkd.reporting.group_means``)."""
+    task_metric = get_task_metric(languages.metric)
     low = set(languages.low_resource)
     source_chrf = source_quality(config, step)
     metrics: dict[str, float] = {}
@@ -125,27 +123,30 @@ def evaluate(config: Mapping[str, Any], step: int, languages: Languages, seed: i
             wlr = _sigmoid(math.log(base / (1 - base)) + lang_rng.uniform(-0.3, 0.3)) + rng.gauss(0, 0.02)
             transfer = (0.5 if is_low else 0.75) + lang_rng.uniform(-0.08, 0.08)
             chrf = source_chrf * transfer * (1 - 0.85 * min(max(wlr, 0.0), 1.0)) + rng.gauss(0, 0.5)
-        wlr = min(max(wlr, 0.0), 1.0)
-        metrics[f"eval/{lang}/chrf"] = min(max(chrf, 0.0), 100.0)
-        metrics[f"eval/{lang}/wlr"] = wlr
-        metrics[f"eval/{lang}/src_rate"] = 0.9 * wlr if lang != languages.source else 1 - wlr
-        metrics[f"eval/{lang}/undetermined"] = 0.05
-        metrics[f"eval/{lang}/lid_ref_acc"] = 0.95 + lang_rng.uniform(0, 0.05)
-    zero_shot = [lang for lang in languages.langs if lang != languages.source]
-    low_langs = [lang for lang in zero_shot if lang in low]
-    for group, langs in (("zero_shot", zero_shot), ("low_resource", low_langs)):
-        for m in ("chrf", "wlr"):
-            values = [metrics[f"eval/{lang}/{m}"] for lang in langs]
-            metrics[f"eval/{group}/{m}"] = sum(values) / len(values) if values else math.nan
-    metrics["eval/source/chrf"] = metrics.get(f"eval/{languages.source}/chrf", math.nan)
-    metrics["eval/score"] = metrics["eval/zero_shot/chrf"]
-    return metrics
+        wlr, chrf = min(max(wlr, 0.0), 1.0), min(max(chrf, 0.0), 100.0)
+        metrics[names.key(lang, names.CHRF)] = chrf
+        metrics[names.key(lang, names.WLR)] = wlr
+        metrics[names.key(lang, names.SRC_RATE)] = 0.9 * wlr if lang != languages.source else 1 - wlr
+        metrics[names.key(lang, names.UNDETERMINED)] = 0.05
+        metrics[names.key(lang, names.LID_REF_ACC)] = 0.95 + lang_rng.uniform(0, 0.05)
+        for key in task_metric.keys:
+            metrics[names.key(lang, key)] = chrf * TASK_KEY_SHARE.get(key, 1.0)
+    return metrics | reporting.group_means(
+        metrics,
+        languages.langs,
+        source_lang=languages.source,
+        low_resource=languages.low_resource,
+        low_name=languages.low_name,
+        task_keys=task_metric.keys,
+        primary=task_metric.primary,
+    )
 
 
 def train_losses(
     config: Mapping[str, Any], step: int, weights: Mapping[str, float], seed: int = 0
 ) -> dict[str, float]:
-    """``train/loss`` and ``train/loss_<term>`` for each term with a weight > 0: falling with steps."""
+    """The training loss by term, ``loss`` being the weighted total, for each term with a weight > 0:
+    falling with steps."""
     lr, rank = float(config["lr"]), int(config["adapter_rank"])
     floor = 2.0 - source_quality(config, 10**6) / 50.0
     rng = _rng(config, seed, step, "loss")
@@ -156,10 +157,7 @@ def train_losses(
         for name, w in weights.items()
         if w > 0
     }
-    return {
-        "train/loss": sum(weights[k] * v for k, v in terms.items()),
-        **{f"train/loss_{k}": v for k, v in terms.items()},
-    }
+    return {"loss": sum(weights[k] * v for k, v in terms.items()), **terms}
 
 
 def step_seconds(config: Mapping[str, Any], sweep: Mapping[str, Any]) -> tuple[float, float]:
@@ -179,34 +177,20 @@ def simulated_trial(config: dict[str, Any], sweep: dict[str, Any], languages: La
     import ray
     from ray import tune
 
-    from mmkd.config import TrainConfig
+    from mmkd.config import SearchConfig, StopConfig, TrainConfig
     from mmkd.sweep import telemetry
 
-    train, seed = sweep["train"], int(sweep["train"]["seed"])
-    checkpoint_due = TrainConfig.model_validate(train).checkpoint_due
-    max_steps, eval_every = int(train["max_steps"]), int(train["eval_every"])
-    weights = {
-        k: float(sweep["distill"][k]) for k in ("task", "token", "word", "sentence", "structure", "triplet")
-    }
-    weights.update(
-        {k.removeprefix("distill."): float(v) for k, v in config.items() if k.startswith("distill.")}
+    train = TrainConfig.model_validate(sweep["train"])
+    keep = reporting.tune_keys(
+        SearchConfig.model_validate(sweep["search"]), StopConfig.model_validate(sweep["stop"])
     )
+    searched = {k.removeprefix("distill."): v for k, v in config.items() if k.startswith("distill.")}
+    weights = {k: float(searched.get(k, sweep["distill"][k])) for k in LOSS_TERMS}
     rank = int(config["adapter_rank"])
     static = {
-        "teacher": config["teacher"],
-        "student": config["student"],
-        "teacher_params": config["teacher_params"],
-        "student_params": config["student_params"],
-        "ratio": config["ratio"],
-        "lr": config["lr"],
-        "adapter_rank": rank,
+        **reporting.metadata(config, train, languages),
         # LoRA trains a small share of the weights (a synthetic share; the real trial counts them).
         "trainable_params": int(config["student_params"] * (1.0 if rank == 0 else min(1.0, 0.004 * rank))),
-        "seed": seed,
-        "max_steps": max_steps,
-        "source_lang": languages.source,
-        "low_resource_langs": ",".join(languages.low_resource),
-        "unreliable_langs": "",
         "simulated": 1,
         # Where the trial ran and on which (logical) GPUs: what the scale simulation checks placement by.
         "sim/node": ray.get_runtime_context().get_node_id(),
@@ -216,21 +200,21 @@ def simulated_trial(config: dict[str, Any], sweep: dict[str, Any], languages: La
     step = restored_step(tune.get_checkpoint())
     cost_step, cost_eval = step_seconds(config, sweep)
     last_checkpoint = time.monotonic()
-    while step < max_steps:
-        target = min(max_steps, (step // eval_every + 1) * eval_every)
+    while step < train.max_steps:
+        target = min(train.max_steps, (step // train.eval_every + 1) * train.eval_every)
         n_steps, step = target - step, target
         train_s, eval_s = _sleep(cost_step * n_steps), _sleep(cost_eval)
-        report = {
-            "step": step,
-            **train_losses(config, step, weights, seed),
-            **static,
-            **evaluate(config, step, languages, seed),
-            "time/train_step_s": train_s / n_steps,
-            "time/eval_s": eval_s,
-            "sim/reported": time.time(),
-        }
+        report = reporting.build(
+            step,
+            train_losses(config, step, weights, train.seed),
+            static,
+            evaluate(config, step, languages, train.seed),
+            (),
+            **{"time/train_step_s": train_s / n_steps, "time/eval_s": eval_s, "sim/reported": time.time()},
+        )
         telemetry.report_trial(report)
-        if not checkpoint_due(step, time.monotonic() - last_checkpoint):
+        report = reporting.set_aside(report, Path.cwd() / reporting.EXAMPLES_DIR, keep)
+        if not train.checkpoint_due(step, time.monotonic() - last_checkpoint):
             tune.report(report)
             continue
         with tempfile.TemporaryDirectory() as tmp:

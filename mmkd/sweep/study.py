@@ -12,10 +12,15 @@ The driver is its only writer. The study is named after the sweep.
 
 ``StudySearch`` is Tune's ``OptunaSearch`` over that study; each study trial carries the user attributes
 ``trial_id`` (Tune's), ``teacher``, ``student``, ``ratio``, ``stage`` (set by the search space,
-mmkd.sweep.space) and ``stopped_by`` (when the trial ends: as in the results table). Tune saves the
-searcher with every experiment snapshot; on resume, study trials asked after the last snapshot — Tune
-has forgotten them and proposes new ones — are marked failed, so each of Tune's trials is in the study
-once and nothing is left running.
+mmkd.sweep.space) and ``stopped_by`` (when the trial ends: as in the results table).
+
+Resume. Tune saves the searcher with every experiment snapshot. Study trials asked after the last
+snapshot are forgotten by the resumed Tune, which asks for new trials instead: they go back to Optuna's
+waiting queue, so the next trials Tune asks for are handed those same study trials — their numbers and
+configurations — and each of Tune's trials is in the study once, finished trials included. The sampler
+(``TrialSeededTPE``) draws each trial's randomness from the seed and the trial's number, not from one
+stream that the snapshot would rewind: the configurations proposed after a resume are those of an
+uninterrupted run that saw the same results, and none is proposed twice.
 """
 
 from __future__ import annotations
@@ -28,9 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.samplers import BaseSampler, TPESampler
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from ray.tune.search.optuna import OptunaSearch
 
 from mmkd.config import SweepConfig
@@ -86,10 +92,54 @@ class StudySearch(OptunaSearch):
 
     def restore(self, checkpoint_path: str) -> None:
         super().restore(checkpoint_path)
-        study = optuna.load_study(study_name=self.study_name, storage=self.study_storage)
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if trial.user_attrs.get("trial_id") not in self.labels:
-                study.tell(trial.number, state=TrialState.FAIL)
+        storage = self.study_storage
+        study_id = storage.get_study_id_from_name(self.study_name)
+        for trial in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+            if trial.user_attrs.get("trial_id") not in self.labels:  # asked after the snapshot
+                stored = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+                storage.set_trial_state_values(stored, state=TrialState.WAITING)
+
+
+class TrialSeededTPE(BaseSampler):
+    """Optuna's ``TPESampler`` whose randomness is a function of ``seed`` and the trial's number.
+
+    A trial's proposal then depends on the seed, its number and the finished trials it sees, and not
+    on the draws of the trials before it, which a resume would replay or skip (see the module's
+    docstring). Each trial gets its own ``TPESampler(seed=…, **tpe)``, so within a run it proposes what
+    TPE proposes, from another random stream per trial."""
+
+    def __init__(self, seed: int, **tpe: Any) -> None:
+        self.seed, self.tpe = seed, tpe
+        self._by_number: dict[int, TPESampler] = {}
+
+    def _sampler(self, trial: FrozenTrial) -> TPESampler:
+        if trial.number not in self._by_number:
+            seed = (self.seed * 1_000_003 + trial.number) % 2**32
+            self._by_number[trial.number] = TPESampler(seed=seed, **self.tpe)
+        return self._by_number[trial.number]
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
+        return self._sampler(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, Any]
+    ) -> dict[str, Any]:
+        return self._sampler(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: Any
+    ) -> Any:
+        return self._sampler(trial).sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._sampler(trial).before_trial(study, trial)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Any) -> None:
+        self._sampler(trial).after_trial(study, trial, state, values)
+        self._by_number.pop(trial.number, None)
+
+    def reseed_rng(self) -> None:
+        """Nothing to reseed: every trial's stream follows from the seed and its number."""
 
 
 def stopped_by(result: dict[str, Any] | None, error: bool, recorded: str | None) -> str:

@@ -17,16 +17,22 @@ import math
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
+from mmkd import names
+
 #: report key -> (metric name, description)
 METRICS: dict[str, tuple[str, str]] = {
-    "step": ("mmkd_step", "Training step of the trial's latest report."),
-    "train/loss": ("mmkd_train_loss", "Mean training loss since the previous report."),
-    "eval/score": ("mmkd_eval_score", "The sweep objective (mean zero-shot chrF)."),
-    "eval/source/chrf": ("mmkd_source_chrf", "chrF in the source language."),
-    "eval/zero_shot/chrf": ("mmkd_zero_shot_chrf", "Mean chrF over the zero-shot languages."),
-    "eval/zero_shot/wlr": ("mmkd_zero_shot_wlr", "Mean wrong-language rate over the zero-shot languages."),
-    "eval/low_resource/chrf": ("mmkd_low_resource_chrf", "Mean chrF over the low-resource languages."),
-    "eval/low_resource/wlr": (
+    names.STEP: ("mmkd_step", "Training step of the trial's latest report."),
+    names.TRAIN_LOSS: ("mmkd_train_loss", "Mean training loss since the previous report."),
+    names.SCORE: (
+        "mmkd_eval_score",
+        "The sweep objective: the zero-shot mean of the task's primary metric (F1 for QA and NER, chrF "
+        "otherwise).",
+    ),
+    names.SOURCE_CHRF: ("mmkd_source_chrf", "chrF in the source language."),
+    names.ZERO_SHOT_CHRF: ("mmkd_zero_shot_chrf", "Mean chrF over the zero-shot languages."),
+    names.ZERO_SHOT_WLR: ("mmkd_zero_shot_wlr", "Mean wrong-language rate over the zero-shot languages."),
+    names.LOW_RESOURCE_CHRF: ("mmkd_low_resource_chrf", "Mean chrF over the low-resource languages."),
+    names.LOW_RESOURCE_WLR: (
         "mmkd_low_resource_wlr",
         "Mean wrong-language rate over the low-resource languages.",
     ),

@@ -10,11 +10,12 @@ from transformers import ByT5Tokenizer, T5Config, T5ForConditionalGeneration
 
 from mmkd.cli import main
 from mmkd.errors import UserInputError
-from mmkd.eval.evaluate import evaluate_outputs, per_language
+from mmkd.eval.evaluate import evaluate_outputs
 from mmkd.eval.generate import generate
 from mmkd.eval.langid import get_langid
 from mmkd.eval.metrics import chrf, chrf_per_example
 from mmkd.eval.wlr_file import format_table, score_jsonl, to_json
+from mmkd.names import per_language
 
 DE, TE, EN = "vor 3 Tagen; vor 5 Stunden", "3 రోజుల క్రితం; 5 గంటల క్రితం", "3 days ago; 5 hours ago"
 # lid.176 reads the short English target above as Italian; a plainly English answer for the wrong outputs:

@@ -43,7 +43,15 @@ def test_reports_the_metric_contract():
     assert m["eval/zero_shot/wlr"] == pytest.approx(sum(zero_shot) / 4)
     assert m["eval/low_resource/wlr"] == pytest.approx((m["eval/te/wlr"] + m["eval/sw/wlr"]) / 2)
     losses = train_losses(cfg(), 80, {"task": 1.0, "token": 1.0, "word": 0.0})
-    assert set(losses) == {"train/loss", "train/loss_task", "train/loss_token"}
+    assert set(losses) == {"loss", "task", "token"}  # reporting.build: train/loss, train/loss_<term>
+
+
+def test_the_objective_follows_the_task_metric():
+    qa = Languages("en", ("en", "sw", "te", "fr"), ("sw", "te"), metric="qa")
+    m = evaluate(cfg(), 80, qa)
+    assert m["eval/score"] == m["eval/zero_shot/f1"] != m["eval/zero_shot/chrf"]
+    assert m["eval/source/em"] == m["eval/en/em"]
+    assert m["eval/low_resource/f1"] == pytest.approx((m["eval/sw/f1"] + m["eval/te/f1"]) / 2)
 
 
 def test_quality_rises_with_steps_and_student_size():

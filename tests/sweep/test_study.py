@@ -1,5 +1,7 @@
 """The sweep's persistent Optuna study: user attributes, resume without duplicates, several objectives."""
 
+import math
+
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -7,7 +9,7 @@ from optuna.trial import TrialState
 from mmkd import config
 from mmkd.sweep.space import Space
 from mmkd.sweep.stopping import record_stop
-from mmkd.sweep.study import StudySearch, check_new_study, open_storage, stopped_by
+from mmkd.sweep.study import StudySearch, TrialSeededTPE, check_new_study, open_storage, stopped_by
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -54,27 +56,65 @@ def test_trials_carry_tune_ids_pairs_and_how_they_ended(tmp_path):
         assert attrs["ratio"] == pytest.approx(cfg["ratio"])
 
 
-def test_restore_fails_the_trials_asked_after_the_saved_state(tmp_path):
-    search, storage = _search(tmp_path, metric="eval/score", mode="max")
-    search.suggest("a")
-    search.suggest("b")
-    search.on_trial_complete("a", _result(10.0))
-    search.save(str(tmp_path / "searcher.pkl"))
-    search.suggest("lost")  # asked after the last snapshot: the resumed Tune never hears of it
-    restored, _ = _search(tmp_path, metric="eval/score", mode="max")
-    restored.restore(str(tmp_path / "searcher.pkl"))
-    assert _trials(storage)["lost"].state == TrialState.FAIL
-    assert _trials(storage)["b"].state == TrialState.RUNNING  # Tune resumes it
-    restored.on_trial_complete("b", _result(7.0))
-    restored.suggest("c")
-    states = {k: t.state for k, t in _trials(storage).items()}
-    assert states == {
-        "a": TrialState.COMPLETE,
-        "b": TrialState.COMPLETE,
-        "lost": TrialState.FAIL,
-        "c": TrialState.RUNNING,
-    }
-    assert len(optuna.load_study(study_name="s", storage=storage).trials) == 4  # each trial once
+def _search_seeded(tmp_path):
+    sweep = config.load("quickstart", ["search.n_startup_trials=3"])
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    storage = open_storage(sweep, tmp_path)
+    sampler = TrialSeededTPE(sweep.search.seed, n_startup_trials=sweep.search.n_startup_trials)
+    space = Space(sweep)
+    search = StudySearch(
+        space,
+        storage=storage,
+        study_name="s",
+        mmkd_dir=tmp_path,
+        sampler=sampler,
+        metric="eval/score",
+        mode="max",
+    )
+    return search, storage
+
+
+def _play(search, events, configs):
+    """Suggest (``+id``) and complete (``-id``, its score a function of its configuration) in order."""
+    for event in events:
+        tid = event[1:]
+        if event[0] == "+":
+            configs[tid] = search.suggest(tid)
+        else:
+            cfg = configs[tid]
+            search.on_trial_complete(tid, _result(-abs(math.log10(cfg["lr"]) + 3) - cfg["adapter_rank"] / 10))
+
+
+# Before the snapshot / between it and the crash / after: what the resumed Tune does again (e completes
+# once more: Tune never heard it finish), the new trials it asks for (g2, h2 instead of the lost g, h).
+BEFORE = "+a +b +c -a +d -b +e -c -d +f".split()
+LOST = "+g +h -e".split()
+AFTER = "+i -f -g +j -h -i -j +k -k".split()
+RESUMED = "-e +g2 +h2 +i -f -g2 +j -h2 -i -j +k -k".split()
+
+
+def test_a_resume_proposes_what_an_uninterrupted_run_does_each_trial_once(tmp_path):
+    whole, _ = _search_seeded(tmp_path / "whole")
+    expected: dict = {}
+    _play(whole, BEFORE + LOST + AFTER, expected)
+
+    first, storage = _search_seeded(tmp_path / "cut")
+    got: dict = {}
+    _play(first, BEFORE, got)
+    first.save(str(tmp_path / "searcher.pkl"))  # Tune's last snapshot
+    _play(first, LOST, got)  # then the driver is killed
+    resumed, _ = _search_seeded(tmp_path / "cut")
+    resumed.restore(str(tmp_path / "searcher.pkl"))
+    _play(resumed, RESUMED, got)
+
+    for tid in "abcdefijk":
+        assert got[tid] == expected[tid], tid
+    assert got["g2"] == expected["g"] and got["h2"] == expected["h"]  # the lost trials, handed out again
+    trials = optuna.load_study(study_name="s", storage=storage).trials
+    assert [t.user_attrs["trial_id"] for t in trials] == [*"abcdef", "g2", "h2", *"ijk"]
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    proposed = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(set(proposed)) == len(proposed) == 11  # no configuration twice
 
 
 def test_several_objectives_make_a_multi_objective_study(tmp_path):
