@@ -11,7 +11,8 @@ its reports, it checkpoints to the sweep's storage (a small safetensors file and
 It takes the same config as ``mmkd.trial.tune_trial``, and its synthetic per-language numbers go through
 the trial's own reporting code (``mmkd.reporting``; the contract is in docs/DESIGN.md: metadata, group
 means, the objective, what goes to Tune and what to ``mmkd_examples/<step>.metrics.json``) every
-``train.eval_every`` steps, plus ``simulated: 1`` and where it ran (``sim/node``, ``sim/gpu_ids``, ``sim/started``, ``sim/reported``).
+``train.eval_every`` steps, plus ``simulated: 1`` and where it ran (``sim/node``, ``sim/gpu_ids``,
+``sim/started``, ``sim/reported``).
 
 The model (``evaluate``) is deterministic in (config, step, language) and encodes the known findings:
 quality rises with training steps towards a ceiling set by the student's size, is best at a learning
