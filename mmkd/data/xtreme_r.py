@@ -389,7 +389,7 @@ class XtremeRTask:
 
     def _select(self, split: str, lang: str) -> list[Example]:
         pool = sorted(self._pool(split, lang), key=lambda e: _unit(f"{self.seed}:{e.id}"))
-        if split == "train" and lang != self.source_lang:
+        if split == "train" and lang != self.source_lang and pool:
             # A translation is only useful next to its English example: keep those the English train kept.
             english = {e.id for e in self.examples("train", self.source_lang)}
             return [e for e in pool if e.id in english]

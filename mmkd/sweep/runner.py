@@ -217,6 +217,12 @@ def _artefacts(sweep: SweepConfig, exp: Experiment) -> dict[str, Any]:
     are written once the teachers exist, before any trial."""
     if sweep.simulate.enabled:
         return {}
+    if sweep.distill.parallel:
+        from mmkd.data import get_task
+
+        # A parallel corpus out of reach (hub offline, no local copy) is one line and exit 2 now, not
+        # after the teachers are finetuned or in every trial.
+        get_task(sweep.task.name, **sweep.task_options()).parallel_corpus()
     artefacts = prepare_artefacts(sweep, exp)
     write_baselines(sweep, exp, artefacts["teachers"])
     return artefacts
