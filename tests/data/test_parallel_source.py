@@ -37,8 +37,10 @@ CITIES = [
     ("Hanoi", "Vietnam"),
 ]
 SENTENCES = {  # FLORES-200 dev: the same sentence ids in every language config
-    "eng_Latn": ["The river is long.", "Birds sing at dawn.", "The market opens early.", "Rain fell all night."],
-    "swh_Latn": ["Mto ni mrefu.", "Ndege huimba alfajiri.", "Soko hufunguliwa mapema.", "Mvua ilinyesha usiku kucha."],
+    "eng_Latn": ["The river is long.", "Birds sing at dawn.", "The market opens early.",
+                 "Rain fell all night."],
+    "swh_Latn": ["Mto ni mrefu.", "Ndege huimba alfajiri.", "Soko hufunguliwa mapema.",
+                 "Mvua ilinyesha usiku kucha."],
     "tel_Telu": ["నది పొడవుగా ఉంది.", "పక్షులు తెల్లవారుజామున పాడతాయి.", None, "రాత్రంతా వర్షం కురిసింది."],
 }  # fmt: skip
 
@@ -158,16 +160,20 @@ def test_an_empty_corpus_is_refused():
     ("task", "options", "message"),
     [
         ("xtreme_r/tydiqa", {"parallel_source": "flores200"},
-         "task.parallel_source: unknown 'flores200' (did you mean 'flores'?); sources: translate_train, flores, tatoeba"),
+         "task.parallel_source: unknown 'flores200' (did you mean 'flores'?); sources: translate_train, "
+         "flores, tatoeba"),
         ("xtreme_r/tydiqa", {"parallel_source": "translate_train"},
-         "task.parallel_source: xtreme_r/tydiqa has no translate-train data on the hub; use a parallel corpus"),
+         "task.parallel_source: xtreme_r/tydiqa has no translate-train data on the hub; use a parallel "
+         "corpus"),
         ("xtreme_r/xquad", {"parallel_source": "translate_train", "languages": ["de", "th", "el"]},
-         "task.parallel_source: translate_train has no English-el/th pairs for xtreme_r/xquad (it has: ar de es"),
+         "task.parallel_source: translate_train has no English-el/th pairs for xtreme_r/xquad (it has: "
+         "ar de es"),
         ("xtreme_r/panx", {"parallel_source": "tatoeba", "languages": ["sw", "yo"]},
          "task.parallel_source: tatoeba has no English-yo pairs for xtreme_r/panx"),
         ("xtreme_r/tatoeba", {"parallel_source": "flores"},
          "task.parallel_source: xtreme_r/tatoeba is parallel data itself"),
-        ("builtin/cldr", {"parallel_source": "flores"}, "task.parallel_source: not an option of builtin/cldr"),
+        ("builtin/cldr", {"parallel_source": "flores"},
+         "task.parallel_source: not an option of builtin/cldr"),
     ],
 )  # fmt: skip
 def test_unknown_sources_and_language_pairs_are_one_line(task, options, message):
@@ -206,7 +212,7 @@ def test_a_corpus_out_of_reach_is_one_line_naming_the_config_and_the_local_copy(
     assert "\n" not in message
     assert message.startswith("xtreme_r/tydiqa: cannot load facebook/flores 'eng_Latn' split dev")
     assert "offline" in message and "data_dir=DIR" in message and "DIR/eng_Latn/dev.jsonl" in message
-    with pytest.raises(UserInputError, match="data_dir .* has no facebook/flores 'eng_Latn' split dev"):
+    with pytest.raises(UserInputError, match=r"data_dir .* has no facebook/flores 'eng_Latn' split dev"):
         get_task(
             "xtreme_r/tydiqa", languages=["sw"], parallel_source="flores", data_dir=str(tmp_path)
         ).parallel_corpus()
