@@ -392,7 +392,13 @@ class XtremeRTask:
         if split == "train" and lang != self.source_lang and pool:
             # A translation is only useful next to its English example: keep those the English train kept.
             english = {e.id for e in self.examples("train", self.source_lang)}
-            return [e for e in pool if e.id in english]
+            kept = [e for e in pool if e.id in english]
+            if not kept and self.parallel_source == "translate_train":
+                raise UserInputError(
+                    f"{self.name}: no {lang} translate-train question has the id of an English training "
+                    f"question (e.g. {pool[0].id!r}), so none can be paired by id"
+                )
+            return kept
         size = self._sizes[split]
         return pool if size is None else pool[:size]
 

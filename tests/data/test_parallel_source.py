@@ -104,6 +104,20 @@ def test_translate_train_matches_each_translated_question_to_its_english_one_by_
         assert e.source[slice(*e.spans[0])] == f"Wo liegt {x}?"
 
 
+def test_translate_train_whose_ids_match_no_english_question_is_one_line(data_dir, tmp_path):
+    for config in ("SQuAD", "mlqa-translate-train.de"):
+        rows = (data_dir / config / "train.jsonl").read_text().splitlines()
+        if config != "SQuAD":  # ids of another numbering: nothing to pair by id
+            rows = [json.dumps({**json.loads(r), "id": f"x{i}"}) for i, r in enumerate(rows)]
+        write_jsonl(tmp_path / config / "train.jsonl", [json.loads(r) for r in rows])
+    task = get_task(
+        "xtreme_r/mlqa", data_dir=str(tmp_path), languages=["de"], parallel_source="translate_train"
+    )
+    with pytest.raises(UserInputError, match=r"no de translate-train question has the id of an English") as e:
+        task.examples("train", "de")
+    assert "\n" not in str(e.value)
+
+
 def test_without_a_source_the_qa_tasks_still_translate_nothing(data_dir):
     task = get_task("xtreme_r/mlqa", data_dir=str(data_dir), languages=["de"], n_train=4)
     assert task.examples("train", "de") == [] and task.parallel_corpus() is None
