@@ -57,6 +57,13 @@ class TaskConfig(_Strict):
     data_dir: str | None = Field(
         None, description="Local copy of a hub task's data (xtreme_r/*), for machines without the hub."
     )
+    parallel_source: Literal["translate_train", "flores", "tatoeba"] | None = Field(
+        None,
+        description="Translations for parallel-input mode (distill.parallel) of an xtreme_r task that has "
+        "none: translate_train (its translate-train data, by id), or a parallel corpus, flores (FLORES-200 "
+        "dev) or tatoeba, whose pairs the encoder-side levels then read; null: the task's own "
+        "(mmkd/data/parallel.py).",
+    )
 
 
 class ZooConfig(_Strict):
@@ -485,6 +492,12 @@ class SweepConfig(_Strict):
         except UserInputError as e:
             raise _KeyError("task", str(e), None) from None
         self._check_aux_translation(task)
+        if self.task.parallel_source in ("flores", "tatoeba") and not self.distill.parallel:
+            raise _KeyError(
+                "task.parallel_source",
+                "a parallel corpus is only read in parallel-input mode: set distill.parallel: true",
+                self.task.parallel_source,
+            )
         if self.stop.wlr is not None:
             _check_wlr_metric(self.stop.wlr.metric, task)
         lapt = self.train.lapt
@@ -526,7 +539,7 @@ class SweepConfig(_Strict):
             "n_dev": self.task.n_dev,
             "seed": self.task.seed,
         }
-        for key in ("languages", "n_test", "data_dir"):
+        for key in ("languages", "n_test", "data_dir", "parallel_source"):
             if getattr(self.task, key) is not None:
                 options[key] = getattr(self.task, key)
         return options

@@ -42,6 +42,7 @@ from mmkd import checkpoint, reporting
 from mmkd.config import DistillConfig, SweepConfig, from_dict
 from mmkd.data import Example, Task, get_task
 from mmkd.data.collate import encode_batch, step_examples, token_spans
+from mmkd.data.parallel import ParallelCorpus
 from mmkd.data.translation import TranslationPairs
 from mmkd.distill.cache import CachedTeacher, LiveTeacher, TeacherOutputs
 from mmkd.distill.losses import (
@@ -121,6 +122,9 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
         mixed_precision=_precision(train_cfg.mixed_precision),
     )
     distill = distill_settings(sweep, config)
+    # A parallel corpus (task.parallel_source: flores, tatoeba) replaces the task's examples on the
+    # encoder-side levels: its English sentences follow the training examples in the teacher's cache.
+    corpus = task.parallel_corpus() if distill.parallel else None
     artefacts = config["artefacts"]
     base, tokenizer = load_seq2seq(artefacts["models"][config["student"]])
     lapt: dict[str, float] = {}
@@ -204,17 +208,27 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
             )
             examples = examples[: len(idx)]
             spans = train_spans[idx].to(accelerator.device)
-            view = None
-            if encoder_levels:
+            view, encoder = None, None
+            if encoder_levels and corpus is not None:
+                view, encoder = _corpus_view(
+                    tokenizer,
+                    family.name,
+                    corpus,
+                    (train_cfg.seed, step * train_cfg.grad_accum + micro, len(idx)),
+                    len(train),
+                    teacher,
+                    train_cfg,
+                    accelerator.device,
+                )
+            elif encoder_levels:
                 view = _to(
                     _student_view(tokenizer, examples, parallel, distill, train_cfg, step, micro),
                     accelerator.device,
                 )
             with accelerator.accumulate(student):
                 task_rows = {k: v[: len(idx)] for k, v in batch.items()}
-                total, terms = loss_step(
-                    student, heads, batch, spans, teacher.outputs(idx, task_rows, spans), distill, view
-                )
+                outputs = teacher.outputs(idx, task_rows, spans)
+                total, terms = loss_step(student, heads, batch, spans, outputs, distill, view, encoder)
                 accelerator.backward(total)
                 optimizer_step(accelerator, trainable, optimizer, scheduler)
             for name, value in {"loss": total.item(), **terms}.items():
@@ -272,13 +286,17 @@ def loss_step(
     teacher: TeacherOutputs,
     distill: DistillConfig,
     view: dict[str, torch.Tensor] | None,
+    encoder: tuple[TeacherOutputs, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Task cross-entropy plus every MMKD term with a weight > 0; returns (total, each term).
 
     ``view`` is what the student's encoder sees for the encoder-side levels: the translation of the
     teacher's input in parallel-input mode, else the same English input (its ``spans`` then align the
-    fields). The teacher side always comes from the English input.
+    fields). The teacher side always comes from the English input: the batch's, or, when ``encoder``
+    gives the teacher's outputs and token spans for other rows (a parallel corpus's English sentences,
+    which ``view`` translates), those.
     """
+    t_encoder, t_spans = encoder if encoder is not None else (teacher, spans)
     out = student(**batch)
     terms: dict[str, torch.Tensor] = {"task": out.loss}
     # The teacher speaks for the first rows (the task examples) up to its own target length; the rest
@@ -300,12 +318,12 @@ def loss_step(
         else:
             states = out.encoder_last_hidden_state[:rows]
         pooled = masked_mean_pool(states, view["attention_mask"])
-        t_sentence = teacher.sentence.float()
+        t_sentence = t_encoder.sentence.float()
         if distill.word > 0:
-            valid = (view["spans"][..., 1] > view["spans"][..., 0]) & (spans[..., 1] > spans[..., 0])
+            valid = (view["spans"][..., 1] > view["spans"][..., 0]) & (t_spans[..., 1] > t_spans[..., 0])
             terms["word"] = word_align_loss(
                 pool_spans(states, view["spans"]),
-                teacher.words.float(),
+                t_encoder.words.float(),
                 valid,
                 heads.word,
                 distill.word_loss,
@@ -384,6 +402,32 @@ def _student_view(
         "attention_mask": view["attention_mask"],
         "spans": token_spans(tokenizer, examples, train_cfg.max_source_len),
     }
+
+
+def _corpus_view(
+    tokenizer: Any,
+    family: str,
+    corpus: ParallelCorpus,
+    pairs_step: tuple[int, int, int],
+    n_train: int,
+    teacher: CachedTeacher | LiveTeacher,
+    train_cfg: Any,
+    device: torch.device,
+) -> tuple[dict[str, torch.Tensor], tuple[TeacherOutputs, torch.Tensor]]:
+    """The encoder-side levels' inputs from a parallel corpus: the student's view of the translations of
+    the step's pairs (``corpus.for_step(*pairs_step)``), and the teacher's outputs and token spans on their
+    English sentences (cache rows ``n_train + row``)."""
+    rows, english, translations = corpus.for_step(*pairs_step)
+    english, translations = tagged(family, english), tagged(family, translations)
+    lens = (train_cfg.max_source_len, train_cfg.max_target_len)
+    eng_spans = token_spans(tokenizer, english, lens[0]).to(device)
+    outputs = teacher.outputs(
+        [n_train + r for r in rows], _to(encode_batch(tokenizer, english, *lens), device), eng_spans
+    )
+    view = encode_batch(tokenizer, translations, *lens)
+    view = {k: view[k] for k in ("input_ids", "attention_mask")}
+    view["spans"] = token_spans(tokenizer, translations, lens[0])
+    return _to(view, device), (outputs, eng_spans)
 
 
 def _to(tensors: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

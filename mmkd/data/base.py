@@ -5,10 +5,13 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mmkd.errors import UserInputError
 from mmkd.registry import Registry, did_you_mean
+
+if TYPE_CHECKING:
+    from mmkd.data.parallel import ParallelCorpus
 
 SPLITS = ("train", "dev", "test")
 
@@ -60,6 +63,12 @@ class Task(Protocol):
 
     def corpus(self, lang: str) -> list[str]:
         """Unlabelled pretraining text in ``lang``."""
+        ...
+
+    def parallel_corpus(self) -> ParallelCorpus | None:
+        """English–target sentence pairs for the encoder-side levels in parallel-input mode, when the task's
+        own training examples have no translations and ``task.parallel_source`` names a corpus; else
+        None (``mmkd.data.parallel``)."""
         ...
 
 

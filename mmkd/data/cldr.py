@@ -192,6 +192,10 @@ class CLDRTask:
         self._check_lang(lang)
         return list(_corpus(self.seed, lang, self.corpus_lines))
 
+    def parallel_corpus(self) -> None:
+        """None: every training record is translated into every language (``examples``)."""
+        return None
+
     def _check_lang(self, lang: str) -> None:
         if lang not in self.languages:
             why = f" ({UNSCORABLE[lang]})" if lang in UNSCORABLE else did_you_mean(lang, self.languages)

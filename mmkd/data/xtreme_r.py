@@ -39,9 +39,20 @@ Within a split, the seed orders the examples and ``n_train``/``n_dev``/``n_test`
 there are when fewer).
 
 Parallel data. ``examples("train", lang)`` outside English is the translation of English training
-examples, with the same ids — which only Tatoeba has (each language's pairs translate their own English
-sides, so a language covers only the English examples of its pairs). The QA tasks and WikiANN have no
-human translation of their training data: there it is empty.
+examples, with the same ids (only those the English training split kept). Tatoeba has it (each language's
+pairs translate their own English sides, so a language covers only the English examples of its pairs).
+The QA tasks and WikiANN have no human translation of their training data: there it is empty, unless
+the ``parallel_source`` option names one (``task.parallel_source`` in a sweep):
+
+- ``translate_train``: the task's translate-train data. XQuAD and MLQA train on SQuAD v1.1, whose
+  machine translation into ar de es hi vi zh is on the hub as ``facebook/mlqa``
+  ``mlqa-translate-train.<lang>`` (split ``train``, SQuAD's schema and question ids): a translated
+  question is matched to its English one by id. XTREME's TyDiQA-GoldP and XQuAD-only (el ru th tr)
+  translations are not on the hub, so those tasks and languages refuse it.
+- ``flores`` or ``tatoeba``: a parallel corpus (``mmkd.data.parallel``, ``parallel_corpus()``): the
+  encoder-side levels then read its sentence pairs instead of the task's examples.
+
+Every zero-shot language of the task must be in the source (else a one-line error naming those it has).
 
 The low-resource group (``low_resource_group``): a task's languages of Joshi et al.'s (2020) classes 0–2
 (``mmkd.data.languages``, as for the built-in task), or, for a task with none, its languages of the
@@ -59,7 +70,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mmkd.data.base import SPLITS, TASKS, Example
 from mmkd.data.languages import LOW_RESOURCE_NAME, RESOURCE_CLASS, XTREME_R_LANGUAGES, is_low_resource
@@ -67,7 +78,13 @@ from mmkd.errors import UserInputError
 from mmkd.eval.task_metrics import format_entities, join_tokens
 from mmkd.registry import did_you_mean
 
+if TYPE_CHECKING:
+    from mmkd.data.parallel import ParallelCorpus
+
 XTREME = "google/xtreme"
+MLQA = "facebook/mlqa"
+CORPORA = ("flores", "tatoeba")  # parallel corpora, mmkd.data.parallel
+PARALLEL_SOURCES = ("translate_train", *CORPORA)
 WIKIANN = "unimelb-nlp/wikiann"
 DEV_SHARE = 0.2
 TATOEBA_TRAIN_SHARE = 0.5
@@ -292,6 +309,8 @@ class XtremeRTask:
 
     name: str
     LANGUAGES: ClassVar[tuple[str, ...]]  # source first
+    TRANSLATE_TRAIN: ClassVar[tuple[str, ...]] = ()  # languages of its translate-train data on the hub
+    TRANSLATES_ITSELF: ClassVar[bool] = False  # its training data is parallel already (Tatoeba)
     source_lang = "en"
     metric = "chrf"  # mmkd.eval.task_metrics: how outputs are scored; its primary metric is eval/score
 
@@ -304,6 +323,7 @@ class XtremeRTask:
         seed: int = 0,
         languages: Sequence[str] | None = None,
         data_dir: str | None = None,
+        parallel_source: str | None = None,
     ) -> None:
         _check_count("n_train", n_train)
         _check_count("n_dev", n_dev)
@@ -327,9 +347,11 @@ class XtremeRTask:
         self.low_resource_name = low_resource_group_name(self.LANGUAGES)
         self.seed = seed
         self.data_dir = data_dir
+        self.parallel_source = self._check_parallel_source(parallel_source)
         self._sizes = {"train": n_train, "dev": n_dev, "test": n_test}
         self._rows: dict[HubSplit, list[Row]] = {}
         self._examples: dict[tuple[str, str], tuple[Example, ...]] = {}
+        self._corpus: ParallelCorpus | None = None
 
     def examples(self, split: str, lang: str) -> list[Example]:
         if split not in SPLITS:
@@ -347,6 +369,18 @@ class XtremeRTask:
         self._check_lang(lang)
         return list(dict.fromkeys(e.source[slice(*e.spans[-1])] for e in self._pool("dev", lang)))
 
+    def parallel_corpus(self) -> ParallelCorpus | None:
+        """The parallel corpus ``parallel_source`` names (English and the task's zero-shot languages), or
+        None when the source is the task's own data; loaded on first call."""
+        if self.parallel_source not in CORPORA:
+            return None
+        if self._corpus is None:
+            from mmkd.data.parallel import load_corpus
+
+            targets = [lang for lang in self.languages if lang != self.source_lang]
+            self._corpus = load_corpus(self.parallel_source, targets, self._load, self.name)
+        return self._corpus
+
     # --- for subclasses ---
 
     def _pool(self, split: str, lang: str) -> list[Example]:
@@ -355,8 +389,45 @@ class XtremeRTask:
 
     def _select(self, split: str, lang: str) -> list[Example]:
         pool = sorted(self._pool(split, lang), key=lambda e: _unit(f"{self.seed}:{e.id}"))
+        if split == "train" and lang != self.source_lang and pool:
+            # A translation is only useful next to its English example: keep those the English train kept.
+            english = {e.id for e in self.examples("train", self.source_lang)}
+            kept = [e for e in pool if e.id in english]
+            if not kept and self.parallel_source == "translate_train":
+                raise UserInputError(
+                    f"{self.name}: no {lang} translate-train question has the id of an English training "
+                    f"question (e.g. {pool[0].id!r}), so none can be paired by id"
+                )
+            return kept
         size = self._sizes[split]
         return pool if size is None else pool[:size]
+
+    def _check_parallel_source(self, source: object) -> str | None:
+        """``source`` if this task can use it with its languages, else a one-line ``UserInputError``."""
+        if source is None:
+            return None
+        if source not in PARALLEL_SOURCES:
+            raise UserInputError(
+                f"task.parallel_source: unknown {source!r}{did_you_mean(str(source), PARALLEL_SOURCES)}; "
+                f"sources: {', '.join(PARALLEL_SOURCES)}"
+            )
+        if self.TRANSLATES_ITSELF:
+            raise UserInputError(f"task.parallel_source: {self.name} is parallel data itself: leave it unset")
+        from mmkd.data.parallel import corpus_languages
+
+        covered = self.TRANSLATE_TRAIN if source == "translate_train" else corpus_languages(source)
+        if not covered:
+            raise UserInputError(
+                f"task.parallel_source: {self.name} has no translate-train data on the hub; "
+                f"use a parallel corpus: {', '.join(CORPORA)}"
+            )
+        missing = [lang for lang in self.languages if lang != self.source_lang and lang not in covered]
+        if missing:
+            raise UserInputError(
+                f"task.parallel_source: {source} has no English-{'/'.join(missing)} pairs for {self.name} "
+                f"(it has: {' '.join(covered)}); narrow task.languages or choose another source"
+            )
+        return source
 
     def _load(self, source: HubSplit) -> list[Row]:
         if source not in self._rows:
@@ -397,8 +468,17 @@ class _QATask(XtremeRTask):
         examples = (_qa_example(row, lang, f"{where} row {i}") for i, row in enumerate(self._load(source)))
         return [e for e in examples if e is not None]
 
+    def _squad_train(self, lang: str) -> list[Example]:
+        """SQuAD v1.1 train in English, or its translate-train version (MLQA's) when that is the source."""
+        if lang == self.source_lang:
+            return self._qa(SQUAD_TRAIN, lang)
+        if self.parallel_source != "translate_train":
+            return []
+        return self._qa(HubSplit(MLQA, f"mlqa-translate-train.{lang}", "train"), lang)
+
 
 SQUAD_TRAIN = HubSplit(XTREME, "SQuAD", "train")
+MLQA_TRANSLATE_TRAIN = ("ar", "de", "es", "hi", "vi", "zh")  # SQuAD v1.1 train, machine-translated
 
 
 class XQuADTask(_QATask):
@@ -406,10 +486,11 @@ class XQuADTask(_QATask):
 
     name = "xtreme_r/xquad"
     LANGUAGES = tuple("en ar de el es hi ru th tr vi zh".split())
+    TRANSLATE_TRAIN = MLQA_TRANSLATE_TRAIN
 
     def _pool(self, split: str, lang: str) -> list[Example]:
         if split == "train":
-            return self._qa(SQUAD_TRAIN, lang) if lang == self.source_lang else []
+            return self._squad_train(lang)
         examples = self._qa(HubSplit(XTREME, f"XQuAD.{lang}", "validation"), lang)
         return [e for e in examples if self._dev_or_test(e.id) == split]
 
@@ -420,10 +501,11 @@ class MLQATask(_QATask):
 
     name = "xtreme_r/mlqa"
     LANGUAGES = tuple("en ar de es hi vi zh".split())
+    TRANSLATE_TRAIN = MLQA_TRANSLATE_TRAIN
 
     def _pool(self, split: str, lang: str) -> list[Example]:
         if split == "train":
-            return self._qa(SQUAD_TRAIN, lang) if lang == self.source_lang else []
+            return self._squad_train(lang)
         hub_split = "validation" if split == "dev" else "test"
         return self._qa(HubSplit(XTREME, f"MLQA.{lang}.{lang}", hub_split), lang)
 
@@ -493,20 +575,13 @@ class TatoebaTask(XtremeRTask):
 
     name = "xtreme_r/tatoeba"
     LANGUAGES = ("en", *TATOEBA_CODES)
+    TRANSLATES_ITSELF = True
 
     def _pool(self, split: str, lang: str) -> list[Example]:
         langs = [lang] if lang != self.source_lang else [x for x in self.languages if x != self.source_lang]
         return [
             e for other in langs for e in self._pairs(other, english=lang == self.source_lang, split=split)
         ]
-
-    def _select(self, split: str, lang: str) -> list[Example]:
-        selected = super()._select(split, lang)
-        if split != "train" or lang == self.source_lang:
-            return selected
-        # A translation is only useful next to its English example: keep those the English train kept.
-        english = {e.id for e in self.examples("train", self.source_lang)}
-        return [e for e in selected if e.id in english]
 
     def _pairs(self, lang: str, english: bool, split: str) -> list[Example]:
         source = HubSplit(XTREME, f"tatoeba.{TATOEBA_CODES[lang]}", "validation")

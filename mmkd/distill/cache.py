@@ -5,7 +5,9 @@ target position (token level), its pooled encoder sentence vector (sentence, str
 and its encoder states pooled over each aligned field (word level). Trials gather rows by example index
 instead of running the teacher. The file is keyed by a content hash (teacher weights' record, task,
 tokenisation, k), written to a temporary name and renamed, so trials starting at the same time never read
-half a file, and a changed teacher gets a new cache.
+half a file, and a changed teacher gets a new cache. With a parallel corpus (``task.parallel_source``:
+flores, tatoeba) its English sentences follow the training examples, rows ``len(train) + j``: the
+teacher's side of the encoder-side levels in parallel-input mode.
 
 ``teacher_outputs`` is also what a trial calls when the cache is off: cached and recomputed teachers go
 through the same function, so they give the same losses.
@@ -96,11 +98,13 @@ def build_cache(
                 teacher_outputs(teacher, {n: t.to(device) for n, t in batch.items()}, spans.to(device), k)
             )
             target_len = max(target_len, batch["labels"].shape[1])
+        width = max(p.words.shape[1] for p in parts)
         tensors = {
             "topk_values": torch.cat([_pad(p.topk_values.cpu(), target_len) for p in parts]),
             "topk_indices": torch.cat([_pad(p.topk_indices.cpu(), target_len) for p in parts]),
             "sentence": torch.cat([p.sentence.cpu() for p in parts]),
-            "words": torch.cat([p.words.cpu() for p in parts]),
+            # Chunks may align different numbers of fields (a QA example two, a corpus sentence one).
+            "words": torch.cat([_pad_fields(p.words.cpu(), width) for p in parts]),
         }
         save_file(tensors, str(tmp), metadata={"examples": str(len(examples)), "k": str(k)})
 
@@ -121,6 +125,10 @@ def _pad(t: torch.Tensor, length: int) -> torch.Tensor:
     return torch.nn.functional.pad(t, (0, 0, 0, length - t.shape[1]))
 
 
+def _pad_fields(words: torch.Tensor, width: int) -> torch.Tensor:
+    return torch.nn.functional.pad(words, (0, 0, 0, width - words.shape[1]))
+
+
 class CachedTeacher:
     """The teacher as a trial sees it when its outputs are cached: rows gathered by example index."""
 
@@ -138,7 +146,7 @@ class CachedTeacher:
             self._t["topk_values"][idx, :length],
             self._t["topk_indices"][idx, :length],
             self._t["sentence"][idx],
-            self._t["words"][idx],
+            self._t["words"][idx, : spans.shape[1]],  # the fields these rows align (padding past them)
         )
         return rows.to(batch["labels"].device)
 
@@ -175,10 +183,12 @@ def ensure_cache(teacher_dir: Path, sweep: SweepConfig, root: Path) -> Path:
         return path
     model, tokenizer = load_seq2seq(teacher_dir)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    examples = task.examples("train", task.source_lang)
+    corpus = task.parallel_corpus() if sweep.distill.parallel else None
     return build_cache(
         model.to(device),
         tokenizer,
-        tagged(sweep.family.name, task.examples("train", task.source_lang)),
+        tagged(sweep.family.name, examples + list(corpus.english if corpus is not None else ())),
         path,
         k=sweep.distill.top_k,
         max_source_len=sweep.train.max_source_len,

@@ -220,6 +220,15 @@ def _artefacts(sweep: SweepConfig, exp: Experiment) -> dict[str, Any]:
     are written once the teachers exist, before any trial."""
     if sweep.simulate.enabled:
         return {}
+    if sweep.distill.parallel:
+        from mmkd.data import get_task
+
+        # Translations out of reach (hub offline, no local copy) or not matching the training examples
+        # are one line and exit 2 now, not after the teachers are finetuned or in every trial.
+        task = get_task(sweep.task.name, **sweep.task_options())
+        task.parallel_corpus()
+        for lang in task.languages:
+            task.examples("train", lang)
     artefacts = prepare_artefacts(sweep, exp)
     write_baselines(sweep, exp, artefacts["teachers"])
     return artefacts
