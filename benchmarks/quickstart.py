@@ -32,10 +32,10 @@ def untrained_source_chrf(student: str, cache: Path) -> float:
     from mmkd.eval.evaluate import evaluate_model as evaluate
     from mmkd.eval.langid import get_langid
     from mmkd.models import load_seq2seq
-    from mmkd.models.zoo import ZooSettings, find_built
+    from mmkd.models.zoo import find_built
 
     cfg = load("quickstart", ["task.languages=[fr]"])
-    path = find_built(student, ZooSettings(**cfg.family.zoo.model_dump()))
+    path = find_built(student, cfg.family.zoo)
     assert path is not None, "the zoo was not built"
     model, tok = load_seq2seq(path)
     task = get_task(cfg.task.name, **cfg.task_options())
@@ -55,7 +55,7 @@ def evaluation_split(df: pd.DataFrame, runs: Path, cache: Path) -> dict[str, obj
     from mmkd.eval.evaluate import evaluate_model as evaluate
     from mmkd.eval.langid import get_langid
     from mmkd.models import load_seq2seq
-    from mmkd.models.zoo import ZooSettings, find_built
+    from mmkd.models.zoo import find_built
     from mmkd.trial import CHECKPOINT_DIR
 
     full = df[(df["adapter_rank"] == 0) & df["checkpoint_dir_name"].notna()]
@@ -63,7 +63,7 @@ def evaluation_split(df: pd.DataFrame, runs: Path, cache: Path) -> dict[str, obj
         return {}
     row = full.sort_values(["student_params", "step"]).iloc[-1]
     cfg = load("quickstart")
-    model, tok = load_seq2seq(find_built(str(row["student"]), ZooSettings(**cfg.family.zoo.model_dump())))
+    model, tok = load_seq2seq(find_built(str(row["student"]), cfg.family.zoo))
     checkpoint.load_weights(
         runs / row["trial_dir"] / row["checkpoint_dir_name"] / CHECKPOINT_DIR, {"student": model}
     )

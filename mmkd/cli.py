@@ -182,10 +182,10 @@ def zoo_build(args: argparse.Namespace) -> int:
 
     from mmkd import config
     from mmkd.models import get_family
-    from mmkd.models.zoo import ZooSettings, ensure_built, zoo_corpus
+    from mmkd.models.zoo import ensure_built, zoo_corpus
 
     sweep = config.load(args.sweep)
-    settings = ZooSettings(**sweep.family.zoo.model_dump())
+    settings = sweep.family.zoo
     family = get_family("tiny")
     sizes = args.sizes.split(",") if args.sizes else [s.name for s in family.sizes]
     for size in sizes:

@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mmkd.config import DISTILL_LEVELS, SweepConfig, TrialConfig
+
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.json"
 TENSOR_FILE = "trainable.safetensors"
@@ -162,11 +164,11 @@ def train_losses(
     }
 
 
-def step_seconds(config: Mapping[str, Any], sweep: Mapping[str, Any]) -> tuple[float, float]:
+def step_seconds(trial: TrialConfig) -> tuple[float, float]:
     """(simulated seconds of one training step, of one evaluation) for this trial's student."""
-    sim, ratio = sweep["simulate"], float(config["ratio"])
-    step = sim["step_seconds"] / ratio + (0.0 if sweep["distill"]["cache"] else sim["step_seconds"] / 3)
-    return step, sim["eval_seconds"] / ratio
+    sim, ratio = trial.sweep.simulate, trial.ratio
+    step = sim.step_seconds / ratio + (0.0 if trial.sweep.distill.cache else sim.step_seconds / 3)
+    return step, sim.eval_seconds / ratio
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -174,34 +176,33 @@ def step_seconds(config: Mapping[str, Any], sweep: Mapping[str, Any]) -> tuple[f
 # ---------------------------------------------------------------------------------------------------
 
 
-def simulated_trial(config: dict[str, Any], sweep: dict[str, Any], languages: Languages) -> None:
+def simulated_trial(config: dict[str, Any], sweep: SweepConfig, languages: Languages) -> None:
     """The Ray Tune trainable of ``--simulate``: same config and reports as ``mmkd.trial.tune_trial``."""
     import ray
     from ray import tune
 
-    from mmkd.config import TrainConfig
+    from mmkd.config import Artefacts, TrialConfig
     from mmkd.sweep import telemetry
 
-    train, seed = sweep["train"], int(sweep["train"]["seed"])
-    checkpoint_due = TrainConfig.model_validate(train).checkpoint_due
-    max_steps, eval_every = int(train["max_steps"]), int(train["eval_every"])
-    weights = {
-        k: float(sweep["distill"][k]) for k in ("task", "token", "word", "sentence", "structure", "triplet")
-    }
+    trial = TrialConfig.build(config, sweep, Artefacts())
+    train, seed = trial.train, trial.train.seed
+    checkpoint_due = train.checkpoint_due
+    max_steps, eval_every = train.max_steps, train.eval_every
+    weights = {k: float(getattr(sweep.distill, k)) for k in ("task", *DISTILL_LEVELS)}
     weights.update(
         {k.removeprefix("distill."): float(v) for k, v in config.items() if k.startswith("distill.")}
     )
-    rank = int(config["adapter_rank"])
+    rank = trial.adapter_rank
     static = {
-        "teacher": config["teacher"],
-        "student": config["student"],
-        "teacher_params": config["teacher_params"],
-        "student_params": config["student_params"],
-        "ratio": config["ratio"],
-        "lr": config["lr"],
+        "teacher": trial.teacher,
+        "student": trial.student,
+        "teacher_params": trial.teacher_params,
+        "student_params": trial.student_params,
+        "ratio": trial.ratio,
+        "lr": trial.lr,
         "adapter_rank": rank,
         # LoRA trains a small share of the weights (a synthetic share; the real trial counts them).
-        "trainable_params": int(config["student_params"] * (1.0 if rank == 0 else min(1.0, 0.004 * rank))),
+        "trainable_params": int(trial.student_params * (1.0 if rank == 0 else min(1.0, 0.004 * rank))),
         "seed": seed,
         "max_steps": max_steps,
         "source_lang": languages.source,
@@ -214,7 +215,7 @@ def simulated_trial(config: dict[str, Any], sweep: dict[str, Any], languages: La
         "sim/started": time.time(),
     }
     step = restored_step(tune.get_checkpoint())
-    cost_step, cost_eval = step_seconds(config, sweep)
+    cost_step, cost_eval = step_seconds(trial)
     last_checkpoint = time.monotonic()
     while step < max_steps:
         target = min(max_steps, (step // eval_every + 1) * eval_every)
