@@ -247,7 +247,8 @@ def pretrain(
         "seconds": time.perf_counter() - start,
         "seconds_per_step": (time.perf_counter() - start) / max(1, settings.steps),
     }
-    (out_dir / "mmkd_zoo.json").write_text(json.dumps({"size": size, "settings": settings.model_dump(), **stats}))
+    record = {"size": size, "settings": settings.model_dump(), **stats}
+    (out_dir / "mmkd_zoo.json").write_text(json.dumps(record))
     return stats
 
 

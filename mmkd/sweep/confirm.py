@@ -161,9 +161,7 @@ def run_stage(exp_path: Path, sweep: SweepConfig, confirm: ConfirmConfig, artefa
     plan = ensure_plan(exp_path, sweep, confirm)
     stage_dir = exp_path / CONFIRM_DIR
     trainable = tune.with_resources(
-        tune.with_parameters(
-            confirm_trial, sweep=sweep, artefacts=artefacts, plan=plan
-        ),
+        tune.with_parameters(confirm_trial, sweep=sweep, artefacts=artefacts, plan=plan),
         trial_resources(sweep.resources),
     )
     print(f"\nmmkd: confirm stage: {len(plan)} trials ({stage_dir})", flush=True)

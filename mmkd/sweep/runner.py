@@ -254,9 +254,7 @@ def _trainable(sweep: SweepConfig, artefacts: Artefacts) -> Any:
     return tune.with_resources(fn, trial_resources(sweep.resources))
 
 
-def _tuner(
-    sweep: SweepConfig, exp: Experiment, artefacts: Artefacts, callbacks: Sequence[Any] = ()
-) -> Any:
+def _tuner(sweep: SweepConfig, exp: Experiment, artefacts: Artefacts, callbacks: Sequence[Any] = ()) -> Any:
     import optuna
     from ray import tune
 

@@ -5,10 +5,10 @@ import random
 import pytest
 import torch
 
+from mmkd.config import ZooConfig
 from mmkd.errors import UserInputError
 from mmkd.models import get_family, load_seq2seq, wrap_student
 from mmkd.models.loading import count_params
-from mmkd.config import ZooConfig
 from mmkd.models.zoo import TINY_SIZES, ensure_built, span_corrupt, zoo_path
 
 CORPUS = ["in 3 Tagen · vor 3 Tagen", "3 రోజుల్లో · 3 రోజుల క్రితం", "dans 3 jours · il y a 3 jours"] * 10

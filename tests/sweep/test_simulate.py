@@ -81,7 +81,8 @@ def test_cost_scales_with_the_student_and_an_uncached_teacher():
     cached = ["simulate.step_seconds=1.0", "simulate.eval_seconds=2.0"]
 
     def cost(student, overrides=cached):
-        return step_seconds(TrialConfig.build(cfg(student=student), load("quickstart", overrides), Artefacts()))
+        sweep = load("quickstart", overrides)
+        return step_seconds(TrialConfig.build(cfg(student=student), sweep, Artefacts()))
 
     step, ev = cost("s")
     assert step == pytest.approx(PARAMS["s"] / PARAMS["l"]) and ev == pytest.approx(2 * step)
