@@ -277,7 +277,7 @@ class Recipe:
     def evaluate(self) -> tuple[Evaluation | None, float]:
         """Greedy generation on every language's dev set, scored; its per-example rows are written to
         ``mmkd_examples/<step>.jsonl``. Returns it and its seconds (None for a teacher's finetuning)."""
-        if not self.config.evaluates:
+        if self.langid is None:  # not self.config.evaluates
             return None, 0.0
         started = time.perf_counter()
         evaluation = evaluate_model(
@@ -329,6 +329,7 @@ class Recipe:
         search): the dev metrics' keys as ``test/...``, its per-example rows in ``test-<step>.jsonl``."""
         test = {lang: self.task.examples("test", lang) for lang in self.task.languages}
         model = self.accelerator.unwrap_model(self.student)
+        assert self.langid is not None, "a confirm trial evaluates"
         evaluation = evaluate_model(model, self.tokenizer, self.task, test, self.config.sweep, self.langid)
         _write_examples(self.session.examples_dir() / f"test-{self.step:06d}.jsonl", self.step, evaluation)
         return {f"test/{k.removeprefix('eval/')}": v for k, v in evaluation.metrics.items()}

@@ -21,41 +21,11 @@ batch too small for in-batch terms.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-LEVELS = ("token", "word", "sentence", "structure", "triplet")
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """Weight of each term in the total loss; a level is computed only when its weight is > 0.
-
-    ``task`` weighs the student's own cross-entropy on the labels, which is always computed, so it is
-    not one of the ``LEVELS``. The original MMKD total is token + word + sentence + 10·structure.
-    """
-
-    task: float = 1.0
-    token: float = 1.0
-    word: float = 0.0
-    sentence: float = 0.0
-    structure: float = 0.0
-    triplet: float = 0.0
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            # written so that NaN fails too: a NaN weight would turn every total loss into NaN
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"weight {f.name} must be a finite number >= 0 (got {value!r})")
-
-    def active(self) -> tuple[str, ...]:
-        """The levels with a weight > 0, in ``LEVELS`` order."""
-        return tuple(name for name in LEVELS if getattr(self, name) > 0)
 
 
 def _shapes(*named: tuple[str, torch.Tensor]) -> str:
@@ -120,30 +90,14 @@ def token_kd(
     return F.kl_div(s, t, log_target=True, reduction="none").sum(-1).mean() * temperature**2
 
 
-def token_kd_topk(
+def _check_topk(
     student_logits: torch.Tensor,
     teacher_topk_values: torch.Tensor,
     teacher_topk_indices: torch.Tensor,
     labels: torch.Tensor,
-    temperature: float = 2.0,
-    ignore_index: int = -100,
-    teacher_vocab_size: int | None = None,
-) -> torch.Tensor:
-    """Token level from a cached teacher that kept only its top-k logits per position.
-
-    student_logits [B, L, V_s], teacher_topk_values [B, L, K], teacher_topk_indices [B, L, K] (integer
-    token ids), labels [B, L] → scalar, × T² and averaged over non-ignored positions like ``token_kd``.
-
-    The teacher distribution p is renormalised over its top-k (softmax of values / T). The student's
-    log-probabilities q are the *full-vocabulary* log_softmax(logits / T) gathered at those ids, not a
-    softmax over the k ids alone: Σ_k p_k (log p_k − log q_k) is then still ≥ 0 and is 0 only when
-    the student puts all its mass on the teacher's top-k, so the student is pushed down on the tail
-    the teacher left out instead of being free to keep mass there. With K = V this is ``token_kd``.
-
-    Only ids below min(V_s, ``teacher_vocab_size``) are compared (V_s when the teacher's size is not
-    given), as in ``token_kd``: the teacher's top-k entries beyond the student's vocabulary are dropped
-    and the rest renormalised; a position left with none counts as ignored.
-    """
+    temperature: float,
+) -> int:
+    """Check ``token_kd_topk``'s inputs (a ``ValueError`` naming the bad one); the student's vocab size."""
     named = (
         ("student_logits", student_logits),
         ("teacher_topk_values", teacher_topk_values),
@@ -168,7 +122,34 @@ def token_kd_topk(
             f"token_kd_topk: teacher_topk_indices must be integer ids (got {teacher_topk_indices.dtype})"
         )
     _check_positive("temperature", temperature)
-    vocab = student_logits.shape[-1]
+    return int(student_logits.shape[-1])
+
+
+def token_kd_topk(
+    student_logits: torch.Tensor,
+    teacher_topk_values: torch.Tensor,
+    teacher_topk_indices: torch.Tensor,
+    labels: torch.Tensor,
+    temperature: float = 2.0,
+    ignore_index: int = -100,
+    teacher_vocab_size: int | None = None,
+) -> torch.Tensor:
+    """Token level from a cached teacher that kept only its top-k logits per position.
+
+    student_logits [B, L, V_s], teacher_topk_values [B, L, K], teacher_topk_indices [B, L, K] (integer
+    token ids), labels [B, L] → scalar, × T² and averaged over non-ignored positions like ``token_kd``.
+
+    The teacher distribution p is renormalised over its top-k (softmax of values / T). The student's
+    log-probabilities q are the *full-vocabulary* log_softmax(logits / T) gathered at those ids, not a
+    softmax over the k ids alone: Σ_k p_k (log p_k − log q_k) is then still ≥ 0 and is 0 only when
+    the student puts all its mass on the teacher's top-k, so the student is pushed down on the tail
+    the teacher left out instead of being free to keep mass there. With K = V this is ``token_kd``.
+
+    Only ids below min(V_s, ``teacher_vocab_size``) are compared (V_s when the teacher's size is not
+    given), as in ``token_kd``: the teacher's top-k entries beyond the student's vocabulary are dropped
+    and the rest renormalised; a position left with none counts as ignored.
+    """
+    vocab = _check_topk(student_logits, teacher_topk_values, teacher_topk_indices, labels, temperature)
     if teacher_vocab_size is not None:
         if teacher_vocab_size < 1:
             raise ValueError(f"teacher_vocab_size must be >= 1 (got {teacher_vocab_size!r})")
