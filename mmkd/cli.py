@@ -212,13 +212,14 @@ def data_show(args: argparse.Namespace) -> int:
 
 
 def wlr(args: argparse.Namespace) -> int:
-    from mmkd.eval.langid import get_langid
+    from mmkd.eval.langid import TAU, get_langid
     from mmkd.eval.wlr_file import format_table, score_jsonl, to_json
 
     path = Path(args.file)
     if not path.is_file():
         raise UserInputError(f"{path}: no such file")
-    stats = score_jsonl(path, langid=get_langid(args.backend), tau=args.tau, source_lang=args.source_lang)
+    tau = TAU if args.tau is None else args.tau
+    stats = score_jsonl(path, langid=get_langid(args.backend), tau=tau, source_lang=args.source_lang)
     print(json.dumps(to_json(stats), indent=1) if args.json else format_table(stats))
     return 0
 
@@ -311,7 +312,9 @@ def _parser() -> argparse.ArgumentParser:
     w = _cmd(sub, "wlr", wlr, "wrong-language rate of any system's outputs (JSON lines: output, lang)")
     w.add_argument("file")
     w.add_argument("--json", action="store_true", help="one JSON object instead of a table")
-    w.add_argument("--tau", type=float, default=0.3)
+    w.add_argument(
+        "--tau", type=float, help="LID probability below which an output is undetermined; default: eval.tau's"
+    )
     w.add_argument("--backend", default="fasttext", help="language-ID backend")
     w.add_argument("--source-lang", default="en", help="for src_rate: outputs in this language")
     return p

@@ -231,17 +231,7 @@ class DistillConfig(_Strict):
 DISTILL_LEVELS = ("token", "word", "sentence", "structure", "triplet")
 
 
-SEARCHABLE_DISTILL = (
-    "temperature",
-    "word_temperature",
-    "structure_temperature",
-    "task",
-    "token",
-    "word",
-    "sentence",
-    "structure",
-    "triplet",
-)
+SEARCHABLE_DISTILL = ("temperature", "word_temperature", "structure_temperature", "task", *DISTILL_LEVELS)
 
 
 class TeacherConfig(_Strict):

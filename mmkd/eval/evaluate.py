@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from mmkd.data.base import Example, Task
-from mmkd.eval.langid import LangID, WLRStats, reference_accuracy, verdicts
+from mmkd.eval.langid import TAU, LangID, WLRStats, reference_accuracy, verdicts
 from mmkd.eval.metrics import chrf, chrf_per_example
 from mmkd.eval.task_metrics import Reference, get_task_metric
 
@@ -53,7 +53,7 @@ def evaluate_outputs(
     source_lang: str,
     low_resource: Sequence[str],
     langid: LangID,
-    tau: float = 0.3,
+    tau: float = TAU,
     metric: str = "chrf",
     golds: Mapping[str, Sequence[Reference]] | None = None,
     low_name: str = "low_resource",

@@ -24,8 +24,12 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Literal, Protocol
 
+from mmkd.config import EvalConfig
 from mmkd.errors import UserInputError
 from mmkd.registry import Registry
+
+# The LID probability below which an output is undetermined: the schema's default (``eval.tau``).
+TAU: float = EvalConfig.model_fields["tau"].default
 
 Verdict = Literal["right", "wrong", "undetermined"]
 UNDETERMINED = "und"
@@ -228,7 +232,7 @@ def check_thresholds(tau: float, min_letters: int) -> None:
 
 
 def verdicts(
-    outputs: Sequence[str], lang: str, langid: LangID, tau: float = 0.3, min_letters: int = 3
+    outputs: Sequence[str], lang: str, langid: LangID, tau: float = TAU, min_letters: int = 3
 ) -> list[tuple[Verdict, str]]:
     """(verdict, detected label) per output, in order; the label is ``und`` when too short to detect."""
     check_thresholds(tau, min_letters)
@@ -288,14 +292,14 @@ def wlr_stats(
     lang: str,
     source_lang: str,
     langid: LangID,
-    tau: float = 0.3,
+    tau: float = TAU,
     min_letters: int = 3,
 ) -> WLRStats:
     """WLR, src_rate and the counts behind them for outputs whose expected language is ``lang``."""
     return WLRStats.from_verdicts(verdicts(outputs, lang, langid, tau, min_letters), source_lang)
 
 
-def reference_accuracy(references: Sequence[str], lang: str, langid: LangID, tau: float = 0.3) -> float:
+def reference_accuracy(references: Sequence[str], lang: str, langid: LangID, tau: float = TAU) -> float:
     """Share of references identified as ``lang`` with probability >= tau (NaN for no references).
 
     A language the detector cannot see (lid.176 has no Wolof) scores near 0 here, so its WLR can be

@@ -348,8 +348,7 @@ def _stopper(sweep: SweepConfig, exp: Experiment) -> Any:
     cfg = sweep.stop.wlr
     if cfg is None:
         return None
-    rule = WLRRule(cfg.threshold, cfg.grace_evals, cfg.mode, cfg.quantile, cfg.min_peers)
-    return WLRStopper(rule, cfg.metric, exp.mmkd, sweep.train.max_steps)
+    return WLRStopper(WLRRule(cfg), cfg.metric, exp.mmkd, sweep.train.max_steps)
 
 
 def _fit(tuner: Any, exp: Experiment, num_samples: int) -> int:
