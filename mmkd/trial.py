@@ -188,7 +188,10 @@ class Recipe:
             self.train_spans = token_spans(self.tokenizer, self.train, train_cfg.max_source_len)
 
     def _teacher(self) -> CachedTeacher | LiveTeacher | None:
+        """The teacher's outputs: read from its cache (``distill.cache``), or computed by it live."""
         config = self.config
+        if config.distill.cache and config.teacher_model is not None and config.teacher_cache is None:
+            raise ValueError(f"distill.cache is on but no teacher cache was prepared for {config.teacher}")
         if config.teacher_cache is not None:
             return CachedTeacher(Path(config.teacher_cache))
         if config.teacher_model is not None:
