@@ -28,8 +28,10 @@ from mmkd.config import EvalConfig
 from mmkd.errors import UserInputError
 from mmkd.registry import Registry
 
-# The LID probability below which an output is undetermined: the schema's default (``eval.tau``).
+# The schema's defaults (``eval.tau``: the LID probability below which an output is undetermined;
+# ``eval.langid``: the backend).
 TAU: float = EvalConfig.model_fields["tau"].default
+BACKEND: str = EvalConfig.model_fields["langid"].default
 
 Verdict = Literal["right", "wrong", "undetermined"]
 UNDETERMINED = "und"
@@ -208,7 +210,7 @@ LANGID_BACKENDS.register("fasttext")(FastTextLite)
 LANGID_BACKENDS.register("cld2")(CLD2)
 
 
-def get_langid(name: str = "fasttext") -> LangID:
+def get_langid(name: str = BACKEND) -> LangID:
     """The backend registered as ``name``, built once per process (loading a model is the slow part)."""
     return _build(name)
 
