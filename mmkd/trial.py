@@ -630,7 +630,7 @@ class FolderSession:
         # Copied beside, then swapped in by renames: a kill at any moment leaves a whole checkpoint.
         new, old = (self.trial_dir / f".{CHECKPOINT_DIR}.{what}" for what in ("new", "old"))
         shutil.rmtree(new, ignore_errors=True)
-        shutil.copytree(folder / CHECKPOINT_DIR, new)
+        shutil.move(folder / CHECKPOINT_DIR, new)  # a rename on one filesystem: no second copy of a teacher
         if (self.trial_dir / CHECKPOINT_DIR).is_dir():
             shutil.rmtree(old, ignore_errors=True)
             (self.trial_dir / CHECKPOINT_DIR).rename(old)
