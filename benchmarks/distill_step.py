@@ -26,7 +26,7 @@ from mmkd.data.collate import batch_indices, encode_batch, token_spans
 from mmkd.distill.cache import CachedTeacher, LiveTeacher, build_cache
 from mmkd.distill.losses import MMKDHeads
 from mmkd.models.zoo import tiny_config
-from mmkd.trial import _student_view, loss_step
+from mmkd.trial import ENCODER_LEVELS, _student_view, loss_step
 
 
 def time_steps(student, heads, distill, teacher, train, parallel, tok, cfg, steps: int) -> float:
@@ -39,9 +39,7 @@ def time_steps(student, heads, distill, teacher, train, parallel, tok, cfg, step
         examples = [train[i] for i in idx]
         batch = encode_batch(tok, examples, cfg.max_source_len, cfg.max_target_len)
         spans = token_spans(tok, examples, cfg.max_source_len)
-        encoder_levels = any(
-            getattr(distill, lvl) > 0 for lvl in ("word", "sentence", "structure", "triplet")
-        )
+        encoder_levels = any(getattr(distill, lvl) > 0 for lvl in ENCODER_LEVELS)
         view = _student_view(tok, examples, parallel, distill, cfg, step, 0) if encoder_levels else None
         outputs = teacher.outputs(idx, batch, spans) if teacher is not None else None
         total, _ = (

@@ -32,10 +32,10 @@ def untrained_source_chrf(student: str, cache: Path) -> float:
     from mmkd.eval.evaluate import evaluate_model as evaluate
     from mmkd.eval.langid import get_langid
     from mmkd.models import load_seq2seq
-    from mmkd.models.zoo import ZooSettings, ensure_built
+    from mmkd.models.zoo import ensure_built
 
     cfg = load("quickstart", ["task.languages=[fr]"])
-    model, tok = load_seq2seq(ensure_built(student, ZooSettings(**cfg.family.zoo.model_dump())))
+    model, tok = load_seq2seq(ensure_built(student, cfg.family.zoo))
     task = get_task(cfg.task.name, **cfg.task_options())
     dev = {"en": task.examples("dev", "en")}
     return evaluate(model, tok, task, dev, cfg, get_langid()).metrics["eval/en/chrf"]
@@ -53,7 +53,7 @@ def evaluation_split(df: pd.DataFrame, runs: Path, cache: Path) -> dict[str, obj
     from mmkd.eval.evaluate import evaluate_model as evaluate
     from mmkd.eval.langid import get_langid
     from mmkd.models import load_seq2seq
-    from mmkd.models.zoo import ZooSettings, ensure_built
+    from mmkd.models.zoo import ensure_built
     from mmkd.trial import CHECKPOINT_DIR
 
     full = df[(df["adapter_rank"] == 0) & df["checkpoint_dir_name"].notna()]
@@ -61,7 +61,7 @@ def evaluation_split(df: pd.DataFrame, runs: Path, cache: Path) -> dict[str, obj
         return {}
     row = full.sort_values(["student_params", "step"]).iloc[-1]
     cfg = load("quickstart")
-    model, tok = load_seq2seq(ensure_built(str(row["student"]), ZooSettings(**cfg.family.zoo.model_dump())))
+    model, tok = load_seq2seq(ensure_built(str(row["student"]), cfg.family.zoo))
     checkpoint.load_weights(
         runs / row["trial_dir"] / row["checkpoint_dir_name"] / CHECKPOINT_DIR, {"student": model}
     )

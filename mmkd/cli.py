@@ -385,10 +385,10 @@ def zoo_build(args: argparse.Namespace) -> int:
 
     from mmkd import config
     from mmkd.models import get_family
-    from mmkd.models.zoo import ZooSettings, ensure_built, zoo_corpus
+    from mmkd.models.zoo import ensure_built, zoo_corpus
 
     sweep = config.load(args.sweep)
-    settings = ZooSettings(**sweep.family.zoo.model_dump())
+    settings = sweep.family.zoo
     family = get_family("tiny")
     sizes = args.sizes.split(",") if args.sizes else [s.name for s in family.sizes]
     for size in sizes:
@@ -433,7 +433,7 @@ def data_show(args: argparse.Namespace) -> int:
         help="JSON lines, each with output and lang (the expected language), optionally reference",
     ),
     arg("--json", action="store_true", help="print one JSON object instead of a table"),
-    arg("--tau", type=float, default=0.3, help="the least LID probability of a verdict (default: 0.3)"),
+    arg("--tau", type=float, help="the least LID probability of a verdict (default: eval.tau's, 0.3)"),
     arg("--backend", default="fasttext", help="language-ID backend: fasttext (default) or cld2"),
     arg("--source-lang", default="en", help="for src_rate, the share of outputs in this language"),
     description="The wrong-language rate of any system's outputs, per expected language. fastText lid.176 "
@@ -442,13 +442,14 @@ def data_show(args: argparse.Namespace) -> int:
     "--tau; WLR = wrong / determined. With references, the detector's accuracy on them is reported too.",
 )
 def wlr(args: argparse.Namespace) -> int:
-    from mmkd.eval.langid import get_langid
+    from mmkd.eval.langid import TAU, get_langid
     from mmkd.eval.wlr_file import format_table, score_jsonl, to_json
 
     path = Path(args.file)
     if not path.is_file():
         raise UserInputError(f"{path}: no such file")
-    stats = score_jsonl(path, langid=get_langid(args.backend), tau=args.tau, source_lang=args.source_lang)
+    tau = TAU if args.tau is None else args.tau
+    stats = score_jsonl(path, langid=get_langid(args.backend), tau=tau, source_lang=args.source_lang)
     print(json.dumps(to_json(stats), indent=1) if args.json else format_table(stats))
     return 0
 

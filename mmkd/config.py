@@ -14,6 +14,8 @@ A sweep is a path, or the name of a sweep shipped as package data in ``mmkd/swee
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
@@ -67,11 +69,17 @@ class TaskConfig(_Strict):
 
 
 class ZooConfig(_Strict):
-    """Pretraining of the offline tiny family (cached by content hash; shared by every sweep)."""
+    """Pretraining of the offline tiny family (mmkd/models/zoo.py); every field is part of the cache key,
+    in this order, so a changed setting builds another model and every sweep shares an unchanged one."""
 
     steps: PositiveInt = 600
     batch_size: PositiveInt = 32
     lr: PositiveFloat = 3e-3
+    warmup_steps: Annotated[int, Field(ge=0)] = 50
+    max_len: PositiveInt = Field(96, description="Tokens (bytes) kept of each corpus line.")
+    noise_density: float = Field(0.15, gt=0, lt=1, description="Share of tokens masked.")
+    mean_span: float = Field(3.0, ge=1, description="Mean length of a masked span.")
+    seed: int = Field(0, description="Seed of the corpus and of the pretraining.")
     corpus_lines: PositiveInt = Field(1500, description="Corpus lines per language.")
     translation_share: float = Field(
         0.75,
@@ -235,17 +243,7 @@ class DistillConfig(_Strict):
 DISTILL_LEVELS = ("token", "word", "sentence", "structure", "triplet")
 
 
-SEARCHABLE_DISTILL = (
-    "temperature",
-    "word_temperature",
-    "structure_temperature",
-    "task",
-    "token",
-    "word",
-    "sentence",
-    "structure",
-    "triplet",
-)
+SEARCHABLE_DISTILL = ("temperature", "word_temperature", "structure_temperature", "task", *DISTILL_LEVELS)
 
 
 class TeacherConfig(_Strict):
@@ -255,6 +253,23 @@ class TeacherConfig(_Strict):
     lr: PositiveFloat = 2e-3
     batch_size: PositiveInt = 32
     aux_translation: AuxShare = Field(0.0, description=AUX_TRANSLATION)
+    weight_decay: Annotated[float, Field(ge=0)] = Field(0.01, description="AdamW's weight decay.")
+    checkpoint_every: PositiveInt = Field(
+        50,
+        description="Steps between checkpoints of the finetuning (a killed finetune resumes from the last).",
+    )
+
+    def content(self) -> dict[str, Any]:
+        """The settings that shape the finetuned weights (the teacher's content hash): not the checkpoint
+        cadence, and ``weight_decay`` only away from its default, so teachers finetuned before it was a
+        setting keep their hash."""
+        default = type(self).model_fields["weight_decay"].default
+        unhashed = {"checkpoint_every"} | ({"weight_decay"} if self.weight_decay == default else set())
+        return self.model_dump(exclude=unhashed)
+
+
+# At most this many warmup steps, else a tenth of the steps, in a teacher's finetuning.
+TEACHER_MAX_WARMUP = 50
 
 
 class LAPTConfig(_Strict):
@@ -689,3 +704,112 @@ def _known_keys(loc: list[str]) -> list[str]:
 def dump(config: SweepConfig) -> str:
     """The resolved config as YAML (what ``mmkd sweep validate`` prints and the sweep stores)."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# One trial
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Artefacts:
+    """What a sweep prepares before its trials (mmkd.sweep.runner.prepare_artefacts), by size: each
+    model's directory or hub id, each finetuned teacher's directory, each teacher's output cache."""
+
+    models: dict[str, str] = field(default_factory=dict)
+    teachers: dict[str, str] = field(default_factory=dict)
+    teacher_cache: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything one run of the training recipe (mmkd.trial.Recipe) reads, resolved: built by
+    ``TrialConfig.build`` from the searched values, the sweep and its artefacts (a trial), or by
+    ``TrialConfig.teacher_finetune`` (a teacher: the task loss alone, no evaluation)."""
+
+    lr: float
+    adapter_rank: int
+    teacher: str
+    student: str
+    teacher_params: int
+    student_params: int
+    ratio: float
+    ratio_total: float
+    method: str
+    stage: str
+    aux_translation: float
+    distill: DistillConfig
+    train: TrainConfig  # the sweep's, with this trial's seed (a trial's sweep.train is the same)
+    sweep: SweepConfig
+    student_model: str  # directory or hub id the student starts from
+    teacher_model: str | None = None  # the finetuned teacher (None: no teacher, the task loss alone)
+    teacher_cache: str | None = None  # its outputs on the training set, when ``distill.cache``
+    evaluates: bool = True  # dev evaluation at every report (teacher finetuning reports losses only)
+
+    @classmethod
+    def build(cls, searched: Mapping[str, Any], sweep: SweepConfig, artefacts: Artefacts) -> TrialConfig:
+        """A trial from what Tune passes it (``searched``: mmkd.sweep.space's values and constants, or a
+        confirm plan's entry, whose ``seed`` replaces ``train.seed``). Searched ``distill.<key>`` values
+        replace the sweep's, and the ``method`` drops the loss terms it leaves out."""
+        teacher, student = str(searched["teacher"]), str(searched["student"])
+        method = str(searched.get("method", "mmkd"))
+        overrides = {k.removeprefix("distill."): v for k, v in searched.items() if k.startswith("distill.")}
+        train = sweep.train.model_copy(update={"seed": int(searched.get("seed", sweep.train.seed))})
+        sweep = sweep.model_copy(update={"train": train})
+        return cls(
+            lr=float(searched["lr"]),
+            adapter_rank=int(searched["adapter_rank"]),
+            teacher=teacher,
+            student=student,
+            teacher_params=int(searched["teacher_params"]),
+            student_params=int(searched["student_params"]),
+            ratio=float(searched["ratio"]),
+            ratio_total=float(searched.get("ratio_total", searched["ratio"])),
+            method=method,
+            stage=str(searched.get("stage", "search")),
+            aux_translation=float(searched.get("aux_translation", sweep.train.aux_translation)),
+            distill=sweep.distill.model_copy(update=overrides).for_method(method),
+            train=train,
+            sweep=sweep,
+            student_model=artefacts.models.get(student, ""),
+            teacher_model=artefacts.teachers.get(teacher),
+            teacher_cache=artefacts.teacher_cache.get(teacher) if sweep.distill.cache else None,
+        )
+
+    @classmethod
+    def teacher_finetune(cls, sweep: SweepConfig, base: str) -> TrialConfig:
+        """A teacher's finetuning (``sweep.teacher``): the model in full on the task loss alone (the
+        method ``none``) with ``teacher.aux_translation`` pairs in its batches, checkpointing every
+        ``teacher.checkpoint_every`` steps, without dev evaluation (the teacher is evaluated once, after).
+        It is no trial: the pair, parameter counts and ratio are placeholders nothing reports."""
+        settings = sweep.teacher
+        train = TrainConfig(
+            max_steps=settings.steps,
+            batch_size=settings.batch_size,
+            aux_translation=settings.aux_translation,
+            eval_every=min(settings.checkpoint_every, settings.steps),
+            warmup_steps=min(TEACHER_MAX_WARMUP, settings.steps // 10),
+            weight_decay=settings.weight_decay,
+            max_source_len=sweep.train.max_source_len,
+            max_target_len=sweep.train.max_target_len,
+            mixed_precision=sweep.train.mixed_precision,
+            seed=sweep.train.seed,
+        )
+        return cls(
+            lr=settings.lr,
+            adapter_rank=0,
+            teacher="",
+            student="teacher",
+            teacher_params=0,
+            student_params=0,
+            ratio=1.0,
+            ratio_total=1.0,
+            method="none",
+            stage="teacher",
+            aux_translation=settings.aux_translation,
+            distill=DistillConfig().for_method("none"),
+            train=train,
+            sweep=sweep,
+            student_model=base,
+            evaluates=False,
+        )

@@ -30,7 +30,7 @@ from mmkd import names
 from mmkd.atomic import write_text
 
 if TYPE_CHECKING:
-    from mmkd.config import SearchConfig, StopConfig, TrainConfig
+    from mmkd.config import SearchConfig, StopConfig, TrialConfig
     from mmkd.data.base import Task
 
 #: ``<trial dir>/mmkd_examples/``: each evaluation's per-example rows (``<step>.jsonl``, mmkd.trial) and
@@ -95,25 +95,25 @@ def _mean(values: Sequence[float]) -> float:
     return sum(kept) / len(kept) if kept else math.nan
 
 
-def metadata(config: Mapping[str, Any], train: TrainConfig, languages: Languages) -> dict[str, Any]:
+def metadata(trial: TrialConfig, languages: Languages) -> dict[str, Any]:
     """What every report of a trial carries about the trial: its pair, searched values and settings.
 
-    ``config`` is the trial's searched values (mmkd.sweep.space); what only a real trial knows (its
-    trainable parameter count, LAPT, where it resumed from) the trial adds itself."""
+    What only a real trial knows (its trainable parameter count, LAPT, where it resumed from) the trial
+    adds itself."""
     return {
-        "teacher": config["teacher"],
-        "student": config["student"],
-        "teacher_params": config["teacher_params"],
-        "student_params": config["student_params"],
-        "ratio": config["ratio"],
-        "ratio_total": config.get("ratio_total", config["ratio"]),
-        "method": config.get("method", "mmkd"),
-        "stage": config.get("stage", "search"),
-        "lr": config["lr"],
-        "adapter_rank": config["adapter_rank"],
-        "seed": train.seed,
-        "aux_translation": float(config.get("aux_translation", train.aux_translation)),  # searched or fixed
-        "max_steps": train.max_steps,
+        "teacher": trial.teacher,
+        "student": trial.student,
+        "teacher_params": trial.teacher_params,
+        "student_params": trial.student_params,
+        "ratio": trial.ratio,
+        "ratio_total": trial.ratio_total,
+        "method": trial.method,
+        "stage": trial.stage,
+        "lr": trial.lr,
+        "adapter_rank": trial.adapter_rank,
+        "seed": trial.train.seed,
+        "aux_translation": trial.aux_translation,  # searched or fixed
+        "max_steps": trial.train.max_steps,
         "source_lang": languages.source,
         "low_resource_langs": ",".join(languages.low_resource),
         "low_resource_group": languages.low_name,

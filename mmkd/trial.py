@@ -5,9 +5,9 @@ without Ray::
 
     mmkd trial run quickstart --lr 3e-3 --rank 0 --student s --out /tmp/trial
 
-``config`` is a plain dict: the searched values (``lr``, ``adapter_rank``, ``teacher``, ``student``, and
-their parameter counts and ``ratio``), the resolved sweep (``sweep``) and the prepared artefacts
-(``artefacts``: model and teacher directories). The recipe, top-down:
+A trial is a ``TrialConfig`` (mmkd.config: the searched values, the sweep and the prepared artefacts,
+resolved in one place) run by ``Recipe``, which reports to a ``Session``. The same recipe finetunes the
+teachers (mmkd.distill.teacher: the task loss alone, checkpoints, no evaluation). Top-down:
 
 1. setup — data, teacher (frozen), student (optionally language-adapted first: ``train.lapt``; then peft
    LoRA of rank r, or fully finetuned when r = 0), optimiser, Accelerate; resume from the latest
@@ -29,7 +29,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +39,8 @@ import torch
 from accelerate import Accelerator
 
 from mmkd import checkpoint, reporting
-from mmkd.config import DistillConfig, SweepConfig, from_dict
-from mmkd.data import Example, Task, get_task
+from mmkd.config import DISTILL_LEVELS, Artefacts, DistillConfig, SweepConfig, TrainConfig, TrialConfig
+from mmkd.data import Example, get_task
 from mmkd.data.collate import encode_batch, step_examples, token_spans
 from mmkd.data.parallel import ParallelCorpus
 from mmkd.data.translation import TranslationPairs
@@ -65,7 +65,7 @@ from mmkd.models.lapt import adapt_to_task
 from mmkd.schedule import warmup_cosine
 
 EXAMPLES_DIR = "mmkd_examples"
-ENCODER_LEVELS = ("word", "sentence", "structure", "triplet")
+ENCODER_LEVELS = DISTILL_LEVELS[1:]  # every level but the token level reads the student's encoder
 CHECKPOINT_DIR = "checkpoint"
 
 
@@ -92,198 +92,290 @@ class Session(Protocol):
 # ---------------------------------------------------------------------------------------------------
 
 
-def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
+def run(config: TrialConfig, session: Session) -> dict[str, Any]:
     """Run one trial to its end (or until the scheduler stops it); returns the last report."""
-    sweep = from_dict(config["sweep"], source="trial config")
-    train_cfg, family = sweep.train, get_family(sweep.family.name)
-    random.seed(train_cfg.seed)
-    torch.manual_seed(train_cfg.seed)
+    return Recipe(config, session).run()
 
-    # --- setup: data ---
-    task = get_task(sweep.task.name, **sweep.task_options())
-    # Training inputs as the family reads them (the tiny family's carry a target-language tag); dev
-    # inputs stay plain: generation tells the model their language (mmkd.models.langcodes).
-    train = tagged(family.name, task.examples("train", task.source_lang))
-    dev = dev_sets(task)
-    # Translations of the training examples by id: a task may translate only some of them (Tatoeba),
-    # or none (QA), and then the student's encoder sees the English example itself.
-    parallel = {
-        lang: {e.id: e for e in tagged(family.name, task.examples("train", lang))}
-        for lang in task.languages
-        if lang != task.source_lang
-    }
-    aux_translation = float(config.get("aux_translation", train_cfg.aux_translation))  # searched or fixed
-    n_aux = round(train_cfg.batch_size * aux_translation)
-    pairs = TranslationPairs(task, task.languages, family.name) if n_aux else None
 
-    # --- setup: models ---
-    accelerator = Accelerator(
-        gradient_accumulation_steps=train_cfg.grad_accum,
-        mixed_precision=_precision(train_cfg.mixed_precision),
-    )
-    distill = distill_settings(sweep, config)
-    # A parallel corpus (task.parallel_source: flores, tatoeba) replaces the task's examples on the
-    # encoder-side levels: its English sentences follow the training examples in the teacher's cache.
-    corpus = task.parallel_corpus() if distill.parallel else None
-    artefacts = config["artefacts"]
-    base, tokenizer = load_seq2seq(artefacts["models"][config["student"]])
-    lapt: dict[str, float] = {}
-    if train_cfg.lapt is not None:  # language-adaptive pretraining: the whole student, before any adapter
-        lapt = adapt_to_task(
-            base.to(accelerator.device),
-            tokenizer,
-            task,
-            train_cfg.lapt,
-            max_len=train_cfg.max_source_len,
-            seed=train_cfg.seed,
+class Recipe:
+    """One training run: a trial (distil, evaluate, report) or a teacher's finetuning (the task loss
+    alone, checkpoints only). ``on_step(step, loss)`` is called after every optimiser step."""
+
+    def __init__(
+        self, config: TrialConfig, session: Session, on_step: Callable[[int, float], None] | None = None
+    ) -> None:
+        self.config, self.session, self.on_step = config, session, on_step
+        self.train_cfg = config.train
+        self.step, self.resumed_from = 0, ""
+        self.sums: dict[str, float] = {}
+        self.n_steps, self.train_seconds = 0, 0.0
+        self.last_checkpoint = time.monotonic()
+
+    def run(self) -> dict[str, Any]:
+        """Setup (resuming from the session's latest checkpoint), then train; every ``eval_every`` steps
+        and at the last one: evaluate (a trial) and report, with a checkpoint when one is due."""
+        self.setup()
+        report: dict[str, Any] = {}
+        while self.step < self.train_cfg.max_steps:
+            loss = self.train_step()
+            if self.on_step is not None:
+                self.on_step(self.step, loss)
+            if self.step % self.train_cfg.eval_every == 0 or self.step == self.train_cfg.max_steps:
+                report = self.report(*self.evaluate())
+        return report
+
+    # --- setup ---
+
+    def setup(self) -> None:
+        random.seed(self.train_cfg.seed)
+        torch.manual_seed(self.train_cfg.seed)
+        self._setup_data()
+        self._setup_models()
+        self.load()
+
+    def _setup_data(self) -> None:
+        sweep, family = self.config.sweep, self.config.sweep.family.name
+        self.task = task = get_task(sweep.task.name, **sweep.task_options())
+        # Training inputs as the family reads them (the tiny family's carry a target-language tag); dev
+        # inputs stay plain: generation tells the model their language (mmkd.models.langcodes).
+        self.train = tagged(family, task.examples("train", task.source_lang))
+        self.dev = dev_sets(task) if self.config.evaluates else {}
+        # Translations of the training examples by id: a task may translate only some of them (Tatoeba),
+        # or none (QA), and then the student's encoder sees the English example itself.
+        self.parallel = {
+            lang: {e.id: e for e in tagged(family, task.examples("train", lang))}
+            for lang in task.languages
+            if lang != task.source_lang
+        }
+        self.n_aux = round(self.train_cfg.batch_size * self.config.aux_translation)
+        self.pairs = TranslationPairs(task, task.languages, family) if self.n_aux else None
+        # A parallel corpus (task.parallel_source: flores, tatoeba) replaces the task's examples on the
+        # encoder-side levels: its English sentences follow the training examples in the teacher's cache.
+        distils = self.config.distill.parallel and self.config.teacher_model is not None
+        self.corpus = task.parallel_corpus() if distils else None
+
+    def _setup_models(self) -> None:
+        config, train_cfg, distill = self.config, self.train_cfg, self.config.distill
+        self.accelerator = Accelerator(
+            gradient_accumulation_steps=train_cfg.grad_accum,
+            mixed_precision=_precision(train_cfg.mixed_precision),
         )
-    teacher: CachedTeacher | LiveTeacher
-    if distill.cache:
-        teacher = CachedTeacher(Path(artefacts["teacher_cache"][config["teacher"]]))
-    else:
-        teacher = LiveTeacher(
-            load_seq2seq(artefacts["teachers"][config["teacher"]])[0].to(accelerator.device), distill.top_k
+        base, self.tokenizer = load_seq2seq(config.student_model)
+        self.lapt: dict[str, float] = {}
+        if train_cfg.lapt is not None:  # language-adaptive pretraining: the whole student, before any adapter
+            self.lapt = adapt_to_task(
+                base.to(self.accelerator.device), self.tokenizer, self.task, train_cfg.lapt,
+                max_len=train_cfg.max_source_len, seed=train_cfg.seed,
+            )  # fmt: skip
+        self.teacher = self._teacher()
+        self.student = wrap_student(
+            base, config.adapter_rank, get_family(config.sweep.family.name).lora_targets
         )
-    student = wrap_student(base, config["adapter_rank"], family.lora_targets)
-    encoder_levels = [lvl for lvl in ENCODER_LEVELS if getattr(distill, lvl) > 0]
-    # Heads map the student's hidden size to the teacher's; only the encoder-side levels need them.
-    heads = MMKDHeads(base.config.d_model, teacher.hidden_size) if encoder_levels else None
-    modules = {"student": student, **({"heads": heads} if heads is not None else {})}
-    trainable = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        param_groups(modules, config["lr"], distill.heads_lr),
-        lr=config["lr"],
-        weight_decay=train_cfg.weight_decay,
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_cosine(train_cfg.warmup_steps, train_cfg.max_steps)
-    )
-    # Aligned-field token spans of every training example, once (the teacher's side of the word level).
-    train_spans = token_spans(tokenizer, train, train_cfg.max_source_len)
+        self.encoder_levels = [lvl for lvl in ENCODER_LEVELS if getattr(distill, lvl) > 0]
+        # Heads map the student's hidden size to the teacher's; only the encoder-side levels need them.
+        self.heads = (
+            MMKDHeads(base.config.d_model, self.teacher.hidden_size)
+            if self.encoder_levels and self.teacher is not None
+            else None
+        )
+        self.modules = {"student": self.student, **({"heads": self.heads} if self.heads is not None else {})}
+        self.trainable = [p for m in self.modules.values() for p in m.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            param_groups(self.modules, config.lr, distill.heads_lr),
+            lr=config.lr,
+            weight_decay=train_cfg.weight_decay,
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, warmup_cosine(train_cfg.warmup_steps, train_cfg.max_steps)
+        )
+        # Aligned-field token spans of every training example, once (the teacher's side of the word level).
+        if self.teacher is not None:
+            self.train_spans = token_spans(self.tokenizer, self.train, train_cfg.max_source_len)
 
-    # --- setup: resume ---
-    step, rng = 0, None
-    with session.restored() as folder:
-        # A damaged checkpoint falls back to the previous one, or to step 0 (the new reports replace the
-        # old ones step by step in the results table); ``resumed_from`` says which, in every report.
-        meta, resumed_from = checkpoint.restore(folder, CHECKPOINT_DIR, modules, optimizer)
-    if meta is not None:
-        scheduler.load_state_dict(meta["scheduler"])
-        step, rng = meta["step"], meta["rng"]
-    student, optimizer, scheduler = accelerator.prepare(student, optimizer, scheduler)
-    if heads is not None:
-        heads = accelerator.prepare(heads)
+    def _teacher(self) -> CachedTeacher | LiveTeacher | None:
+        """The teacher's outputs: read from its cache (``distill.cache``), or computed by it live."""
+        config = self.config
+        if config.distill.cache and config.teacher_model is not None and config.teacher_cache is None:
+            raise ValueError(f"distill.cache is on but no teacher cache was prepared for {config.teacher}")
+        if config.teacher_cache is not None:
+            return CachedTeacher(Path(config.teacher_cache))
+        if config.teacher_model is not None:
+            model = load_seq2seq(config.teacher_model)[0].to(self.accelerator.device)
+            return LiveTeacher(model, config.distill.top_k)
+        if any(getattr(config.distill, level) > 0 for level in DISTILL_LEVELS):
+            raise ValueError(f"{config.method}: distillation without a teacher")
+        return None
 
-    static = {
-        **reporting.metadata(config, train_cfg, reporting.Languages.of_task(task)),
-        "trainable_params": sum(p.numel() for p in trainable),  # the heads train with the student
-        "heads_params": 0 if heads is None else count_params(heads),
-        "lapt_steps": 0 if train_cfg.lapt is None else train_cfg.lapt.steps,
-        "resumed_from": resumed_from,
-        **{f"lapt/{k}": v for k, v in lapt.items()},
-    }
-    langid = get_langid(sweep.eval.langid)
-    sums: dict[str, float] = {}
-    n_steps, train_seconds = 0, 0.0
-    report: dict[str, Any] = {}
-    last_checkpoint = time.monotonic()
+    # --- checkpoints ---
 
-    if rng is not None:  # only now: the setup above draws from the generators on every start
-        rng.restore()
+    def load(self) -> None:
+        """Resume from the session's latest checkpoint (if any), then hand the modules to Accelerate."""
+        rng = None
+        with self.session.restored() as folder:
+            # A damaged checkpoint falls back to the previous one, or to step 0 (the new reports replace
+            # the old ones step by step in the results table); ``resumed_from`` says which.
+            meta, self.resumed_from = checkpoint.restore(folder, CHECKPOINT_DIR, self.modules, self.optimizer)
+        if meta is not None:
+            self.scheduler.load_state_dict(meta["scheduler"])
+            self.step, rng = meta["step"], meta["rng"]
+        acc = self.accelerator
+        self.student, self.optimizer, self.scheduler = acc.prepare(
+            self.student, self.optimizer, self.scheduler
+        )
+        if self.heads is not None:
+            self.heads = acc.prepare(self.heads)
+        self.metadata = self._metadata()
+        self.langid = get_langid(self.config.sweep.eval.langid) if self.config.evaluates else None
+        if rng is not None:  # only now: the setup above draws from the generators on every start
+            rng.restore()
 
-    # --- loop ---
-    while step < train_cfg.max_steps:
-        step += 1
+    def save(self, folder: Path) -> None:
+        """The trainable tensors, the optimiser, the step, the schedule and the random generators."""
+        checkpoint.save(
+            folder / CHECKPOINT_DIR,
+            {name: self.accelerator.unwrap_model(m) for name, m in self.modules.items()},
+            self.optimizer,
+            {"step": self.step, "scheduler": self.scheduler.state_dict()},
+        )
+
+    # --- train, evaluate, report ---
+
+    def train_step(self) -> float:
+        """One optimiser step (``grad_accum`` micro-batches); returns its loss."""
+        self.step += 1
         started = time.perf_counter()
-        student.train()
-        for micro in range(train_cfg.grad_accum):
-            idx, examples = step_examples(
-                train, step * train_cfg.grad_accum + micro, train_cfg.batch_size, train_cfg.seed, pairs, n_aux
-            )
-            # The translation pairs (if any) come after the task examples: only the task rows are
-            # distilled, the whole batch learns the cross-entropy.
-            batch = _to(
-                encode_batch(tokenizer, examples, train_cfg.max_source_len, train_cfg.max_target_len),
-                accelerator.device,
-            )
-            examples = examples[: len(idx)]
-            spans = train_spans[idx].to(accelerator.device)
-            view, encoder = None, None
-            if encoder_levels and corpus is not None:
-                view, encoder = _corpus_view(
-                    tokenizer,
-                    family.name,
-                    corpus,
-                    (train_cfg.seed, step * train_cfg.grad_accum + micro, len(idx)),
-                    len(train),
-                    teacher,
-                    train_cfg,
-                    accelerator.device,
-                )
-            elif encoder_levels:
-                view = _to(
-                    _student_view(tokenizer, examples, parallel, distill, train_cfg, step, micro),
-                    accelerator.device,
-                )
-            with accelerator.accumulate(student):
-                task_rows = {k: v[: len(idx)] for k, v in batch.items()}
-                outputs = teacher.outputs(idx, task_rows, spans)
-                total, terms = loss_step(student, heads, batch, spans, outputs, distill, view, encoder)
-                accelerator.backward(total)
-                optimizer_step(accelerator, trainable, optimizer, scheduler)
-            for name, value in {"loss": total.item(), **terms}.items():
-                sums[name] = sums.get(name, 0.0) + value / train_cfg.grad_accum
-        n_steps += 1
-        train_seconds += time.perf_counter() - started
+        self.student.train()
+        loss = 0.0
+        for micro in range(self.train_cfg.grad_accum):
+            total, terms = self._micro_step(micro)
+            for name, value in {"loss": total, **terms}.items():
+                self.sums[name] = self.sums.get(name, 0.0) + value / self.train_cfg.grad_accum
+            loss += total / self.train_cfg.grad_accum
+        self.n_steps += 1
+        self.train_seconds += time.perf_counter() - started
+        return loss
 
-        # --- evaluate, report, checkpoint ---
-        if step % train_cfg.eval_every == 0 or step == train_cfg.max_steps:
-            started = time.perf_counter()
-            evaluation = evaluate_model(
-                accelerator.unwrap_model(student), tokenizer, task, dev, sweep, langid
+    def _micro_step(self, micro: int) -> tuple[float, dict[str, float]]:
+        cfg, device = self.train_cfg, self.accelerator.device
+        idx, examples = step_examples(
+            self.train, self.step * cfg.grad_accum + micro, cfg.batch_size, cfg.seed, self.pairs, self.n_aux
+        )
+        # The translation pairs (if any) come after the task examples: only the task rows are distilled,
+        # the whole batch learns the cross-entropy.
+        batch = _to(encode_batch(self.tokenizer, examples, cfg.max_source_len, cfg.max_target_len), device)
+        examples = examples[: len(idx)]
+        spans, outputs, view = None, None, None
+        if self.teacher is not None:
+            spans = self.train_spans[idx].to(device)
+            task_rows = {k: v[: len(idx)] for k, v in batch.items()}
+            outputs = self.teacher.outputs(idx, task_rows, spans)
+        encoder = None
+        if self.encoder_levels and self.corpus is not None and self.teacher is not None:
+            pairs_step = (cfg.seed, self.step * cfg.grad_accum + micro, len(idx))
+            view, encoder = _corpus_view(
+                self.tokenizer, self.config.sweep.family.name, self.corpus, pairs_step,
+                len(self.train), self.teacher, cfg, device,
+            )  # fmt: skip
+        elif self.encoder_levels:
+            view = _student_view(
+                self.tokenizer, examples, self.parallel, self.config.distill, cfg, self.step, micro
             )
-            report = reporting.build(
-                step,
-                {k: v / n_steps for k, v in sums.items()},
-                static,
-                evaluation.metrics,
-                evaluation.unreliable_langs,
-                **{
-                    "time/train_step_s": train_seconds / n_steps,
-                    "time/eval_s": time.perf_counter() - started,
-                },
+            view = _to(view, device)
+        with self.accelerator.accumulate(self.student):
+            total, terms = loss_step(
+                self.student, self.heads, batch, spans, outputs, self.config.distill, view, encoder
             )
-            _write_examples(session.examples_dir() / f"{step:06d}.jsonl", step, evaluation)
-            if static["stage"] == "confirm" and step == train_cfg.max_steps:
-                report |= evaluate_test(
-                    accelerator.unwrap_model(student), tokenizer, task, sweep, langid, step, session
-                )
-            # What Tune needs to the session, the rest to mmkd_examples/<step>.metrics.json.
-            sent = reporting.set_aside(
-                report, session.examples_dir(), reporting.tune_keys(sweep.search, sweep.stop)
-            )
-            if not train_cfg.checkpoint_due(step, time.monotonic() - last_checkpoint):
-                session.report(sent, None)
-            else:
-                with tempfile.TemporaryDirectory() as tmp:
-                    checkpoint.save(
-                        Path(tmp) / CHECKPOINT_DIR,
-                        {name: accelerator.unwrap_model(m) for name, m in modules.items()},
-                        optimizer,
-                        {"step": step, "scheduler": scheduler.state_dict()},
-                    )
-                    session.report(sent, Path(tmp))
-                last_checkpoint = time.monotonic()
-            sums, n_steps, train_seconds = {}, 0, 0.0
-    return report
+            self.accelerator.backward(total)
+            optimizer_step(self.accelerator, self.trainable, self.optimizer, self.scheduler)
+        return total.item(), terms
+
+    def evaluate(self) -> tuple[Evaluation | None, float]:
+        """Greedy generation on every language's dev set, scored; its per-example rows are written to
+        ``mmkd_examples/<step>.jsonl``. Returns it and its seconds (None for a teacher's finetuning)."""
+        if self.langid is None:  # not self.config.evaluates
+            return None, 0.0
+        started = time.perf_counter()
+        evaluation = evaluate_model(
+            self.accelerator.unwrap_model(self.student), self.tokenizer, self.task, self.dev,
+            self.config.sweep, self.langid,
+        )  # fmt: skip
+        seconds = time.perf_counter() - started
+        _write_examples(self.session.examples_dir() / f"{self.step:06d}.jsonl", self.step, evaluation)
+        return evaluation, seconds
+
+    def report(self, evaluation: Evaluation | None, eval_seconds: float) -> dict[str, Any]:
+        """Report the evaluation (the confirm stage's last one adds the test split), with a checkpoint
+        when ``train.checkpoint_every_s`` has passed since the last one, and always at the last step."""
+        metrics = report_metrics(
+            self.step, self.sums, self.n_steps, self.train_seconds, self.metadata, evaluation, eval_seconds
+        )
+        last = self.step == self.train_cfg.max_steps
+        if self.config.stage == "confirm" and last:
+            metrics |= self._evaluate_test()
+        sent = metrics
+        if evaluation is not None:  # what Tune needs to the session, the rest to <step>.metrics.json
+            sweep = self.config.sweep
+            keep = reporting.tune_keys(sweep.search, sweep.stop)
+            sent = reporting.set_aside(metrics, self.session.examples_dir(), keep)
+        if not self.train_cfg.checkpoint_due(self.step, time.monotonic() - self.last_checkpoint):
+            self.session.report(sent, None)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                self.save(Path(tmp))
+                self.session.report(sent, Path(tmp))
+            self.last_checkpoint = time.monotonic()
+        self.sums, self.n_steps, self.train_seconds = {}, 0, 0.0
+        return metrics
+
+    def _metadata(self) -> dict[str, Any]:
+        """What every report of the trial carries besides its step, losses and evaluation."""
+        lapt = self.train_cfg.lapt
+        return {
+            **reporting.metadata(self.config, reporting.Languages.of_task(self.task)),
+            "trainable_params": sum(p.numel() for p in self.trainable),  # the heads train with the student
+            "heads_params": 0 if self.heads is None else count_params(self.heads),
+            "lapt_steps": 0 if lapt is None else lapt.steps,
+            "resumed_from": self.resumed_from,
+            **{f"lapt/{k}": v for k, v in self.lapt.items()},
+        }
+
+    def _evaluate_test(self) -> dict[str, float]:
+        """The confirm stage's last evaluation, on the test split of every language (never seen by the
+        search): the dev metrics' keys as ``test/...``, its per-example rows in ``test-<step>.jsonl``."""
+        test = {lang: self.task.examples("test", lang) for lang in self.task.languages}
+        model = self.accelerator.unwrap_model(self.student)
+        assert self.langid is not None, "a confirm trial evaluates"
+        evaluation = evaluate_model(model, self.tokenizer, self.task, test, self.config.sweep, self.langid)
+        _write_examples(self.session.examples_dir() / f"test-{self.step:06d}.jsonl", self.step, evaluation)
+        return {f"test/{k.removeprefix('eval/')}": v for k, v in evaluation.metrics.items()}
+
+
+def report_metrics(
+    step: int,
+    sums: dict[str, float],
+    n_steps: int,
+    train_seconds: float,
+    metadata: dict[str, Any],
+    evaluation: Evaluation | None,
+    eval_seconds: float,
+) -> dict[str, Any]:
+    """One report: the mean losses since the last one, the trial's metadata, the evaluation, timings."""
+    return reporting.build(
+        step,
+        {k: v / n_steps for k, v in sums.items()},
+        metadata,
+        {} if evaluation is None else evaluation.metrics,
+        () if evaluation is None else evaluation.unreliable_langs,
+        **{"time/train_step_s": train_seconds / n_steps, "time/eval_s": eval_seconds},
+    )
 
 
 def loss_step(
     student: Any,
     heads: MMKDHeads | None,
     batch: dict[str, torch.Tensor],
-    spans: torch.Tensor,
-    teacher: TeacherOutputs,
+    spans: torch.Tensor | None,
+    teacher: TeacherOutputs | None,
     distill: DistillConfig,
     view: dict[str, torch.Tensor] | None,
     encoder: tuple[TeacherOutputs, torch.Tensor] | None = None,
@@ -294,11 +386,15 @@ def loss_step(
     teacher's input in parallel-input mode, else the same English input (its ``spans`` then align the
     fields). The teacher side always comes from the English input: the batch's, or, when ``encoder``
     gives the teacher's outputs and token spans for other rows (a parallel corpus's English sentences,
-    which ``view`` translates), those.
+    which ``view`` translates), those. Without a teacher (a teacher's own finetuning) the task loss is
+    the only term.
     """
-    t_encoder, t_spans = encoder if encoder is not None else (teacher, spans)
     out = student(**batch)
     terms: dict[str, torch.Tensor] = {"task": out.loss}
+    if teacher is None or spans is None:
+        total = distill.task * out.loss
+        return total, {"task": out.loss.item()}
+    t_encoder, t_spans = encoder if encoder is not None else (teacher, spans)
     # The teacher speaks for the first rows (the task examples) up to its own target length; the rest
     # of the batch (translation pairs) and the padding past that length have no teacher.
     rows, length = teacher.topk_values.shape[:2]
@@ -370,19 +466,12 @@ def optimizer_step(
     optimizer.zero_grad(set_to_none=True)
 
 
-def distill_settings(sweep: SweepConfig, config: dict[str, Any]) -> DistillConfig:
-    """The sweep's distillation settings with this trial's searched values (``distill.<key>``), less the
-    loss terms its ``method`` leaves out (``none``: the task loss alone, the no-distillation control)."""
-    searched = {k.removeprefix("distill."): v for k, v in config.items() if k.startswith("distill.")}
-    return sweep.distill.model_copy(update=searched).for_method(config.get("method", "mmkd"))
-
-
 def _student_view(
     tokenizer: Any,
     examples: list[Example],
     parallel: dict[str, dict[str, Example]],
     distill: DistillConfig,
-    train_cfg: Any,
+    train_cfg: TrainConfig,
     step: int,
     micro: int,
 ) -> dict[str, torch.Tensor]:
@@ -434,17 +523,6 @@ def _to(tensors: dict[str, torch.Tensor], device: torch.device) -> dict[str, tor
     return {k: v.to(device) for k, v in tensors.items()}
 
 
-def evaluate_test(
-    model: Any, tokenizer: Any, task: Task, sweep: SweepConfig, langid: Any, step: int, session: Session
-) -> dict[str, float]:
-    """The confirm stage's last evaluation, on the test split of every language (never seen by the
-    search): the dev metrics' keys as ``test/...``, its per-example rows in ``test-<step>.jsonl``."""
-    test = {lang: task.examples("test", lang) for lang in task.languages}
-    evaluation = evaluate_model(model, tokenizer, task, test, sweep, langid)
-    _write_examples(session.examples_dir() / f"test-{step:06d}.jsonl", step, evaluation)
-    return {f"test/{k.removeprefix('eval/')}": v for k, v in evaluation.metrics.items()}
-
-
 def _precision(setting: str) -> str:
     if setting != "auto":
         return setting
@@ -479,9 +557,6 @@ def run_local(
 ) -> dict[str, Any]:
     """``mmkd trial run``: one trial in this process, artefacts prepared (or found cached) first."""
     from mmkd.config import LogRange, load
-    from mmkd.distill.cache import ensure_cache
-    from mmkd.distill.teacher import ensure_teacher
-    from mmkd.models.zoo import ZooSettings, ensure_built
 
     sweep = load(sweep_file, overrides)
     family = get_family(sweep.family.name)
@@ -492,18 +567,9 @@ def run_local(
     if lr is None:
         space = sweep.search.lr
         lr = math.sqrt(space.low * space.high) if isinstance(space, LogRange) else space
-    rank = sweep.search.adapter_rank[0] if rank is None else rank
-
-    def source(size: str) -> str:
-        src = family.size(size).source
-        if src.startswith("zoo:"):
-            return str(ensure_built(src.removeprefix("zoo:"), ZooSettings(**sweep.family.zoo.model_dump())))
-        return src
-
-    teacher_dir = ensure_teacher(out / "teachers", teacher, source(teacher), sweep)
-    config = {
+    searched = {
         "lr": lr,
-        "adapter_rank": rank,
+        "adapter_rank": sweep.search.adapter_rank[0] if rank is None else rank,
         "teacher": teacher,
         "student": student,
         "teacher_params": family.size(teacher).params,
@@ -511,20 +577,37 @@ def run_local(
         "ratio": family.ratio(teacher, student, sweep.family.ratio_basis),
         "ratio_total": family.ratio(teacher, student, "total"),
         "method": sweep.search.method[-1],
-        "sweep": sweep.model_dump(mode="json"),
-        "artefacts": {
-            "models": {student: source(student)},
-            "teachers": {teacher: str(teacher_dir)},
-            "teacher_cache": {teacher: str(ensure_cache(teacher_dir, sweep, out / "teacher-cache"))},
-        },
     }
-    return run(config, LocalSession(out))
+    artefacts = _local_artefacts(sweep, teacher, student, out)
+    return run(TrialConfig.build(searched, sweep, artefacts), LocalSession(out))
 
 
-def tune_trial(config: dict[str, Any], sweep: dict[str, Any], artefacts: dict[str, Any]) -> None:
-    """The Ray Tune trainable: ``config`` holds the searched values; the sweep-wide constants come
+def _local_artefacts(sweep: SweepConfig, teacher: str, student: str, out: Path) -> Artefacts:
+    """The student's model, the finetuned teacher and its output cache, built or found in the caches."""
+    from mmkd.distill.cache import ensure_cache
+    from mmkd.distill.teacher import ensure_teacher
+    from mmkd.models.zoo import ensure_built
+
+    family = get_family(sweep.family.name)
+
+    def source(size: str) -> str:
+        src = family.size(size).source
+        if src.startswith("zoo:"):
+            return str(ensure_built(src.removeprefix("zoo:"), sweep.family.zoo))
+        return src
+
+    teacher_dir = ensure_teacher(out / "teachers", teacher, source(teacher), sweep)
+    return Artefacts(
+        models={student: source(student)},
+        teachers={teacher: str(teacher_dir)},
+        teacher_cache={teacher: str(ensure_cache(teacher_dir, sweep, out / "teacher-cache"))},
+    )
+
+
+def tune_trial(searched: dict[str, Any], sweep: SweepConfig, artefacts: Artefacts) -> None:
+    """The Ray Tune trainable: ``searched`` holds the searched values; the sweep and its artefacts come
     through ``tune.with_parameters`` so they stay out of trial names and the searcher's state."""
-    run({**config, "sweep": sweep, "artefacts": artefacts}, TuneSession())
+    run(TrialConfig.build(searched, sweep, artefacts), TuneSession())
 
 
 class TuneSession:
@@ -562,24 +645,44 @@ class TuneSession:
 
 
 @dataclass
-class LocalSession:
-    """``mmkd trial run``: reports to stdout and ``<dir>/result.jsonl``; keeps the latest checkpoint and
-    the per-example rows in ``<dir>``, so running the same command again resumes."""
+class FolderSession:
+    """Keeps the latest checkpoint in ``<dir>/checkpoint`` and reports nothing: a teacher's finetuning
+    (mmkd.distill.teacher), which resumes from it when run again."""
 
     trial_dir: Path
 
     @contextmanager
     def restored(self) -> Iterator[Path | None]:
-        yield self.trial_dir if (self.trial_dir / CHECKPOINT_DIR).is_dir() else None
+        latest, old = self.trial_dir / CHECKPOINT_DIR, self.trial_dir / f".{CHECKPOINT_DIR}.old"
+        if not latest.is_dir() and old.is_dir():  # killed while swapping in a newer one
+            old.rename(latest)
+        yield self.trial_dir if latest.is_dir() else None
 
     def examples_dir(self) -> Path:
         return self.trial_dir / EXAMPLES_DIR
 
     def report(self, metrics: dict[str, Any], folder: Path | None) -> None:
         self.trial_dir.mkdir(parents=True, exist_ok=True)
-        if folder is not None:
-            shutil.rmtree(self.trial_dir / CHECKPOINT_DIR, ignore_errors=True)
-            shutil.copytree(folder / CHECKPOINT_DIR, self.trial_dir / CHECKPOINT_DIR)
+        if folder is None:
+            return
+        # Copied beside, then swapped in by renames: a kill at any moment leaves a whole checkpoint.
+        new, old = (self.trial_dir / f".{CHECKPOINT_DIR}.{what}" for what in ("new", "old"))
+        shutil.rmtree(new, ignore_errors=True)
+        shutil.move(folder / CHECKPOINT_DIR, new)  # a rename on one filesystem: no second copy of a teacher
+        if (self.trial_dir / CHECKPOINT_DIR).is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+            (self.trial_dir / CHECKPOINT_DIR).rename(old)
+        new.rename(self.trial_dir / CHECKPOINT_DIR)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@dataclass
+class LocalSession(FolderSession):
+    """``mmkd trial run``: reports to stdout and ``<dir>/result.jsonl``; keeps the latest checkpoint and
+    the per-example rows in ``<dir>``, so running the same command again resumes."""
+
+    def report(self, metrics: dict[str, Any], folder: Path | None) -> None:
+        super().report(metrics, folder)
         with (self.trial_dir / "result.jsonl").open("a") as f:
             f.write(json.dumps(metrics) + "\n")
         keys = (

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from transformers import ByT5Tokenizer, T5ForConditionalGeneration
 
 from mmkd import checkpoint
-from mmkd.config import load
+from mmkd.config import Artefacts, TrialConfig, load
 from mmkd.models import get_family
 from mmkd.models.zoo import tiny_config
 from mmkd.trial import CHECKPOINT_DIR, EXAMPLES_DIR, LocalSession, run, run_local
@@ -133,7 +133,7 @@ def test_a_trial_resumed_from_its_checkpoint_matches_the_uninterrupted_run(tmp_p
                  "eval.max_new_tokens=4", "distill.cache=false", "stop.wlr=null"]  # fmt: skip
     sweep = load("quickstart", overrides)
     family = get_family("tiny")
-    config = {
+    searched = {
         "lr": 3e-3,
         "adapter_rank": 0,
         "teacher": "s",
@@ -141,13 +141,9 @@ def test_a_trial_resumed_from_its_checkpoint_matches_the_uninterrupted_run(tmp_p
         "teacher_params": family.size("s").params,
         "student_params": family.size("xs").params,
         "ratio": family.ratio("s", "xs"),
-        "sweep": sweep.model_dump(mode="json"),
-        "artefacts": {
-            "models": {"xs": str(tiny_models / "xs")},
-            "teachers": {"s": str(tiny_models / "s")},
-            "teacher_cache": {},
-        },
     }
+    artefacts = Artefacts(models={"xs": str(tiny_models / "xs")}, teachers={"s": str(tiny_models / "s")})
+    config = TrialConfig.build(searched, sweep, artefacts)
     run(config, LocalSession(tmp_path / "whole"))
     with pytest.raises(_Interrupted):
         run(config, _StopsAtTheFirstCheckpoint(tmp_path / "resumed"))

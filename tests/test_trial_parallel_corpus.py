@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import ByT5Tokenizer, T5ForConditionalGeneration
 
-from mmkd.config import load
+from mmkd.config import Artefacts, TrialConfig, load
 from mmkd.distill.cache import ensure_cache
 from mmkd.models import get_family
 from mmkd.models.zoo import tiny_config
@@ -74,13 +74,16 @@ def _trial(setup, out, overrides, cache):
                                 f"distill.cache={str(cache).lower()}"])  # fmt: skip
     family = get_family("tiny")
     cache_file = ensure_cache(setup / "s", sweep, out / "cache") if cache else None
-    config = {
+    searched = {
         "lr": 1e-3, "adapter_rank": 0, "teacher": "s", "student": "xs",
         "teacher_params": family.size("s").params, "student_params": family.size("xs").params,
-        "ratio": family.ratio("s", "xs"), "sweep": sweep.model_dump(mode="json"),
-        "artefacts": {"models": {"xs": str(setup / "xs")}, "teachers": {"s": str(setup / "s")},
-                      "teacher_cache": {"s": str(cache_file)} if cache else {}},
+        "ratio": family.ratio("s", "xs"),
     }  # fmt: skip
+    artefacts = Artefacts(
+        models={"xs": str(setup / "xs")}, teachers={"s": str(setup / "s")},
+        teacher_cache={"s": str(cache_file)} if cache else {},
+    )  # fmt: skip
+    config = TrialConfig.build(searched, sweep, artefacts)
     return run(config, LocalSession(out / "trial"))
 
 

@@ -112,7 +112,32 @@ def build_curves(exp_dir: Path, out_dir: Path | None = None) -> Path:
     cell_table.to_csv(out / "best_per_cell.csv", index=False, lineterminator="\n", float_format="%.6g")
     fit_table.to_csv(out / "fits.csv", index=False, lineterminator="\n", float_format="%.6g")
 
-    pngs = [
+    pngs = _plots(best, final, fits, rho, langs, lang_groups, baselines, out)
+    lines = summary + confirmed + _baseline_section(baselines)
+    lines += _findings(rho, fits, final)
+    cells = _markdown(_cell_view(best))
+    lines += ["## Best learning rate per cell", "", _search_note(df) + _cell_note(exp_dir), "", cells, ""]
+    lines += ["## Fitted curves", "", _FIT_NOTE, "", _markdown(_fit_view(fit_table)), ""]
+    lines += pareto.section(final, pareto.sweep_objectives(exp_dir), out, _markdown)
+    for title, png in pngs:
+        lines += [f"## {title}", "", f"![{title}]({png.name})", ""]
+    files = [*tables, out / "best_per_cell.csv", out / "fits.csv"]
+    lines += ["## Files", "", *(f"- [{p.name}]({p.name})" for p in files), "", "## Method", "", _METHOD, ""]
+    return _write_report(out, lines)
+
+
+def _plots(
+    best: pd.DataFrame,
+    final: pd.DataFrame,
+    fits: dict[tuple[str, str, str], CurveFit],
+    rho: dict[str, tuple[float, float, float]],
+    langs: list[str],
+    lang_groups: dict[str, str],
+    baselines: pd.DataFrame | None,
+    out: Path,
+) -> list[tuple[str, Path]]:
+    """The report's figures, each (title, png)."""
+    return [
         (
             "Score vs teacher/student ratio",
             plot.versus_ratio(best, "chrf", fits, out / "score_vs_ratio.png", baselines),
@@ -131,17 +156,6 @@ def build_curves(exp_dir: Path, out_dir: Path | None = None) -> Path:
             plot.heatmap(best, langs, lang_groups, "wlr", out / "heatmap_wlr.png"),
         ),
     ]
-    lines = summary + confirmed + _baseline_section(baselines)
-    lines += _findings(rho, fits, final)
-    cells = _markdown(_cell_view(best))
-    lines += ["## Best learning rate per cell", "", _search_note(df) + _cell_note(exp_dir), "", cells, ""]
-    lines += ["## Fitted curves", "", _FIT_NOTE, "", _markdown(_fit_view(fit_table)), ""]
-    lines += pareto.section(final, pareto.sweep_objectives(exp_dir), out, _markdown)
-    for title, png in pngs:
-        lines += [f"## {title}", "", f"![{title}]({png.name})", ""]
-    files = [*tables, out / "best_per_cell.csv", out / "fits.csv"]
-    lines += ["## Files", "", *(f"- [{p.name}]({p.name})" for p in files), "", "## Method", "", _METHOD, ""]
-    return _write_report(out, lines)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -27,8 +27,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LEVELS = ("token", "word", "sentence", "structure", "triplet")
-
 
 def _shapes(*named: tuple[str, torch.Tensor]) -> str:
     return ", ".join(f"{name} {tuple(t.shape)}" for name, t in named)
@@ -51,6 +49,41 @@ def _zero(t: torch.Tensor) -> torch.Tensor:
     is NaN.
     """
     return t.float().sum() * 0.0
+
+
+def _check_topk(
+    student_logits: torch.Tensor,
+    teacher_topk_values: torch.Tensor,
+    teacher_topk_indices: torch.Tensor,
+    labels: torch.Tensor,
+    temperature: float,
+) -> int:
+    """Check ``token_kd_topk``'s inputs (a ``ValueError`` naming the bad one); the student's vocab size."""
+    named = (
+        ("student_logits", student_logits),
+        ("teacher_topk_values", teacher_topk_values),
+        ("teacher_topk_indices", teacher_topk_indices),
+        ("labels", labels),
+    )
+    _require(
+        student_logits.dim() == 3 and teacher_topk_values.dim() == 3 and labels.dim() == 2,
+        "token_kd_topk",
+        "expected logits [B, L, V], top-k values and indices [B, L, K], labels [B, L]",
+        *named,
+    )
+    _require(
+        teacher_topk_values.shape == teacher_topk_indices.shape
+        and student_logits.shape[:2] == teacher_topk_values.shape[:2] == labels.shape,
+        "token_kd_topk",
+        "batch and length must match and top-k values and indices must have one shape",
+        *named,
+    )
+    if teacher_topk_indices.is_floating_point() or teacher_topk_indices.dtype == torch.bool:
+        raise ValueError(
+            f"token_kd_topk: teacher_topk_indices must be integer ids (got {teacher_topk_indices.dtype})"
+        )
+    _check_positive("temperature", temperature)
+    return int(student_logits.shape[-1])
 
 
 def token_kd_topk(
@@ -80,31 +113,7 @@ def token_kd_topk(
     columns belong to no token. The teacher's top-k entries beyond the student's vocabulary are dropped
     and the rest renormalised; a position left with none counts as ignored.
     """
-    named = (
-        ("student_logits", student_logits),
-        ("teacher_topk_values", teacher_topk_values),
-        ("teacher_topk_indices", teacher_topk_indices),
-        ("labels", labels),
-    )
-    _require(
-        student_logits.dim() == 3 and teacher_topk_values.dim() == 3 and labels.dim() == 2,
-        "token_kd_topk",
-        "expected logits [B, L, V], top-k values and indices [B, L, K], labels [B, L]",
-        *named,
-    )
-    _require(
-        teacher_topk_values.shape == teacher_topk_indices.shape
-        and student_logits.shape[:2] == teacher_topk_values.shape[:2] == labels.shape,
-        "token_kd_topk",
-        "batch and length must match and top-k values and indices must have one shape",
-        *named,
-    )
-    if teacher_topk_indices.is_floating_point() or teacher_topk_indices.dtype == torch.bool:
-        raise ValueError(
-            f"token_kd_topk: teacher_topk_indices must be integer ids (got {teacher_topk_indices.dtype})"
-        )
-    _check_positive("temperature", temperature)
-    vocab = student_logits.shape[-1]
+    vocab = _check_topk(student_logits, teacher_topk_values, teacher_topk_indices, labels, temperature)
     if teacher_vocab_size is not None:
         if teacher_vocab_size < 1:
             raise ValueError(f"teacher_vocab_size must be >= 1 (got {teacher_vocab_size!r})")

@@ -20,14 +20,12 @@ from typing import Any
 import torch
 
 from mmkd.atomic import build_dir_once, model_dir_complete
-from mmkd.config import SweepConfig
+from mmkd.atomic import write_text as atomic_write
+from mmkd.config import SweepConfig, TrialConfig
 from mmkd.data import get_task
-from mmkd.data.collate import encode_batch, step_examples
-from mmkd.data.translation import TranslationPairs
 from mmkd.models import load_seq2seq
-from mmkd.models.langcodes import tagged
 from mmkd.models.zoo import cache_root
-from mmkd.schedule import warmup_cosine
+from mmkd.trial import CHECKPOINT_DIR, FolderSession, Recipe
 
 DONE_FILE = "mmkd_teacher.json"
 
@@ -39,7 +37,7 @@ def teacher_dir(root: Path, size: str, base: str, sweep: SweepConfig) -> Path:
             _base_fingerprint(base),
             sweep.task.name,
             sweep.task_options(),
-            sweep.teacher.model_dump(),
+            sweep.teacher.content(),
             sweep.train.max_source_len,
             sweep.train.max_target_len,
             sweep.train.seed,
@@ -62,13 +60,16 @@ def ensure_teacher(
     complete = model_dir_complete(DONE_FILE)
 
     def build(work: Path) -> None:
-        stats = finetune(base, sweep, work, progress)
-        evaluation(work, sweep)  # right after finetuning, kept with the weights: the teacher's baseline
-        (work / DONE_FILE).write_text(json.dumps({"size": size, "base": base, **stats}))
+        # A killed build left ``work`` (resumable): finished but not yet renamed, or checkpointed.
+        if not complete(work):
+            stats = finetune(base, sweep, work, progress)
+            evaluation(work, sweep)  # right after finetuning, kept with the weights: the teacher's baseline
+            atomic_write(work / DONE_FILE, json.dumps({"size": size, "base": base, **stats}))
+        shutil.rmtree(work / CHECKPOINT_DIR, ignore_errors=True)  # the finetuning's, not the teacher's
 
     if complete(final):  # resume: the sweep's own copy, whatever the model cache holds now
         return final
-    cached = build_dir_once(cache_root() / "teachers" / final.name, build, complete)
+    cached = build_dir_once(cache_root() / "teachers" / final.name, build, complete, resumable=True)
     return build_dir_once(final, lambda work: shutil.copytree(cached, work, dirs_exist_ok=True), complete)
 
 
@@ -99,36 +100,27 @@ def evaluation(teacher: Path, sweep: SweepConfig) -> dict[str, float]:
 def finetune(
     base: str, sweep: SweepConfig, out_dir: Path, progress: Callable[[int, float], None] | None = None
 ) -> dict[str, Any]:
-    """Full finetuning with the task cross-entropy (on the task examples and, with
-    ``teacher.aux_translation``, translation pairs in every batch); saves model + tokenizer to
-    ``out_dir``."""
-    torch.manual_seed(sweep.train.seed)
-    task = get_task(sweep.task.name, **sweep.task_options())
-    train = tagged(sweep.family.name, task.examples("train", task.source_lang))
-    settings = sweep.teacher
-    n_aux = round(settings.batch_size * settings.aux_translation)
-    pairs = TranslationPairs(task, task.languages, sweep.family.name) if n_aux else None
-    model, tokenizer = load_seq2seq(base)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, warmup_cosine(min(50, settings.steps // 10), settings.steps)
-    )
-    start, loss_value = time.perf_counter(), float("nan")
-    for step in range(1, settings.steps + 1):
-        _, examples = step_examples(train, step, settings.batch_size, sweep.train.seed, pairs, n_aux)
-        batch = encode_batch(tokenizer, examples, sweep.train.max_source_len, sweep.train.max_target_len)
-        loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        loss_value = loss.item()
+    """Full finetuning of ``base`` with the trial's recipe (mmkd.trial.Recipe) on the task cross-entropy
+    alone (on the task examples and, with ``teacher.aux_translation``, translation pairs in every batch),
+    bf16 where the device supports it; saves model + tokenizer to ``out_dir``. It checkpoints into
+    ``out_dir/checkpoint`` every ``teacher.checkpoint_every`` steps and resumes from there when run again.
+    """
+    losses: list[float] = []
+
+    def on_step(step: int, loss: float) -> None:
+        losses.append(loss)
         if progress is not None:
-            progress(step, loss_value)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+            progress(step, loss)
+
+    recipe = Recipe(TrialConfig.teacher_finetune(sweep, base), FolderSession(out_dir), on_step)
+    start = time.perf_counter()
+    recipe.run()
     seconds = time.perf_counter() - start
-    return {"final_loss": loss_value, "seconds": seconds, "seconds_per_step": seconds / settings.steps}
+    model = recipe.accelerator.unwrap_model(recipe.student)
+    model.save_pretrained(out_dir)
+    recipe.tokenizer.save_pretrained(out_dir)
+    return {
+        "final_loss": losses[-1] if losses else float("nan"),
+        "seconds": seconds,
+        "seconds_per_step": seconds / max(1, len(losses)),  # the steps of this run (after a resume: fewer)
+    }

@@ -22,7 +22,7 @@ from typing import Any
 
 from mmkd import names
 from mmkd.data.base import Example, Task
-from mmkd.eval.langid import LangID, WLRStats, reference_accuracy, verdicts
+from mmkd.eval.langid import TAU, LangID, WLRStats, reference_accuracy, verdicts
 from mmkd.eval.metrics import chrf, chrf_per_example
 from mmkd.eval.task_metrics import Reference, get_task_metric
 from mmkd.reporting import group_means
@@ -52,7 +52,7 @@ def evaluate_outputs(
     source_lang: str,
     low_resource: Sequence[str],
     langid: LangID,
-    tau: float = 0.3,
+    tau: float = TAU,
     metric: str = "chrf",
     golds: Mapping[str, Sequence[Reference]] | None = None,
     low_name: str = names.LOW_RESOURCE,

@@ -24,8 +24,14 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Literal, Protocol
 
+from mmkd.config import EvalConfig
 from mmkd.errors import UserInputError
 from mmkd.registry import Registry
+
+# The schema's defaults (``eval.tau``: the LID probability below which an output is undetermined;
+# ``eval.langid``: the backend).
+TAU: float = EvalConfig.model_fields["tau"].default
+BACKEND: str = EvalConfig.model_fields["langid"].default
 
 Verdict = Literal["right", "wrong", "undetermined"]
 UNDETERMINED = "und"
@@ -204,7 +210,7 @@ LANGID_BACKENDS.register("fasttext")(FastTextLite)
 LANGID_BACKENDS.register("cld2")(CLD2)
 
 
-def get_langid(name: str = "fasttext") -> LangID:
+def get_langid(name: str = BACKEND) -> LangID:
     """The backend registered as ``name``, built once per process (loading a model is the slow part)."""
     return _build(name)
 
@@ -228,7 +234,7 @@ def check_thresholds(tau: float, min_letters: int) -> None:
 
 
 def verdicts(
-    outputs: Sequence[str], lang: str, langid: LangID, tau: float = 0.3, min_letters: int = 3
+    outputs: Sequence[str], lang: str, langid: LangID, tau: float = TAU, min_letters: int = 3
 ) -> list[tuple[Verdict, str]]:
     """(verdict, detected label) per output, in order; the label is ``und`` when too short to detect."""
     check_thresholds(tau, min_letters)
@@ -283,7 +289,7 @@ class WLRStats:
         )
 
 
-def reference_accuracy(references: Sequence[str], lang: str, langid: LangID, tau: float = 0.3) -> float:
+def reference_accuracy(references: Sequence[str], lang: str, langid: LangID, tau: float = TAU) -> float:
     """Share of references identified as ``lang`` with probability >= tau (NaN for no references).
 
     A language the detector cannot see (lid.176 has no Wolof) scores near 0 here, so its WLR can be

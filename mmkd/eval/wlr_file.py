@@ -15,6 +15,7 @@ from typing import Any
 
 from mmkd.errors import UserInputError
 from mmkd.eval.langid import (
+    TAU,
     LangID,
     WLRStats,
     check_thresholds,
@@ -52,7 +53,7 @@ def read_jsonl(path: Path) -> list[dict[str, str]]:
 
 
 def score_jsonl(
-    path: Path, *, langid: LangID, tau: float = 0.3, source_lang: str = "en"
+    path: Path, *, langid: LangID, tau: float = TAU, source_lang: str = "en"
 ) -> dict[str, WLRStats]:
     """Per expected language (normalised, sorted): the WLR statistics of its outputs, with
     ``lid_ref_acc`` set when any of its rows carries a reference (computed over those references)."""

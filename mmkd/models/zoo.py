@@ -19,13 +19,13 @@ import os
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from mmkd.atomic import build_dir_once, model_dir_complete
+from mmkd.config import ZooConfig
 from mmkd.schedule import warmup_cosine
 
 # Bump when the pretraining code changes in a way that changes the weights it produces.
@@ -40,23 +40,6 @@ TINY_SIZES: dict[str, tuple[int, int, int, int]] = {
     "m": (96, 192, 3, 4),
     "l": (128, 256, 4, 4),
 }
-
-
-@dataclass(frozen=True)
-class ZooSettings:
-    """How the tiny family is pretrained (part of the cache key)."""
-
-    steps: int = 600
-    batch_size: int = 32
-    lr: float = 3e-3
-    warmup_steps: int = 50
-    max_len: int = 96
-    noise_density: float = 0.15
-    mean_span: float = 3.0
-    seed: int = 0
-    corpus_lines: int = 1500
-    # Share of each batch that is tagged translation between the task's languages (mmkd.data.translation).
-    translation_share: float = 0.75
 
 
 def cache_root() -> Path:
@@ -85,7 +68,7 @@ def tiny_config(size: str) -> Any:
     )
 
 
-def zoo_corpus(settings: ZooSettings) -> list[str]:
+def zoo_corpus(settings: ZooConfig) -> list[str]:
     """Every language of the built-in task, interleaved so each batch mixes languages."""
     from mmkd.data import get_task
 
@@ -94,16 +77,16 @@ def zoo_corpus(settings: ZooSettings) -> list[str]:
     return [line for group in zip(*per_lang, strict=False) for line in group]
 
 
-def zoo_key(size: str, settings: ZooSettings, corpus: Sequence[str]) -> str:
+def zoo_key(size: str, settings: ZooConfig, corpus: Sequence[str]) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps([ZOO_VERSION, size, TINY_SIZES[size], asdict(settings)]).encode())
+    h.update(json.dumps([ZOO_VERSION, size, TINY_SIZES[size], settings.model_dump()]).encode())
     for line in corpus:
         h.update(line.encode())
         h.update(b"\n")
     return h.hexdigest()[:12]
 
 
-def zoo_path(size: str, settings: ZooSettings, corpus: Sequence[str], root: Path | None = None) -> Path:
+def zoo_path(size: str, settings: ZooConfig, corpus: Sequence[str], root: Path | None = None) -> Path:
     return (root or cache_root()) / "zoo" / f"{size}-{zoo_key(size, settings, corpus)}"
 
 
@@ -210,7 +193,7 @@ def translation_sampler(tokenizer: Any, seed: int, max_len: int) -> PairSampler:
 def pretrain(
     size: str,
     corpus: Sequence[str],
-    settings: ZooSettings,
+    settings: ZooConfig,
     out_dir: Path,
     progress: Callable[[int, float], None] | None = None,
 ) -> dict[str, float]:
@@ -254,7 +237,8 @@ def pretrain(
         "seconds": time.perf_counter() - start,
         "seconds_per_step": (time.perf_counter() - start) / max(1, settings.steps),
     }
-    (out_dir / "mmkd_zoo.json").write_text(json.dumps({"size": size, "settings": asdict(settings), **stats}))
+    record = {"size": size, "settings": settings.model_dump(), **stats}
+    (out_dir / "mmkd_zoo.json").write_text(json.dumps(record))
     return stats
 
 
@@ -301,7 +285,7 @@ def train_span_corruption(
 
 def ensure_built(
     size: str,
-    settings: ZooSettings,
+    settings: ZooConfig,
     corpus: Sequence[str] | None = None,
     root: Path | None = None,
     progress: Callable[[int, float], None] | None = None,

@@ -29,7 +29,7 @@ import pandas as pd
 
 from mmkd import config as config_mod
 from mmkd import names
-from mmkd.config import ConfirmConfig, SweepConfig
+from mmkd.config import Artefacts, ConfirmConfig, SweepConfig
 from mmkd.errors import UserInputError
 
 CONFIRM_DIR = "confirm"  # <exp>/confirm/: the stage's Tune experiment (mmkd.curves.aggregate reads it)
@@ -141,18 +141,16 @@ def ensure_plan(exp_path: Path, sweep: SweepConfig, confirm: ConfirmConfig) -> l
 
 
 def confirm_trial(
-    config: dict[str, Any], sweep: dict[str, Any], artefacts: dict[str, Any], plan: list[dict[str, Any]]
+    config: dict[str, Any], sweep: SweepConfig, artefacts: Artefacts, plan: list[dict[str, Any]]
 ) -> None:
-    """The stage's Tune trainable: ``config`` holds only the plan index (short trial names); the seed
-    is the sweep's ``train.seed`` for this trial."""
+    """The stage's Tune trainable: ``config`` holds only the plan index (short trial names); the plan's
+    entry holds the trial's values, its ``seed`` among them (mmkd.config.TrialConfig.build)."""
     from mmkd.trial import tune_trial
 
-    entry = plan[int(config["confirm"])]
-    seeded = {**sweep, "train": {**sweep["train"], "seed": entry["seed"]}}
-    tune_trial(entry, seeded, artefacts)
+    tune_trial(plan[int(config["confirm"])], sweep, artefacts)
 
 
-def run_stage(exp_path: Path, sweep: SweepConfig, confirm: ConfirmConfig, artefacts: dict[str, Any]) -> int:
+def run_stage(exp_path: Path, sweep: SweepConfig, confirm: ConfirmConfig, artefacts: Artefacts) -> int:
     """Plan (or read the plan), then run or resume the stage's trials; 130 when interrupted."""
     from ray import tune
 
@@ -162,9 +160,7 @@ def run_stage(exp_path: Path, sweep: SweepConfig, confirm: ConfirmConfig, artefa
     plan = ensure_plan(exp_path, sweep, confirm)
     stage_dir = exp_path / CONFIRM_DIR
     trainable = tune.with_resources(
-        tune.with_parameters(
-            confirm_trial, sweep=sweep.model_dump(mode="json"), artefacts=artefacts, plan=plan
-        ),
+        tune.with_parameters(confirm_trial, sweep=sweep, artefacts=artefacts, plan=plan),
         trial_resources(sweep.resources),
     )
     print(f"\nmmkd: confirm stage: {len(plan)} trials ({stage_dir})", flush=True)

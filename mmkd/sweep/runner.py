@@ -24,7 +24,7 @@ from typing import Any
 from mmkd import config as config_mod
 from mmkd import names
 from mmkd.atomic import write_text
-from mmkd.config import SweepConfig
+from mmkd.config import Artefacts, SweepConfig
 from mmkd.errors import UserInputError
 from mmkd.sweep import stages
 
@@ -142,7 +142,7 @@ def _prepare_and_search(
     return code
 
 
-def _confirm_stage(exp: Experiment, sweep: SweepConfig, artefacts: dict[str, Any]) -> int:
+def _confirm_stage(exp: Experiment, sweep: SweepConfig, artefacts: Artefacts) -> int:
     """After a finished search: the confirm stage when the sweep has one (mmkd.sweep.confirm)."""
     from mmkd.sweep.confirm import run_stage, stage_settings
 
@@ -214,12 +214,12 @@ def _no_auto_loggers() -> Iterator[None]:
             os.environ[AUTO_LOGGERS_ENV] = previous
 
 
-def _artefacts(sweep: SweepConfig, exp: Experiment) -> dict[str, Any]:
+def _artefacts(sweep: SweepConfig, exp: Experiment) -> Artefacts:
     """Re-preparing (on resume) is a cache lookup: zoo and teachers are keyed by content and found on
     disk. A simulated sweep (``simulate.enabled``, kept in the stored config) needs none. The baselines
     are written once the teachers exist, before any trial."""
     if sweep.simulate.enabled:
-        return {}
+        return Artefacts()
     if sweep.distill.parallel:
         from mmkd.data import get_task
 
@@ -230,7 +230,7 @@ def _artefacts(sweep: SweepConfig, exp: Experiment) -> dict[str, Any]:
         for lang in task.languages:
             task.examples("train", lang)
     artefacts = prepare_artefacts(sweep, exp)
-    write_baselines(sweep, exp, artefacts["teachers"])
+    write_baselines(sweep, exp, artefacts.teachers)
     return artefacts
 
 
@@ -248,28 +248,25 @@ def write_baselines(sweep: SweepConfig, exp: Experiment, teachers: dict[str, str
     return baselines.write_baselines(table, exp.mmkd)
 
 
-def _trainable(sweep: SweepConfig, artefacts: dict[str, Any]) -> Any:
+def _trainable(sweep: SweepConfig, artefacts: Artefacts) -> Any:
     from ray import tune
 
     from mmkd.sweep.cluster import trial_resources
 
-    sweep_dict = sweep.model_dump(mode="json")
     if sweep.simulate.enabled:
         from mmkd.data import get_task
         from mmkd.sweep.simulate import Languages, simulated_trial
 
         languages = Languages.of_task(get_task(sweep.task.name, **sweep.task_options()))
-        fn = tune.with_parameters(simulated_trial, sweep=sweep_dict, languages=languages)
+        fn = tune.with_parameters(simulated_trial, sweep=sweep, languages=languages)
     else:
         from mmkd.trial import tune_trial
 
-        fn = tune.with_parameters(tune_trial, sweep=sweep_dict, artefacts=artefacts)
+        fn = tune.with_parameters(tune_trial, sweep=sweep, artefacts=artefacts)
     return tune.with_resources(fn, trial_resources(sweep.resources))
 
 
-def _tuner(
-    sweep: SweepConfig, exp: Experiment, artefacts: dict[str, Any], callbacks: Sequence[Any] = ()
-) -> Any:
+def _tuner(sweep: SweepConfig, exp: Experiment, artefacts: Artefacts, callbacks: Sequence[Any] = ()) -> Any:
     from ray import tune
 
     from mmkd.sweep.logs import driver_loggers
@@ -368,8 +365,7 @@ def _stopper(sweep: SweepConfig, exp: Experiment) -> Any:
     cfg = sweep.stop.wlr
     if cfg is None:
         return None
-    rule = WLRRule(cfg.threshold, cfg.grace_evals, cfg.mode, cfg.quantile, cfg.min_peers)
-    return WLRStopper(rule, cfg.metric, exp.mmkd, sweep.train.max_steps)
+    return WLRStopper(WLRRule(cfg), cfg.metric, exp.mmkd, sweep.train.max_steps)
 
 
 def _fit(tuner: Any, exp: Experiment, num_samples: int) -> int:
@@ -398,7 +394,7 @@ def _fit(tuner: Any, exp: Experiment, num_samples: int) -> int:
 # ---------------------------------------------------------------------------------------------------
 
 
-def prepare_artefacts(sweep: SweepConfig, exp: Experiment) -> dict[str, Any]:
+def prepare_artefacts(sweep: SweepConfig, exp: Experiment) -> Artefacts:
     """Model directories (or hub ids) of every size the space uses, and each teacher finetuned once.
 
     Runs as Ray tasks so the tiny zoo's sizes pretrain in parallel, each teacher starts as soon as its
@@ -408,13 +404,12 @@ def prepare_artefacts(sweep: SweepConfig, exp: Experiment) -> dict[str, Any]:
     import ray
 
     from mmkd.models import get_family
-    from mmkd.models.zoo import ZooSettings
     from mmkd.sweep.cluster import prepare_resources
 
     family = get_family(sweep.family.name)
     pairs = sweep.pairs()
     sizes = sorted({s for pair in pairs for s in pair}, key=lambda n: -family.size(n).params)
-    zoo = ZooSettings(**sweep.family.zoo.model_dump())
+    zoo = sweep.family.zoo
     prep = prepare_resources(sweep.resources)
     build_zoo = ray.remote(_build_zoo_model).options(**prep)
     teach = ray.remote(_prepare_teacher).options(**prep)
@@ -435,11 +430,11 @@ def prepare_artefacts(sweep: SweepConfig, exp: Experiment) -> dict[str, Any]:
         for t, ref in teachers.items()
         if sweep.distill.cache
     }
-    return {
-        "models": {k: (ray.get(v) if isinstance(v, ray.ObjectRef) else v) for k, v in models.items()},
-        "teachers": {k: ray.get(v) for k, v in teachers.items()},
-        "teacher_cache": {k: ray.get(v) for k, v in caches.items()},
-    }
+    return Artefacts(
+        models={k: (ray.get(v) if isinstance(v, ray.ObjectRef) else v) for k, v in models.items()},
+        teachers={k: ray.get(v) for k, v in teachers.items()},
+        teacher_cache={k: ray.get(v) for k, v in caches.items()},
+    )
 
 
 def _progress(label: str, total: int) -> Any:

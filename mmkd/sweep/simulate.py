@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from mmkd import names, reporting
+from mmkd.config import DISTILL_LEVELS, SweepConfig, TrialConfig
 from mmkd.eval.task_metrics import get_task_metric
 from mmkd.reporting import Languages
 
@@ -58,7 +59,6 @@ LR_DRIFT_FULL = 2e-3
 SWEET_RATIO = 8.0
 # A task metric's value as a share of chrF (QA's F1 and EM, NER's F1, the built-in task's exact answers).
 TASK_KEY_SHARE = {"f1": 0.9, "em": 0.7, "exact": 0.1}
-LOSS_TERMS = ("task", "token", "word", "sentence", "structure", "triplet")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -161,11 +161,11 @@ def train_losses(
     return {"loss": sum(weights[k] * v for k, v in terms.items()), **terms}
 
 
-def step_seconds(config: Mapping[str, Any], sweep: Mapping[str, Any]) -> tuple[float, float]:
+def step_seconds(trial: TrialConfig) -> tuple[float, float]:
     """(simulated seconds of one training step, of one evaluation) for this trial's student."""
-    sim, ratio = sweep["simulate"], float(config["ratio"])
-    step = sim["step_seconds"] / ratio + (0.0 if sweep["distill"]["cache"] else sim["step_seconds"] / 3)
-    return step, sim["eval_seconds"] / ratio
+    sim, ratio = trial.sweep.simulate, trial.ratio
+    step = sim.step_seconds / ratio + (0.0 if trial.sweep.distill.cache else sim.step_seconds / 3)
+    return step, sim.eval_seconds / ratio
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -173,25 +173,24 @@ def step_seconds(config: Mapping[str, Any], sweep: Mapping[str, Any]) -> tuple[f
 # ---------------------------------------------------------------------------------------------------
 
 
-def simulated_trial(config: dict[str, Any], sweep: dict[str, Any], languages: Languages) -> None:
+def simulated_trial(config: dict[str, Any], sweep: SweepConfig, languages: Languages) -> None:
     """The Ray Tune trainable of ``--simulate``: same config and reports as ``mmkd.trial.tune_trial``."""
     import ray
     from ray import tune
 
-    from mmkd.config import SearchConfig, StopConfig, TrainConfig
+    from mmkd.config import Artefacts
     from mmkd.sweep import telemetry
 
-    train = TrainConfig.model_validate(sweep["train"])
-    keep = reporting.tune_keys(
-        SearchConfig.model_validate(sweep["search"]), StopConfig.model_validate(sweep["stop"])
-    )
-    searched = {k.removeprefix("distill."): v for k, v in config.items() if k.startswith("distill.")}
-    weights = {k: float(searched.get(k, sweep["distill"][k])) for k in LOSS_TERMS}
-    rank = int(config["adapter_rank"])
+    trial = TrialConfig.build(config, sweep, Artefacts())
+    train = trial.train
+    keep = reporting.tune_keys(sweep.search, sweep.stop)
+    # The method's terms only (``none``: the task loss alone), as the real trial computes them.
+    weights = {k: float(getattr(trial.distill, k)) for k in ("task", *DISTILL_LEVELS)}
+    rank = trial.adapter_rank
     static = {
-        **reporting.metadata(config, train, languages),
+        **reporting.metadata(trial, languages),
         # LoRA trains a small share of the weights (a synthetic share; the real trial counts them).
-        "trainable_params": int(config["student_params"] * (1.0 if rank == 0 else min(1.0, 0.004 * rank))),
+        "trainable_params": int(trial.student_params * (1.0 if rank == 0 else min(1.0, 0.004 * rank))),
         "simulated": 1,
         # Where the trial ran and on which (logical) GPUs: what the scale simulation checks placement by.
         "sim/node": ray.get_runtime_context().get_node_id(),
@@ -199,7 +198,7 @@ def simulated_trial(config: dict[str, Any], sweep: dict[str, Any], languages: La
         "sim/started": time.time(),
     }
     step = restored_step(tune.get_checkpoint())
-    cost_step, cost_eval = step_seconds(config, sweep)
+    cost_step, cost_eval = step_seconds(trial)
     last_checkpoint = time.monotonic()
     while step < train.max_steps:
         target = min(train.max_steps, (step // train.eval_every + 1) * train.eval_every)

@@ -20,34 +20,21 @@ import json
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ray import tune
+
+from mmkd.config import WLRStopConfig
 
 STOPPED_BY_FILE = "stopped_by.json"
 
 
 class WLRRule:
-    def __init__(
-        self,
-        threshold: float = 0.5,
-        grace_evals: int = 2,
-        mode: Literal["absolute", "rung"] = "absolute",
-        quantile: float = 0.75,
-        min_peers: int = 3,
-    ) -> None:
-        if not 0 <= threshold <= 1:
-            raise ValueError(f"threshold must be in [0, 1] (got {threshold!r})")
-        if grace_evals < 0:
-            raise ValueError(f"grace_evals must be >= 0 (got {grace_evals!r})")
-        if mode not in ("absolute", "rung"):
-            raise ValueError(f"mode must be 'absolute' or 'rung' (got {mode!r})")
-        if not 0 < quantile < 1:
-            raise ValueError(f"quantile must be in (0, 1) (got {quantile!r})")
-        if min_peers < 1:
-            raise ValueError(f"min_peers must be >= 1 (got {min_peers!r})")
-        self.threshold, self.grace_evals, self.mode = threshold, grace_evals, mode
-        self.quantile, self.min_peers = quantile, min_peers
+    """The rule of ``stop.wlr`` (its settings validated by the schema, mmkd.config.WLRStopConfig)."""
+
+    def __init__(self, settings: WLRStopConfig) -> None:
+        self.threshold, self.grace_evals, self.mode = settings.threshold, settings.grace_evals, settings.mode
+        self.quantile, self.min_peers = settings.quantile, settings.min_peers
         self._steps_seen: dict[str, set[int]] = defaultdict(set)
         self._rungs: dict[int, dict[str, float]] = defaultdict(dict)
 

@@ -5,10 +5,11 @@ import random
 import pytest
 import torch
 
+from mmkd.config import ZooConfig
 from mmkd.errors import UserInputError
 from mmkd.models import get_family, load_seq2seq, wrap_student
 from mmkd.models.loading import count_params
-from mmkd.models.zoo import TINY_SIZES, ZooSettings, ensure_built, span_corrupt, zoo_path
+from mmkd.models.zoo import TINY_SIZES, ensure_built, span_corrupt, zoo_path
 
 CORPUS = ["in 3 Tagen · vor 3 Tagen", "3 రోజుల్లో · 3 రోజుల క్రితం", "dans 3 jours · il y a 3 jours"] * 10
 
@@ -50,7 +51,7 @@ def test_span_corruption_round_trips_to_the_original_sequence():
 
 
 def test_build_is_cached_by_content_and_loads_like_a_hub_model(tmp_path):
-    settings = ZooSettings(steps=3, batch_size=4, warmup_steps=1)
+    settings = ZooConfig(steps=3, batch_size=4, warmup_steps=1)
     path = ensure_built("xs", settings, CORPUS, root=tmp_path)
     assert (path / "model.safetensors").is_file()
     assert ensure_built("xs", settings, CORPUS, root=tmp_path) == path  # cached: same dir, no rebuild
@@ -69,7 +70,7 @@ def test_missing_local_model_is_a_clear_user_error(tmp_path):
 
 
 def test_lora_student_trains_only_the_adapter_and_rank_zero_trains_everything(tmp_path):
-    path = ensure_built("xs", ZooSettings(steps=1, batch_size=2, warmup_steps=1), CORPUS, root=tmp_path)
+    path = ensure_built("xs", ZooConfig(steps=1, batch_size=2, warmup_steps=1), CORPUS, root=tmp_path)
     full, _ = load_seq2seq(path)
     full = wrap_student(full, 0, ("q", "v"))
     assert count_params(full, trainable_only=True) == count_params(full)

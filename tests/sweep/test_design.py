@@ -6,7 +6,13 @@ import pytest
 from mmkd import config
 from mmkd.errors import UserInputError
 from mmkd.sweep.space import Space, design_points
-from mmkd.trial import distill_settings
+
+
+def distill_settings(sweep, searched):
+    """The distillation settings of a trial with these searched values (mmkd.config.TrialConfig)."""
+    pair = {"teacher": "l", "student": "s", "teacher_params": 2, "student_params": 1, "ratio": 2.0}
+    trial = {"lr": 1e-3, "adapter_rank": 0, **pair, **searched}
+    return config.TrialConfig.build(trial, sweep, config.Artefacts()).distill
 
 
 def test_methods_switch_loss_terms_off_and_keep_the_task_loss():

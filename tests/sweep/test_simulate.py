@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from mmkd.config import Artefacts, TrialConfig, load
 from mmkd.sweep import simulate
 from mmkd.sweep.simulate import Languages, drift, evaluate, source_quality, step_seconds, train_losses
 
@@ -85,12 +86,17 @@ def test_wrong_language_rate_rises_with_lr_and_is_lower_with_small_adapters():
 
 
 def test_cost_scales_with_the_student_and_an_uncached_teacher():
-    sweep = {"simulate": {"step_seconds": 1.0, "eval_seconds": 2.0}, "distill": {"cache": True}}
-    step, ev = step_seconds(cfg(student="s"), sweep)
+    cached = ["simulate.step_seconds=1.0", "simulate.eval_seconds=2.0"]
+
+    def cost(student, overrides=cached):
+        sweep = load("quickstart", overrides)
+        return step_seconds(TrialConfig.build(cfg(student=student), sweep, Artefacts()))
+
+    step, ev = cost("s")
     assert step == pytest.approx(PARAMS["s"] / PARAMS["l"]) and ev == pytest.approx(2 * step)
-    live, _ = step_seconds(cfg(student="s"), {**sweep, "distill": {"cache": False}})
+    live, _ = cost("s", [*cached, "distill.cache=false"])
     assert live == pytest.approx(step + 1 / 3)
-    assert step_seconds(cfg(student="xs"), sweep)[0] < step
+    assert cost("xs")[0] < step
 
 
 def test_checkpoint_round_trip_and_damaged_checkpoint(tmp_path, capsys):
