@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import ByT5Tokenizer, T5ForConditionalGeneration
 
-from mmkd import checkpoint
+from mmkd import checkpoint, reporting
 from mmkd.config import Artefacts, TrialConfig, load
 from mmkd.models import get_family
 from mmkd.models.zoo import tiny_config
@@ -149,9 +149,10 @@ def test_a_trial_resumed_from_its_checkpoint_matches_the_uninterrupted_run(tmp_p
         run(config, _StopsAtTheFirstCheckpoint(tmp_path / "resumed"))
     run(config, LocalSession(tmp_path / "resumed"))
 
-    def reports(name):
-        lines = (tmp_path / name / "result.jsonl").read_text().splitlines()
-        return [{k: v for k, v in json.loads(line).items() if not k.startswith("time/")} for line in lines]
+    def reports(name):  # what went to the session, joined with what was set aside for each step
+        lines = [json.loads(line) for line in (tmp_path / name / "result.jsonl").read_text().splitlines()]
+        joined = [{**r, **reporting.read_set_aside(tmp_path / name, r["step"])} for r in lines]
+        return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in joined]
 
     whole, resumed = reports("whole"), reports("resumed")
     assert [r["step"] for r in resumed] == [2, 4]  # resumed at step 2, not restarted

@@ -47,7 +47,7 @@ def test_a_teacher_finetune_is_the_task_loss_alone_and_its_hash_ignores_the_chec
     sweep = load("quickstart")
     finetune = TrialConfig.teacher_finetune(sweep, "/base")
     assert finetune.method == "none" and finetune.teacher_model is None and not finetune.evaluates
-    assert (finetune.train.max_steps, finetune.train.batch_size, finetune.lr) == (400, 32, 1e-3)
+    assert (finetune.train.max_steps, finetune.train.batch_size, finetune.lr) == (600, 32, 3e-4)
     assert finetune.aux_translation == 0.75 and finetune.train.weight_decay == 0.01  # AdamW's, as always
     assert finetune.distill.task == 1 and finetune.distill.token == finetune.distill.word == 0
     # The settings hashed are those hashed before checkpoint_every and weight_decay were settings.

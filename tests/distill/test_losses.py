@@ -15,7 +15,6 @@ from mmkd.distill.losses import (
     pool_spans,
     sentence_loss,
     structure_loss,
-    token_kd,
     token_kd_topk,
     triplet_kd,
     word_align_loss,
@@ -83,23 +82,18 @@ def naive_similarity_rows(x, T):
 
 
 @pytest.mark.parametrize("T", [1.0, 2.0])
-def test_token_kd_matches_the_naive_reference(T):
+def test_token_kd_topk_with_every_id_is_the_full_kl(T):
     s, t, labels = torch.randn(B, L, V), torch.randn(B, L, V), _labels()
-    assert token_kd(s, t, labels, T).item() == pytest.approx(naive_token_kd(s, t, labels, T), rel=1e-5)
+    got = token_kd_topk(s, *t.topk(V, dim=-1), labels, T)
+    assert got.item() == pytest.approx(naive_token_kd(s, t, labels, T), rel=1e-5)
 
 
-def test_token_kd_is_scaled_by_t_squared():
+def test_token_kd_topk_is_scaled_by_t_squared():
     s, t, labels = torch.randn(B, L, V), torch.randn(B, L, V), _labels()
-    at_t4 = token_kd(s, t, labels, temperature=4.0)
+    at_t4 = token_kd_topk(s, *t.topk(4, dim=-1), labels, temperature=4.0)
     assert at_t4.item() == pytest.approx(
-        16 * token_kd(s / 4, t / 4, labels, temperature=1.0).item(), rel=1e-5
+        16 * token_kd_topk(s / 4, *(t / 4).topk(4, dim=-1), labels, temperature=1.0).item(), rel=1e-5
     )
-
-
-@pytest.mark.parametrize("v_s, v_t", [(V, V + 2), (V + 2, V)])
-def test_token_kd_compares_the_first_min_vocab_columns(v_s, v_t):
-    s, t, labels = torch.randn(B, L, v_s), torch.randn(B, L, v_t), _labels()
-    assert token_kd(s, t, labels).item() == pytest.approx(naive_token_kd(s, t, labels, 2.0), rel=1e-5)
 
 
 def test_token_kd_topk_matches_the_naive_reference():
@@ -110,27 +104,19 @@ def test_token_kd_topk_matches_the_naive_reference():
     assert got.item() > 0
 
 
-def test_token_kd_topk_with_k_equal_v_is_token_kd():
-    s, t, labels = torch.randn(B, L, V), torch.randn(B, L, V), _labels()
-    values, indices = t.topk(V, dim=-1)
-    assert token_kd_topk(s, values, indices, labels).item() == pytest.approx(
-        token_kd(s, t, labels).item(), rel=1e-5
-    )
-
-
 def test_token_kd_topk_drops_teacher_ids_outside_the_compared_vocabulary():
     labels = _labels()
-    # teacher vocabulary larger than the student's: its ids >= V are dropped, as token_kd does
+    # teacher vocabulary larger than the student's: its ids >= V are dropped, the first V compared
     s, t = torch.randn(B, L, V), torch.randn(B, L, V + 2)
     values, indices = t.topk(V + 2, dim=-1)
     assert token_kd_topk(s, values, indices, labels).item() == pytest.approx(
-        token_kd(s, t, labels).item(), rel=1e-5
+        naive_token_kd(s, t, labels, 2.0), rel=1e-5
     )
     # teacher vocabulary smaller: told its size, the student's extra columns leave the normaliser
     s, t = torch.randn(B, L, V + 2), torch.randn(B, L, V)
     values, indices = t.topk(V, dim=-1)
     assert token_kd_topk(s, values, indices, labels, teacher_vocab_size=V).item() == pytest.approx(
-        token_kd(s, t, labels).item(), rel=1e-5
+        naive_token_kd(s, t, labels, 2.0), rel=1e-5
     )
 
 
@@ -155,11 +141,10 @@ def test_token_kd_topk_refuses_negative_ids_with_the_overflow_hint():
         token_kd_topk(torch.randn(B, L, V), values, indices.float(), _labels())
 
 
-@pytest.mark.parametrize("topk", [False, True])
-def test_token_losses_are_zero_with_grad_when_every_label_is_ignored(topk):
+def test_the_token_loss_is_zero_with_grad_when_every_label_is_ignored():
     s = torch.randn(B, L, V, requires_grad=True)
     t, ignored = torch.randn(B, L, V), torch.full((B, L), -100)
-    loss = token_kd_topk(s, *t.topk(3, dim=-1), ignored) if topk else token_kd(s, t, ignored)
+    loss = token_kd_topk(s, *t.topk(3, dim=-1), ignored)
     loss.backward()
     assert loss.item() == 0.0 and s.grad is not None and not s.grad.any()
 
@@ -285,7 +270,6 @@ def test_gradients_reach_the_student_and_heads_but_never_the_teacher():
     mask, spans = torch.ones(B, S, dtype=torch.bool), torch.tensor([[[0, 3], [4, 7]]] * B)
     sp, tp = masked_mean_pool(s_states, mask), masked_mean_pool(t_states, mask)
     terms = {
-        "token": token_kd(s_logits, t_logits, _labels()),
         "token_topk": token_kd_topk(s_logits, t_values, t_indices, _labels()),
         "word": word_align_loss(
             pool_spans(s_states, spans),
@@ -322,7 +306,7 @@ def test_each_level_decreases_when_the_student_is_optimised(level):
     def loss():
         sp, tp = masked_mean_pool(student, mask), masked_mean_pool(teacher, mask)
         if level == "token":
-            return token_kd(logits, t_logits, labels)
+            return token_kd_topk(logits, *t_logits.topk(4, dim=-1), labels)
         if level == "word":
             words = pool_spans(student, spans), pool_spans(teacher, spans)
             return word_align_loss(*words, torch.ones(6, W, dtype=torch.bool), heads.word)
@@ -340,14 +324,13 @@ def test_each_level_decreases_when_the_student_is_optimised(level):
     assert loss().item() < 0.5 * first
 
 
-# ---- argument checking, weights, heads ----------------------------------------------------------
+# ---- argument checking and heads ----------------------------------------------------------------
 
 _BAD_CALLS = {
-    "token_kd": (
-        lambda: token_kd(torch.randn(B, L, V), torch.randn(B, L + 1, V), _labels()),
-        r"\(3, 6, 11\)",
+    "token_kd_topk 2-d": (
+        lambda: token_kd_topk(torch.randn(B, V), torch.randn(B, 4), torch.zeros(B, 4).long(), _labels()),
+        r"student_logits \(3, 11\)",
     ),
-    "token_kd 2-d": (lambda: token_kd(torch.randn(B, V), torch.randn(B, V), _labels()), r"\(3, 11\)"),
     "token_kd_topk": (
         lambda: token_kd_topk(
             torch.randn(B, L, V), torch.randn(B, L, 4), torch.zeros(B, L, 3).long(), _labels()
@@ -381,7 +364,7 @@ _BAD_CALLS = {
     "structure_loss": (lambda: structure_loss(torch.randn(B, H_S), torch.randn(B, 2, H_T)), r"\(3, 2, 8\)"),
     "triplet_kd": (lambda: triplet_kd(torch.randn(B, H_S), torch.randn(B, H_T)), r"student_pooled \(3, 6\)"),
     "temperature": (
-        lambda: token_kd(torch.randn(B, L, V), torch.randn(B, L, V), _labels(), 0),
+        lambda: token_kd_topk(torch.randn(B, L, V), *torch.randn(B, L, V).topk(4, dim=-1), _labels(), 0),
         r"> 0 \(got 0\)",
     ),
     "word temperature": (
@@ -399,13 +382,6 @@ def test_bad_shapes_and_arguments_raise_quoting_them(case):
     call, message = _BAD_CALLS[case]
     with pytest.raises(ValueError, match=message):
         call()
-
-
-def test_loss_weights_are_validated_by_the_schema():
-    with pytest.raises(ValidationError, match="word"):
-        DistillConfig(word=-1)
-    with pytest.raises(ValidationError, match="triplet"):
-        DistillConfig(triplet=float("nan"))  # a NaN weight would turn every total loss into NaN
 
 
 def test_the_word_head_is_a_learned_projection_for_every_pair_of_sizes():
@@ -427,3 +403,10 @@ def test_heads_shapes_and_sizes_are_validated():
     assert heads.projector[0].out_features == 16
     with pytest.raises(ValueError, match=r"proj_dim must be >= 1 \(got 0\)"):
         MMKDHeads(H_S, H_T, proj_dim=0)
+
+
+def test_loss_weights_are_validated_by_the_schema():
+    with pytest.raises(ValidationError, match="word"):
+        DistillConfig(word=-1)
+    with pytest.raises(ValidationError, match="triplet"):
+        DistillConfig(triplet=float("nan"))  # a NaN weight would turn every total loss into NaN
