@@ -5,6 +5,7 @@
     mmkd sweep confirm NAME_OR_PATH [--seeds N] [--select-on source|target]
     mmkd sweep status NAME_OR_PATH [--storage DIR]
     mmkd sweep validate SWEEP.yaml [--set a.b=v ...]
+    mmkd sweep plan SWEEP.yaml [--set a.b=v ...]
     mmkd sweep submit SWEEP.yaml --address http://HEAD:8265 [--name N] [--storage S] [--follow] [--set ...]
     mmkd sweep dashboard NAME_OR_PATH [--storage DIR] [--host H] [--port P]
     mmkd trial run SWEEP.yaml [--lr X --rank R --teacher T --student S] [--out DIR]
@@ -142,6 +143,15 @@ def sweep_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def sweep_plan(args: argparse.Namespace) -> int:
+    from mmkd import config, plan
+
+    sweep = config.load(args.sweep, args.set)
+    print(plan.describe(plan.plan(sweep)))
+    plan.check(sweep)
+    return 0
+
+
 def sweep_submit(args: argparse.Namespace) -> int:
     from mmkd.sweep import cluster
 
@@ -264,6 +274,9 @@ def _parser() -> argparse.ArgumentParser:
     val = _cmd(sweep, "validate", sweep_validate, "check a sweep YAML and print it resolved")
     val.add_argument("sweep")
     _set_option(val)
+    pl = _cmd(sweep, "plan", sweep_plan, "memory per worker, strategy and GPU-hours; exit 2 if it cannot fit")
+    pl.add_argument("sweep", help="sweep YAML, or the name of a shipped sweep (quickstart)")
+    _set_option(pl)
     submit = _cmd(sweep, "submit", sweep_submit, "run a sweep on a Ray cluster as a Ray job")
     submit.add_argument("sweep", help="sweep YAML, or the name of a shipped sweep (quickstart)")
     submit.add_argument(

@@ -207,6 +207,9 @@ def submit(
     if name is not None:
         sweep = config_mod.from_dict({**sweep.model_dump(mode="json"), "name": name}, source="--name")
     trial_resources(sweep.resources)
+    from mmkd.plan import check
+
+    check(sweep)  # what `sweep run` on the head would refuse, refused here
     url = dashboard_url(address)
     token = find_token()
     storage = storage or sweep.storage

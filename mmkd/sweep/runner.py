@@ -72,8 +72,10 @@ def run(
     callbacks: Sequence[Any] = (),
 ) -> int:
     """``callbacks``: extra Tune callbacks (the benchmarks time the driver with one)."""
+    from mmkd.plan import check
     from mmkd.sweep.study import check_new_study
 
+    check(sweep)  # a trial or teacher that fits no GPU: exit 2 before Ray starts
     exp = Experiment(Path(storage or sweep.storage).resolve(), name or sweep.name)
     _refuse_existing(exp)
     sweep = sweep.model_copy(update={"name": exp.name, "storage": str(exp.storage)})
