@@ -6,7 +6,8 @@ Offline, no weights loaded: parameter counts and shapes come from the family reg
 (mmkd/models/families.py), the distillation heads are built on the meta device. ``sweep run`` and
 ``sweep submit`` call ``check`` first, so a sweep that cannot fit exits 2 before Ray starts.
 
-**The memory model** (bytes of one worker, i.e. of one GPU; an estimate, meant to be within about 25%):
+**The memory model** (bytes of one worker, i.e. of one GPU; an estimate that errs high — its activation
+term is 0-22% above the tensors autograd keeps in a real forward, tests/test_plan.py):
 
 - weights: 4 per parameter of every model the worker holds (loaded in fp32; Accelerate's mixed
   precision keeps fp32 master weights and casts per operation);
@@ -125,14 +126,21 @@ def activation_bytes(
     width, gated feed-forward, cross-attention), plus the logits and their fp32 copies for the loss.
     ``encoder_passes`` 2: the student's encoder also reads the translation (``distill.parallel``)."""
     h, inner, b = shape.d_model, shape.heads * shape.d_kv, value_bytes
+    # Dropout keeps its mask and the dropped copy: measured 2 (b + 1) bytes a value on CPU (a fused GPU
+    # kernel keeps less: the plan errs on the safe side).
+    drop = 2 * (b + 1) if shape.dropout else 0
 
     def attention(q_len: int, kv_len: int) -> float:
-        # norm output, q/k/v and output projection inputs, dropout mask; scores, softmax, dropout mask
-        return q_len * (b * (2 * h + 4 * inner) + h) + shape.heads * q_len * kv_len * (2 * b + 1)
+        # RMS norm (input, normalised, scale), q/k/v, the output projection's input, its dropout mask;
+        # scores: the softmax output and, with dropout, its mask and the dropped copy
+        scores = shape.heads * q_len * kv_len * (b + drop)
+        return q_len * (b * (3 * h + 4 * inner) + drop * h) + scores
 
     def feed_forward(length: int) -> float:
-        wide = shape.d_ff * (3 if shape.gated else 2)  # activation inputs and outputs (x2 gated: the gate)
-        return length * (b * (h + wide) + h)
+        # gated: both input projections' outputs, the tanh-GELU's intermediates (transformers computes it
+        # in Python: x, x^3, tanh, ...), their product; else the ReLU's output; dropout masks
+        wide = shape.d_ff * (8 if shape.gated else 2)
+        return length * (b * (3 * h + wide) + drop * (h + shape.d_ff))
 
     encoder = encoder_passes * shape.encoder_layers * (attention(src_len, src_len) + feed_forward(src_len))
     decoder = shape.decoder_layers * (
@@ -316,12 +324,14 @@ def check(sweep: SweepConfig) -> Plan | None:
     misfits = p.misfits()
     if not misfits:
         return p
-    job, available = misfits[0], p.gpu_memory or 0.0
-    hint = _fitting_layout(job, available)
-    raise UserInputError(
+    raise UserInputError(misfit_message(misfits[0], p.gpu_memory or 0.0))
+
+
+def misfit_message(job: Job, available: float) -> str:
+    return (
         f"plan: {job.model} needs {job.peak / GB:.1f} GB per worker ({job.strategy}, {job.workers} "
         f"worker{'s' if job.workers > 1 else ''}), {available / GB:.1f} GB available "
-        f"(resources.gpu_memory_gb){hint}"
+        f"(resources.gpu_memory_gb){_fitting_layout(job, available)}"
     )
 
 

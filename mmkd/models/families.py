@@ -32,6 +32,7 @@ class Shape:
     d_kv: int  # per head: the attention's inner width is heads x d_kv (not always d_model: mT5-small)
     vocab: int
     gated: bool = False  # T5 v1.1's gated GELU: two input matrices in every feed-forward block
+    dropout: bool = True  # finetuned with dropout (the hub configs' 0.1): its masks are kept for backward
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def _tiny_shape(size: str) -> Shape:
     from mmkd.models.zoo import TINY_SIZES
 
     d_model, d_ff, layers, heads = TINY_SIZES[size]
-    return Shape(d_model, d_ff, layers, layers, heads, d_model // heads, vocab=384)
+    return Shape(d_model, d_ff, layers, layers, heads, d_model // heads, vocab=384, dropout=False)
 
 
 def _tiny_embedding(size: str) -> int:
