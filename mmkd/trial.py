@@ -38,7 +38,7 @@ from typing import Any, Protocol
 import torch
 from accelerate import Accelerator
 
-from mmkd import checkpoint
+from mmkd import checkpoint, ranks
 from mmkd.config import DistillConfig, SweepConfig, from_dict
 from mmkd.data import Example, Task, get_task
 from mmkd.data.collate import encode_batch, step_examples, token_spans
@@ -119,6 +119,7 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
     accelerator = Accelerator(
         gradient_accumulation_steps=train_cfg.grad_accum,
         mixed_precision=_precision(train_cfg.mixed_precision),
+        kwargs_handlers=ranks.ddp_options(),
     )
     distill = distill_settings(sweep, config)
     artefacts = config["artefacts"]
@@ -191,6 +192,8 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
         "low_resource_group": task.low_resource_name,
         "lapt_steps": 0 if train_cfg.lapt is None else train_cfg.lapt.steps,
         "resumed_from": resumed_from,
+        "workers": config.get("workers", 0),  # 0: trained inside the Tune actor
+        "strategy": config.get("strategy", "in-actor"),
         **{f"lapt/{k}": v for k, v in lapt.items()},
     }
     langid = get_langid(sweep.eval.langid)
@@ -211,6 +214,7 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
             idx, examples = step_examples(
                 train, step * train_cfg.grad_accum + micro, train_cfg.batch_size, train_cfg.seed, pairs, n_aux
             )
+            idx, examples = ranks.rank_shard(idx, examples, accelerator)
             # The translation pairs (if any) come after the task examples: only the task rows are
             # distilled, the whole batch learns the cross-entropy.
             batch = _to(
@@ -232,13 +236,17 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
                 )
                 accelerator.backward(total)
                 optimizer_step(accelerator, trainable, optimizer, scheduler)
-            for name, value in {"loss": total.item(), **terms}.items():
+            for name, value in ranks.mean_over_ranks({"loss": total.item(), **terms}, accelerator).items():
                 sums[name] = sums.get(name, 0.0) + value / train_cfg.grad_accum
         n_steps += 1
         train_seconds += time.perf_counter() - started
 
         # --- evaluate, report, checkpoint ---
         if step % train_cfg.eval_every == 0 or step == train_cfg.max_steps:
+            if not ranks.is_main(accelerator):  # rank 0 evaluates, writes and checkpoints
+                session.report({"step": step}, None)
+                sums, n_steps, train_seconds = {}, 0, 0.0
+                continue
             started = time.perf_counter()
             evaluation = evaluate_model(
                 accelerator.unwrap_model(student), tokenizer, task, dev, sweep, langid
@@ -305,9 +313,11 @@ def loss_step(
         )
     if view is not None and heads is not None:
         if distill.parallel:
-            states = student.get_encoder()(
-                input_ids=view["input_ids"], attention_mask=view["attention_mask"]
-            ).last_hidden_state
+            states = (
+                ranks.unwrapped(student)
+                .get_encoder()(input_ids=view["input_ids"], attention_mask=view["attention_mask"])
+                .last_hidden_state
+            )
         else:
             states = out.encoder_last_hidden_state[:rows]
         pooled = masked_mean_pool(states, view["attention_mask"])
