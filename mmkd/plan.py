@@ -321,6 +321,13 @@ def check(sweep: SweepConfig) -> Plan | None:
     if sweep.simulate.enabled:
         return None
     p = plan(sweep)
+    sharded = [j for j in p.jobs if j.strategy == "fsdp"]
+    if sharded:
+        raise UserInputError(
+            f"plan: {sharded[0].label} would run under fsdp ({sharded[0].peak / GB:.1f} GB per worker), "
+            "which is planned but not runnable yet (evaluation and checkpoints under FSDP are not "
+            "implemented); give it a GPU its ddp replica fits, or a smaller model"
+        )
     misfits = p.misfits()
     if not misfits:
         return p
