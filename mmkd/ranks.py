@@ -22,9 +22,7 @@ from accelerate.utils import DistributedDataParallelKwargs
 T = TypeVar("T")
 
 
-def rank_shard(
-    idx: torch.Tensor, examples: list[T], accelerator: Accelerator
-) -> tuple[torch.Tensor, list[T]]:
+def rank_shard(idx: list[int], examples: list[T], accelerator: Accelerator) -> tuple[list[int], list[T]]:
     """This worker's contiguous share of a micro-batch: of its task rows (the first ``len(idx)``, which
     ``idx`` indexes) and of the translation pairs after them, each split as evenly as the sizes allow."""
     n, rank = accelerator.num_processes, accelerator.process_index
