@@ -41,8 +41,11 @@ def train_trial(config: dict[str, Any], sweep: dict[str, Any], artefacts: dict[s
 
     from mmkd.sweep.runner import folder_name
 
-    folder = folder_name(config["student"], config["teacher"], tune.get_context().get_trial_id())
-    trainer(config, sweep, artefacts, folder, [TuneReportCallback()]).fit()
+    context = tune.get_context()
+    folder = folder_name(config["student"], config["teacher"], context.get_trial_id())
+    # the live gauges' tags, as in-actor trials set them (mmkd.sweep.telemetry)
+    tags = (context.get_experiment_name(), context.get_trial_name())
+    trainer(config, sweep, artefacts, folder, [TuneReportCallback()], tags).fit()
 
 
 def trainer(
@@ -51,8 +54,10 @@ def trainer(
     artefacts: dict[str, Any],
     folder: str,
     callbacks: list[Any],
+    tags: tuple[str, str] | None = None,
 ) -> Any:
-    """The ``TorchTrainer`` of one trial (``folder``: the trial's folder name in the sweep)."""
+    """The ``TorchTrainer`` of one trial (``folder``: the trial's folder name in the sweep; ``tags``: the
+    sweep and trial names its live gauges carry, default the sweep's and the run's)."""
     from ray import train
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -70,6 +75,7 @@ def trainer(
             "workers": res.workers,
             "strategy": strategy(cfg, config),
             "examples_dir": str(exp / folder / EXAMPLES_DIR),
+            "telemetry_tags": list(tags or (cfg.name, run_name(cfg.name, folder))),
         },
         torch_config=TorchConfig(backend="nccl" if res.gpu > 0 else "gloo"),
         scaling_config=train.ScalingConfig(
@@ -99,15 +105,15 @@ def worker_loop(config: dict[str, Any]) -> None:
     """One worker of a trial's run: the recipe, reporting to Train."""
     from mmkd.trial import run
 
-    run(config, TrainSession(Path(config["examples_dir"])))
+    run(config, TrainSession(Path(config["examples_dir"]), tuple(config["telemetry_tags"])))
 
 
 class TrainSession:
     """A worker's ``mmkd.trial.Session``: reports and checkpoints to Ray Train, restores from Train's
     latest checkpoint of the run (every worker loads the same one)."""
 
-    def __init__(self, examples_dir: Path) -> None:
-        self._examples = examples_dir
+    def __init__(self, examples_dir: Path, tags: tuple[str, ...]) -> None:
+        self._examples, self._tags = examples_dir, tags
 
     @contextmanager
     def restored(self) -> Iterator[Path | None]:
@@ -129,6 +135,6 @@ class TrainSession:
         if len(metrics) > 1:  # rank 0's evaluation (the other ranks report only their step)
             from mmkd.sweep import telemetry
 
-            telemetry.report_trial(metrics)
+            telemetry.record(metrics, *self._tags)
         checkpoint = None if folder is None else train.Checkpoint.from_directory(str(folder))
         train.report(metrics, checkpoint=checkpoint)
