@@ -8,7 +8,8 @@ Train's ``TuneReportCallback`` forwards rank 0's reports to Tune, so the searche
 results table see a trial as before, with ``workers`` and ``strategy`` in every report.
 
 - The run is named ``<sweep>.<trial folder>`` (``quickstart.s-l-f2590e5b``): the dashboard's Train view
-  (``/api/train/v2/runs``) lists the trials by name, with their workers, status and logs.
+  (its API: ``/api/train/v2/runs/v1``; ``/api/train/v2/runs`` lists Train V1's) lists the trials by
+  name, with their workers, status and logs.
 - Its checkpoints are Train's (``<sweep>/mmkd/train/<run>/checkpoint_*``); a worker lost mid-trial
   restarts the run from the last one (``FailureConfig``), and a trial that Tune restarts (its driver
   died, or the sweep resumed) starts a run of the same name, which Train restores from the same place.
@@ -18,6 +19,7 @@ results table see a trial as before, with ``workers`` and ``strategy`` in every 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +43,8 @@ def train_trial(config: dict[str, Any], sweep: dict[str, Any], artefacts: dict[s
 
     from mmkd.sweep.runner import folder_name
 
+    # Train V2 records its runs for the dashboard's Train view only when asked (Ray's documented variable)
+    os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "1")
     context = tune.get_context()
     folder = folder_name(config["student"], config["teacher"], context.get_trial_id())
     # the live gauges' tags, as in-actor trials set them (mmkd.sweep.telemetry)
