@@ -51,11 +51,15 @@ def is_main(accelerator: Accelerator) -> bool:
     return bool(accelerator.is_main_process)
 
 
-def ddp_options() -> list[Any]:
-    """Accelerate's DDP settings: a step may leave parameters without gradient (a distillation head whose
-    level has weight 0 for this method, the encoder's second pass in parallel-input mode), so DDP looks
-    for them; ignored by a single process."""
-    return [DistributedDataParallelKwargs(find_unused_parameters=True)]
+def accelerator_options() -> dict[str, Any]:
+    """Accelerate's settings for the recipe. ``cpu``: without a GPU, Accelerate joins the process group
+    that Ray Train started (gloo) only when told it runs on CPUs; else each worker would train alone.
+    DDP looks for parameters left without gradient (a distillation head whose level has weight 0, the
+    encoder's second pass in parallel-input mode). Both are no-ops for a single process."""
+    return {
+        "cpu": not torch.cuda.is_available(),
+        "kwargs_handlers": [DistributedDataParallelKwargs(find_unused_parameters=True)],
+    }
 
 
 def unwrapped(model: Any) -> Any:

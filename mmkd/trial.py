@@ -119,7 +119,7 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
     accelerator = Accelerator(
         gradient_accumulation_steps=train_cfg.grad_accum,
         mixed_precision=_precision(train_cfg.mixed_precision),
-        kwargs_handlers=ranks.ddp_options(),
+        **ranks.accelerator_options(),
     )
     distill = distill_settings(sweep, config)
     artefacts = config["artefacts"]
@@ -192,7 +192,7 @@ def run(config: dict[str, Any], session: Session) -> dict[str, Any]:
         "low_resource_group": task.low_resource_name,
         "lapt_steps": 0 if train_cfg.lapt is None else train_cfg.lapt.steps,
         "resumed_from": resumed_from,
-        "workers": config.get("workers", 0),  # 0: trained inside the Tune actor
+        "workers": accelerator.num_processes if config.get("workers") else 0,  # 0: in the Tune actor
         "strategy": config.get("strategy", "in-actor"),
         **{f"lapt/{k}": v for k, v in lapt.items()},
     }
