@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs
+from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs
 
 T = TypeVar("T")
 
@@ -55,9 +55,12 @@ def accelerator_options() -> dict[str, Any]:
     """Accelerate's settings for the recipe. ``cpu``: without a GPU, Accelerate joins the process group
     that Ray Train started (gloo) only when told it runs on CPUs; else each worker would train alone.
     DDP looks for parameters left without gradient (a distillation head whose level has weight 0, the
-    encoder's second pass in parallel-input mode). Both are no-ops for a single process."""
+    encoder's second pass in parallel-input mode). ``split_batches``: the global batch is split between
+    the workers (``rank_shard``), so the learning-rate schedule steps once per step, not once per worker.
+    All are no-ops for a single process."""
     return {
         "cpu": not torch.cuda.is_available(),
+        "dataloader_config": DataLoaderConfiguration(split_batches=True),
         "kwargs_handlers": [DistributedDataParallelKwargs(find_unused_parameters=True)],
     }
 
