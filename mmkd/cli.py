@@ -301,6 +301,25 @@ def sweep_validate(args: argparse.Namespace) -> int:
 
 
 @command(
+    "sweep plan",
+    "memory per worker, strategy and GPU-hours of a sweep; exit 2 if it cannot fit",
+    SWEEP,
+    SET,
+    description="Plan a sweep offline, loading no weights: per teacher finetune and per (teacher, student, "
+    "adapter rank) the parameters held and trained, the peak memory per worker under ddp and fsdp, the "
+    "layout it will use and its GPU-hours (docs: mmkd/plan.py). A job that fits no GPU of "
+    "resources.gpu_memory_gb exits 2 with one line; sweep run and sweep submit make the same check.",
+)
+def sweep_plan(args: argparse.Namespace) -> int:
+    from mmkd import config, plan
+
+    sweep = config.load(args.sweep, args.set)
+    print(plan.describe(plan.plan(sweep)))
+    plan.check(sweep)
+    return 0
+
+
+@command(
     "sweep submit",
     "run a sweep on a Ray cluster as a Ray job",
     SWEEP,

@@ -360,9 +360,31 @@ class StopConfig(_Strict):
 
 
 class ResourcesConfig(_Strict):
-    cpu: PositiveFloat = Field(1, description="CPUs per trial.")
-    gpu: Annotated[float, Field(ge=0)] = Field(0, description="GPUs per trial (fractions allowed).")
+    cpu: PositiveFloat = Field(1, description="CPUs per trial (per worker when workers >= 1).")
+    gpu: Annotated[float, Field(ge=0)] = Field(
+        0, description="GPUs per trial (per worker when workers >= 1; fractions allowed)."
+    )
     max_concurrent: PositiveInt | None = Field(None, description="Default: as many as the cluster fits.")
+    workers: Annotated[int, Field(ge=0)] = Field(
+        0,
+        description="0 = each trial trains inside its Tune actor; N >= 1 = each trial is a Ray Train run of "
+        "N workers (mmkd/sweep/train_run.py), train.batch_size split between them.",
+    )
+    strategy: Literal["auto", "ddp", "fsdp"] = Field(
+        "auto",
+        description="How workers share a model: ddp = a replica each, fsdp = parameters, gradients and "
+        "optimiser state sharded; auto = ddp when a replica fits resources.gpu_memory_gb, else fsdp.",
+    )
+    gpu_memory_gb: PositiveFloat | None = Field(
+        None,
+        description="Memory of one GPU (GB); `mmkd sweep plan` and every sweep refuse a trial or teacher "
+        "that does not fit it. null = not checked.",
+    )
+    tokens_per_s: PositiveFloat | None = Field(
+        None,
+        description="Measured training tokens/s of one GPU on a 1B-parameter model, for the plan's "
+        "GPU-hours (scaled by compute per token to other sizes); null = the plan's assumed A100 figure.",
+    )
 
 
 class SimulateConfig(_Strict):
@@ -405,6 +427,12 @@ class SweepConfig(_Strict):
                 "object-store URIs are not supported yet (mmkd writes teachers and "
                 "caches with file I/O); mount shared storage (NFS/EFS) and give its path",
                 self.storage,
+            )
+        if self.resources.strategy == "fsdp" and self.resources.workers == 0:
+            raise _KeyError(
+                "resources.strategy",
+                "fsdp shards a model between Ray Train workers: set resources.workers >= 1",
+                "fsdp",
             )
         if self.resources.gpu > 1 and not float(self.resources.gpu).is_integer():
             raise _KeyError("resources.gpu", "above 1 it must be a whole number of GPUs", self.resources.gpu)
@@ -745,6 +773,8 @@ class TrialConfig:
     teacher_model: str | None = None  # the finetuned teacher (None: no teacher, the task loss alone)
     teacher_cache: str | None = None  # its outputs on the training set, when ``distill.cache``
     evaluates: bool = True  # dev evaluation at every report (teacher finetuning reports losses only)
+    workers: int = 0  # Ray Train workers running this recipe (0: in the Tune actor; mmkd.sweep.train_run)
+    strategy: str = "in-actor"  # how they share the model: ddp, fsdp, or in-actor
 
     @classmethod
     def build(cls, searched: Mapping[str, Any], sweep: SweepConfig, artefacts: Artefacts) -> TrialConfig:

@@ -38,7 +38,7 @@ from typing import Any, Protocol
 import torch
 from accelerate import Accelerator
 
-from mmkd import checkpoint, reporting
+from mmkd import checkpoint, ranks, reporting
 from mmkd.config import DISTILL_LEVELS, Artefacts, DistillConfig, SweepConfig, TrainConfig, TrialConfig
 from mmkd.data import Example, get_task
 from mmkd.data.collate import encode_batch, step_examples, token_spans
@@ -121,7 +121,7 @@ class Recipe:
             if self.on_step is not None:
                 self.on_step(self.step, loss)
             if self.step % self.train_cfg.eval_every == 0 or self.step == self.train_cfg.max_steps:
-                report = self.report(*self.evaluate())
+                report = self.report(*self.evaluate()) if ranks.is_main(self.accelerator) else self._follow()
         return report
 
     # --- setup ---
@@ -159,6 +159,7 @@ class Recipe:
         self.accelerator = Accelerator(
             gradient_accumulation_steps=train_cfg.grad_accum,
             mixed_precision=_precision(train_cfg.mixed_precision),
+            **ranks.accelerator_options(),
         )
         base, self.tokenizer = load_seq2seq(config.student_model)
         self.lapt: dict[str, float] = {}
@@ -248,7 +249,7 @@ class Recipe:
         loss = 0.0
         for micro in range(self.train_cfg.grad_accum):
             total, terms = self._micro_step(micro)
-            for name, value in {"loss": total, **terms}.items():
+            for name, value in ranks.mean_over_ranks({"loss": total, **terms}, self.accelerator).items():
                 self.sums[name] = self.sums.get(name, 0.0) + value / self.train_cfg.grad_accum
             loss += total / self.train_cfg.grad_accum
         self.n_steps += 1
@@ -260,6 +261,7 @@ class Recipe:
         idx, examples = step_examples(
             self.train, self.step * cfg.grad_accum + micro, cfg.batch_size, cfg.seed, self.pairs, self.n_aux
         )
+        idx, examples = ranks.rank_shard(idx, examples, self.accelerator)  # this worker's share
         # The translation pairs (if any) come after the task examples: only the task rows are distilled,
         # the whole batch learns the cross-entropy.
         batch = _to(encode_batch(self.tokenizer, examples, cfg.max_source_len, cfg.max_target_len), device)
@@ -327,6 +329,13 @@ class Recipe:
         self.sums, self.n_steps, self.train_seconds = {}, 0, 0.0
         return metrics
 
+    def _follow(self) -> dict[str, Any]:
+        """A worker other than rank 0 at an evaluation step: rank 0 evaluates, writes and checkpoints;
+        this one reports its step only (Train's reports are collective)."""
+        self.session.report({"step": self.step}, None)
+        self.sums, self.n_steps, self.train_seconds = {}, 0, 0.0
+        return {}
+
     def _metadata(self) -> dict[str, Any]:
         """What every report of the trial carries besides its step, losses and evaluation."""
         lapt = self.train_cfg.lapt
@@ -336,6 +345,8 @@ class Recipe:
             "heads_params": 0 if self.heads is None else count_params(self.heads),
             "lapt_steps": 0 if lapt is None else lapt.steps,
             "resumed_from": self.resumed_from,
+            "workers": self.accelerator.num_processes if self.config.workers else 0,  # 0: in the Tune actor
+            "strategy": self.config.strategy,
             **{f"lapt/{k}": v for k, v in self.lapt.items()},
         }
 
@@ -408,9 +419,11 @@ def loss_step(
         )
     if view is not None and heads is not None:
         if distill.parallel:
-            states = student.get_encoder()(
-                input_ids=view["input_ids"], attention_mask=view["attention_mask"]
-            ).last_hidden_state
+            states = (
+                ranks.unwrapped(student)
+                .get_encoder()(input_ids=view["input_ids"], attention_mask=view["attention_mask"])
+                .last_hidden_state
+            )
         else:
             states = out.encoder_last_hidden_state[:rows]
         pooled = masked_mean_pool(states, view["attention_mask"])

@@ -21,11 +21,27 @@ from mmkd.registry import Registry, did_you_mean
 
 
 @dataclass(frozen=True)
+class Shape:
+    """The architecture numbers the memory plan needs (mmkd/plan.py), from each model's published config."""
+
+    d_model: int
+    d_ff: int
+    encoder_layers: int
+    decoder_layers: int
+    heads: int
+    d_kv: int  # per head: the attention's inner width is heads x d_kv (not always d_model: mT5-small)
+    vocab: int
+    gated: bool = False  # T5 v1.1's gated GELU: two input matrices in every feed-forward block
+    dropout: bool = True  # finetuned with dropout (the hub configs' 0.1): its masks are kept for backward
+
+
+@dataclass(frozen=True)
 class ModelSize:
     name: str
     source: str
     params: int
     embedding: int = 0  # token (and untied output, learned position) embedding parameters
+    shape: Shape | None = None
 
     @property
     def non_embedding(self) -> int:
@@ -88,11 +104,11 @@ _register(
     Family(
         name="tiny",
         sizes=(
-            ModelSize("xxs", "zoo:xxs", 11_504, 6_272),
-            ModelSize("xs", "zoo:xs", 33_120, 12_416),
-            ModelSize("s", "zoo:s", 189_440, 24_832),
-            ModelSize("m", "zoo:m", 591_712, 37_120),
-            ModelSize("l", "zoo:l", 1_362_944, 49_408),
+            ModelSize("xxs", "zoo:xxs", 11_504, 6_272, Shape(16, 32, 1, 1, 2, 8, 384, dropout=False)),
+            ModelSize("xs", "zoo:xs", 33_120, 12_416, Shape(32, 64, 1, 1, 2, 16, 384, dropout=False)),
+            ModelSize("s", "zoo:s", 189_440, 24_832, Shape(64, 128, 2, 2, 4, 16, 384, dropout=False)),
+            ModelSize("m", "zoo:m", 591_712, 37_120, Shape(96, 192, 3, 3, 4, 24, 384, dropout=False)),
+            ModelSize("l", "zoo:l", 1_362_944, 49_408, Shape(128, 256, 4, 4, 4, 32, 384, dropout=False)),
         ),
         lora_targets=("q", "v"),
         language_tag=True,
@@ -101,16 +117,47 @@ _register(
 # mT5 (T5 v1.1): vocab 250,112, output projection untied; d_model 512/768/1024/2048/4096. ByT5: 384 byte
 # ids, untied; d_model 1472/1536/1536/2560/4672. NLLB-200: vocab 256,206, tied, sinusoidal positions;
 # d_model 1024 (600M, 1.3B) and 2048 (3.3B). mBART-50: vocab 250,054, tied, 2 learned position tables of
-# 1,026 x 1,024. (Each model's config.json on the hub.)
+# 1,026 x 1,024. Shapes: d_model, d_ff, encoder and decoder layers, heads, d_kv, vocab (each model's
+# config.json on the hub).
 _register(
     Family(
         name="mt5",
         sizes=(
-            ModelSize("small", "google/mt5-small", 300_000_000, _emb(250_112, 512, True)),
-            ModelSize("base", "google/mt5-base", 580_000_000, _emb(250_112, 768, True)),
-            ModelSize("large", "google/mt5-large", 1_200_000_000, _emb(250_112, 1024, True)),
-            ModelSize("xl", "google/mt5-xl", 3_700_000_000, _emb(250_112, 2048, True)),
-            ModelSize("xxl", "google/mt5-xxl", 13_000_000_000, _emb(250_112, 4096, True)),
+            ModelSize(
+                "small",
+                "google/mt5-small",
+                300_000_000,
+                _emb(250_112, 512, True),
+                Shape(512, 1024, 8, 8, 6, 64, 250_112, gated=True),
+            ),
+            ModelSize(
+                "base",
+                "google/mt5-base",
+                580_000_000,
+                _emb(250_112, 768, True),
+                Shape(768, 2048, 12, 12, 12, 64, 250_112, gated=True),
+            ),
+            ModelSize(
+                "large",
+                "google/mt5-large",
+                1_200_000_000,
+                _emb(250_112, 1024, True),
+                Shape(1024, 2816, 24, 24, 16, 64, 250_112, gated=True),
+            ),
+            ModelSize(
+                "xl",
+                "google/mt5-xl",
+                3_700_000_000,
+                _emb(250_112, 2048, True),
+                Shape(2048, 5120, 24, 24, 32, 64, 250_112, gated=True),
+            ),
+            ModelSize(
+                "xxl",
+                "google/mt5-xxl",
+                13_000_000_000,
+                _emb(250_112, 4096, True),
+                Shape(4096, 10240, 24, 24, 64, 64, 250_112, gated=True),
+            ),
         ),
         lora_targets=("q", "v"),
     )
@@ -119,11 +166,41 @@ _register(
     Family(
         name="byt5",
         sizes=(
-            ModelSize("small", "google/byt5-small", 300_000_000, _emb(384, 1472, True)),
-            ModelSize("base", "google/byt5-base", 580_000_000, _emb(384, 1536, True)),
-            ModelSize("large", "google/byt5-large", 1_200_000_000, _emb(384, 1536, True)),
-            ModelSize("xl", "google/byt5-xl", 3_740_000_000, _emb(384, 2560, True)),
-            ModelSize("xxl", "google/byt5-xxl", 12_900_000_000, _emb(384, 4672, True)),
+            ModelSize(
+                "small",
+                "google/byt5-small",
+                300_000_000,
+                _emb(384, 1472, True),
+                Shape(1472, 3584, 12, 4, 6, 64, 384, gated=True),
+            ),
+            ModelSize(
+                "base",
+                "google/byt5-base",
+                580_000_000,
+                _emb(384, 1536, True),
+                Shape(1536, 3968, 18, 6, 12, 64, 384, gated=True),
+            ),
+            ModelSize(
+                "large",
+                "google/byt5-large",
+                1_200_000_000,
+                _emb(384, 1536, True),
+                Shape(1536, 3840, 36, 12, 16, 64, 384, gated=True),
+            ),
+            ModelSize(
+                "xl",
+                "google/byt5-xl",
+                3_740_000_000,
+                _emb(384, 2560, True),
+                Shape(2560, 6720, 36, 12, 32, 64, 384, gated=True),
+            ),
+            ModelSize(
+                "xxl",
+                "google/byt5-xxl",
+                12_900_000_000,
+                _emb(384, 4672, True),
+                Shape(4672, 12352, 36, 12, 64, 64, 384, gated=True),
+            ),
         ),
         lora_targets=("q", "v"),
     )
@@ -132,9 +209,27 @@ _register(
     Family(
         name="nllb",
         sizes=(
-            ModelSize("600m", "facebook/nllb-200-distilled-600M", 615_000_000, _emb(256_206, 1024, False)),
-            ModelSize("1.3b", "facebook/nllb-200-distilled-1.3B", 1_370_000_000, _emb(256_206, 1024, False)),
-            ModelSize("3.3b", "facebook/nllb-200-3.3B", 3_340_000_000, _emb(256_206, 2048, False)),
+            ModelSize(
+                "600m",
+                "facebook/nllb-200-distilled-600M",
+                615_000_000,
+                _emb(256_206, 1024, False),
+                Shape(1024, 4096, 12, 12, 16, 64, 256_206),
+            ),
+            ModelSize(
+                "1.3b",
+                "facebook/nllb-200-distilled-1.3B",
+                1_370_000_000,
+                _emb(256_206, 1024, False),
+                Shape(1024, 8192, 24, 24, 16, 64, 256_206),
+            ),
+            ModelSize(
+                "3.3b",
+                "facebook/nllb-200-3.3B",
+                3_340_000_000,
+                _emb(256_206, 2048, False),
+                Shape(2048, 8192, 24, 24, 16, 128, 256_206),
+            ),
         ),
         lora_targets=("q_proj", "v_proj"),
         forced_bos_lang=True,
@@ -146,7 +241,11 @@ _register(
         # mBART-50 ships in one size; pair it with NLLB-style students through a custom family if needed.
         sizes=(
             ModelSize(
-                "large", "facebook/mbart-large-50", 611_000_000, _emb(250_054, 1024, False) + 2 * 1026 * 1024
+                "large",
+                "facebook/mbart-large-50",
+                611_000_000,
+                _emb(250_054, 1024, False) + 2 * 1026 * 1024,
+                Shape(1024, 4096, 12, 12, 16, 64, 250_054),
             ),
         ),
         lora_targets=("q_proj", "v_proj"),

@@ -51,12 +51,25 @@ def trial_resources(resources: ResourcesConfig) -> Any:
     """
     from ray import tune
 
+    from mmkd.sweep.train_run import DRIVER_CPU
+
     gpu = resources.gpu
     if gpu > 1 and not float(gpu).is_integer():
         # Ray shares a GPU between trials, but cannot hand one trial 1.5 GPUs.
         raise UserInputError(f"resources.gpu: above 1 it must be a whole number of GPUs (got {gpu})")
+    if resources.workers:  # the trial only drives its Train run, whose workers ask for their own
+        return tune.PlacementGroupFactory([{"CPU": DRIVER_CPU}])
     bundle = {"CPU": float(resources.cpu), **({"GPU": float(gpu)} if gpu else {})}
     return tune.PlacementGroupFactory([bundle])
+
+
+def trial_footprint(resources: ResourcesConfig) -> tuple[float, float]:
+    """(CPUs, GPUs) one running trial takes from the cluster: its actor's, or its driver's and workers'."""
+    from mmkd.sweep.train_run import DRIVER_CPU
+
+    if resources.workers:
+        return DRIVER_CPU + resources.workers * resources.cpu, resources.workers * resources.gpu
+    return resources.cpu, resources.gpu
 
 
 def prepare_resources(resources: ResourcesConfig) -> dict[str, float]:
@@ -207,6 +220,9 @@ def submit(
     if name is not None:
         sweep = config_mod.from_dict({**sweep.model_dump(mode="json"), "name": name}, source="--name")
     trial_resources(sweep.resources)
+    from mmkd.plan import check
+
+    check(sweep)  # what `sweep run` on the head would refuse, refused here
     url = dashboard_url(address)
     token = find_token()
     storage = storage or sweep.storage

@@ -71,8 +71,10 @@ def run(
     callbacks: Sequence[Any] = (),
 ) -> int:
     """``callbacks``: extra Tune callbacks (the benchmarks time the driver with one)."""
+    from mmkd.plan import check
     from mmkd.sweep.study import check_new_study
 
+    check(sweep)  # a trial or teacher that fits no GPU: exit 2 before Ray starts
     exp = Experiment(Path(storage or sweep.storage).resolve(), name or sweep.name)
     _refuse_existing(exp)
     sweep = sweep.model_copy(update={"name": exp.name, "storage": str(exp.storage)})
@@ -184,10 +186,13 @@ def _pending_trials(sweep: SweepConfig) -> Iterator[None]:
         return
     import ray
 
-    total, res = ray.cluster_resources(), sweep.resources
-    slots = int(total.get("CPU", 0) // res.cpu)
-    if res.gpu:
-        slots = min(slots, int(total.get("GPU", 0) // res.gpu))
+    from mmkd.sweep.cluster import trial_footprint
+
+    total, (cpu, gpu) = ray.cluster_resources(), trial_footprint(sweep.resources)
+    slots = int(total.get("CPU", 0) // cpu)
+    if gpu:
+        slots = min(slots, int(total.get("GPU", 0) // gpu))
+    res = sweep.resources
     if res.max_concurrent:
         slots = min(slots, res.max_concurrent)
     os.environ[PENDING_ENV] = str(max(1, min(slots, sweep.search.num_samples)))
@@ -259,6 +264,10 @@ def _trainable(sweep: SweepConfig, artefacts: Artefacts) -> Any:
 
         languages = Languages.of_task(get_task(sweep.task.name, **sweep.task_options()))
         fn = tune.with_parameters(simulated_trial, sweep=sweep, languages=languages)
+    elif sweep.resources.workers:
+        from mmkd.sweep.train_run import train_trial
+
+        fn = tune.with_parameters(train_trial, sweep=sweep, artefacts=artefacts)
     else:
         from mmkd.trial import tune_trial
 
@@ -316,7 +325,13 @@ def _tuner(sweep: SweepConfig, exp: Experiment, artefacts: Artefacts, callbacks:
 def trial_dirname(trial: Any) -> str:
     """``<student>-<teacher>-<trial id>``, e.g. ``xs-l-f2590e5b``: short, and the same on resume (Tune's
     default is the whole config, cut mid-value, and the start time)."""
-    return f"{trial.config.get('student', 'trial')}-{trial.config.get('teacher', 'trial')}-{trial.trial_id}"
+    return folder_name(
+        trial.config.get("student", "trial"), trial.config.get("teacher", "trial"), trial.trial_id
+    )
+
+
+def folder_name(student: str, teacher: str, trial_id: str) -> str:
+    return f"{student}-{teacher}-{trial_id}"
 
 
 def _reporter(sweep: SweepConfig) -> Any:

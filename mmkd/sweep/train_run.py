@@ -1,0 +1,148 @@
+"""Trials that span workers: with ``resources.workers: N >= 1`` each trial is a named Ray Train run.
+
+Ray's documented Tune + Train pattern (Train V2): the Tune trial's function is the run's driver. It
+starts a ``TorchTrainer`` of N workers, each running the same Accelerate recipe (``mmkd.trial.run``) with
+a ``TrainSession``; Ray Train starts the processes and their process group (gloo on CPU, NCCL on GPU),
+Accelerate wraps the student in DDP, and ``mmkd.ranks`` gives each worker its shard of every batch.
+Train's ``TuneReportCallback`` forwards rank 0's reports to Tune, so the searcher, the schedulers and the
+results table see a trial as before, with ``workers`` and ``strategy`` in every report.
+
+- The run is named ``<sweep>.<trial folder>`` (``quickstart.s-l-f2590e5b``): the dashboard's Train view
+  (its API: ``/api/train/v2/runs/v1``; ``/api/train/v2/runs`` lists Train V1's) lists the trials by
+  name, with their workers, status and logs.
+- Its checkpoints are Train's (``<sweep>/mmkd/train/<run>/checkpoint_*``); a worker lost mid-trial
+  restarts the run from the last one (``FailureConfig``), and a trial that Tune restarts (its driver
+  died, or the sweep resumed) starts a run of the same name, which Train restores from the same place.
+- The per-example rows go straight to the trial's folder in the sweep's storage, which every node
+  mounts (``mmkd_examples/<step>.jsonl``, as in-actor trials leave them).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from mmkd.config import Artefacts, SweepConfig, TrialConfig
+
+TRAIN_DIR = "train"  # under <sweep>/mmkd/: the Train runs' state and checkpoints
+DRIVER_CPU = 0.5  # the Tune trial, the run's driver, trains nothing
+MAX_WORKER_FAILURES = 2  # restarts of a run after a worker is lost, each from its last checkpoint
+
+
+def run_name(sweep: str, trial_folder: str) -> str:
+    return f"{sweep}.{trial_folder}"
+
+
+def train_trial(config: dict[str, Any], sweep: SweepConfig, artefacts: Artefacts) -> None:
+    """The Tune trainable of a sweep with ``resources.workers >= 1``: one Train run, to its end."""
+    from ray import tune
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from mmkd.sweep.runner import folder_name
+
+    # Train V2 records its runs for the dashboard's Train view only when asked (Ray's documented variable)
+    os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "1")
+    context = tune.get_context()
+    folder = folder_name(config["student"], config["teacher"], context.get_trial_id())
+    # the live gauges' tags, as in-actor trials set them (mmkd.sweep.telemetry)
+    tags = (context.get_experiment_name(), context.get_trial_name())
+    trainer(config, sweep, artefacts, folder, [TuneReportCallback()], tags).fit()
+
+
+def trainer(
+    config: dict[str, Any],
+    sweep: SweepConfig,
+    artefacts: Artefacts,
+    folder: str,
+    callbacks: list[Any],
+    tags: tuple[str, str] | None = None,
+) -> Any:
+    """The ``TorchTrainer`` of one trial (``folder``: the trial's folder name in the sweep; ``tags``: the
+    sweep and trial names its live gauges carry, default the sweep's and the run's)."""
+    from ray import train
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from mmkd.sweep.runner import MMKD_DIR
+    from mmkd.trial import EXAMPLES_DIR
+
+    cfg = sweep
+    res, exp = cfg.resources, Path(cfg.storage) / cfg.name
+    return TorchTrainer(
+        worker_loop,
+        train_loop_config={
+            "searched": config,
+            "sweep": sweep,
+            "artefacts": artefacts,
+            "workers": res.workers,
+            "strategy": strategy(cfg, config),
+            "examples_dir": str(exp / folder / EXAMPLES_DIR),
+            "telemetry_tags": list(tags or (cfg.name, run_name(cfg.name, folder))),
+        },
+        torch_config=TorchConfig(backend="nccl" if res.gpu > 0 else "gloo"),
+        scaling_config=train.ScalingConfig(
+            num_workers=res.workers,
+            use_gpu=res.gpu > 0,
+            resources_per_worker={"CPU": res.cpu, **({"GPU": res.gpu} if res.gpu > 0 else {})},
+        ),
+        run_config=train.RunConfig(
+            name=run_name(cfg.name, folder),
+            storage_path=str(exp / MMKD_DIR / TRAIN_DIR),
+            callbacks=callbacks,
+            failure_config=train.FailureConfig(max_failures=MAX_WORKER_FAILURES),
+            checkpoint_config=train.CheckpointConfig(num_to_keep=2),
+        ),
+    )
+
+
+def strategy(sweep: SweepConfig, config: dict[str, Any]) -> str:
+    """The trial's strategy as the plan resolves it (``auto``: ddp when a replica fits the GPU)."""
+    from mmkd.plan import plan
+
+    label = f"trial {config['teacher']}:{config['student']} r{config['adapter_rank']}"
+    return next(j.strategy for j in plan(sweep).jobs if j.label == label)
+
+
+def worker_loop(config: dict[str, Any]) -> None:
+    """One worker of a trial's run: the recipe, reporting to Train."""
+    from dataclasses import replace
+
+    from mmkd.trial import run
+
+    trial = TrialConfig.build(config["searched"], config["sweep"], config["artefacts"])
+    trial = replace(trial, workers=int(config["workers"]), strategy=str(config["strategy"]))
+    run(trial, TrainSession(Path(config["examples_dir"]), tuple(config["telemetry_tags"])))
+
+
+class TrainSession:
+    """A worker's ``mmkd.trial.Session``: reports and checkpoints to Ray Train, restores from Train's
+    latest checkpoint of the run (every worker loads the same one)."""
+
+    def __init__(self, examples_dir: Path, tags: tuple[str, ...]) -> None:
+        self._examples, self._tags = examples_dir, tags
+
+    @contextmanager
+    def restored(self) -> Iterator[Path | None]:
+        from ray import train
+
+        ckpt = train.get_checkpoint()
+        if ckpt is None:
+            yield None
+            return
+        with ckpt.as_directory() as path:
+            yield Path(path)
+
+    def examples_dir(self) -> Path:
+        return self._examples
+
+    def report(self, metrics: dict[str, Any], folder: Path | None) -> None:
+        from ray import train
+
+        if len(metrics) > 1:  # rank 0's evaluation (the other ranks report only their step)
+            from mmkd.sweep import telemetry
+
+            telemetry.record(metrics, *self._tags)
+        checkpoint = None if folder is None else train.Checkpoint.from_directory(str(folder))
+        train.report(metrics, checkpoint=checkpoint)

@@ -1,0 +1,98 @@
+"""A trial as a Ray Train run of workers (gloo on CPU): two workers follow one worker's loss."""
+
+import json
+import sys
+
+import pytest
+import torch
+from ray import cloudpickle
+from ray.train import UserCallback
+from transformers import ByT5Tokenizer, T5ForConditionalGeneration
+
+from mmkd import reporting
+from mmkd.config import Artefacts, load
+from mmkd.models import get_family
+from mmkd.models.zoo import tiny_config
+from mmkd.sweep import train_run
+
+pytestmark = pytest.mark.integration
+
+# Two workers average per-shard token means where one worker takes the mean over the whole batch's
+# tokens (shards differ in their numbers of target tokens), so the trajectories differ a little: the
+# stated tolerance, relative, on every reported loss.
+TOLERANCE = 0.02
+
+
+class Recorder(UserCallback):
+    """A Train callback that appends rank 0's reports to a file (it runs in Train's controller)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def after_report(self, run_context, metrics, checkpoint):
+        with open(self.path, "a") as f:
+            f.write(json.dumps(metrics[0]) + "\n")
+
+
+@pytest.fixture(scope="module")
+def ray_cpus():
+    import ray
+
+    ray.init(address="local", num_cpus=3, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    for size in ("s", "xs"):
+        T5ForConditionalGeneration(tiny_config(size)).save_pretrained(root / size)
+        ByT5Tokenizer().save_pretrained(root / size)
+    return root
+
+
+def _trial(tmp_path, tiny_models, workers, callbacks):
+    overrides = ["task.n_train=32", "task.n_dev=2", "task.languages=[te]", "search.teacher=[s]",
+                 "search.student=[xs]", "train.max_steps=6", "train.eval_every=2", "train.batch_size=8",
+                 "train.warmup_steps=1", "eval.max_new_tokens=4", "distill.cache=false",
+                 "distill.parallel=false", "distill.word=0", "distill.sentence=0", "distill.structure=0",
+                 "stop.wlr=null", f"resources.workers={workers}", f"storage={tmp_path}"]  # fmt: skip
+    sweep = load("quickstart", overrides)
+    family = get_family("tiny")
+    config = {
+        "lr": 3e-3,
+        "adapter_rank": 0,
+        "teacher": "s",
+        "student": "xs",
+        "teacher_params": family.size("s").params,
+        "student_params": family.size("xs").params,
+        "ratio": family.ratio("s", "xs"),
+    }
+    artefacts = Artefacts(models={"xs": str(tiny_models / "xs")}, teachers={"s": str(tiny_models / "s")})
+    folder = f"xs-s-w{workers}"
+    trainer = train_run.trainer(config, sweep, artefacts, folder, callbacks)
+    return trainer, tmp_path / "quickstart" / folder
+
+
+def test_two_workers_follow_one_workers_loss(tmp_path, tiny_models, ray_cpus):
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the recorder runs in Ray's processes
+    reports = {}
+    for workers in (1, 2):
+        log = tmp_path / f"w{workers}.jsonl"
+        trainer, folder = _trial(tmp_path, tiny_models, workers, [Recorder(log)])
+        trainer.fit()
+        sent = [json.loads(line) for line in log.read_text().splitlines()]
+        # what rank 0 reported to Tune, joined with what it set aside for each step
+        reports[workers] = [{**r, **reporting.read_set_aside(folder, r["step"])} for r in sent]
+        assert sorted(p.name for p in (folder / "mmkd_examples").glob("*.jsonl")) == [
+            "000002.jsonl", "000004.jsonl", "000006.jsonl"
+        ]  # fmt: skip
+    one, two = reports[1], reports[2]
+    assert [r["step"] for r in one] == [r["step"] for r in two] == [2, 4, 6]
+    assert [(r["workers"], r["strategy"]) for r in one + two] == [(1, "ddp")] * 3 + [(2, "ddp")] * 3
+    for a, b in zip(one, two, strict=True):
+        for key in ("train/loss", "train/loss_task", "train/loss_token"):
+            assert b[key] == pytest.approx(a[key], rel=TOLERANCE), (a["step"], key, a[key], b[key])
+    assert one[-1]["train/loss"] < one[0]["train/loss"]  # it trained
