@@ -321,6 +321,9 @@ def check(sweep: SweepConfig) -> Plan | None:
     if sweep.simulate.enabled:
         return None
     p = plan(sweep)
+    misfits = p.misfits()  # first: a job that fits no GPU at all says the most
+    if misfits:
+        raise UserInputError(misfit_message(misfits[0], p.gpu_memory or 0.0))
     sharded = [j for j in p.jobs if j.strategy == "fsdp"]
     if sharded:
         raise UserInputError(
@@ -328,10 +331,7 @@ def check(sweep: SweepConfig) -> Plan | None:
             "which is planned but not runnable yet (evaluation and checkpoints under FSDP are not "
             "implemented); give it a GPU its ddp replica fits, or a smaller model"
         )
-    misfits = p.misfits()
-    if not misfits:
-        return p
-    raise UserInputError(misfit_message(misfits[0], p.gpu_memory or 0.0))
+    return p
 
 
 def misfit_message(job: Job, available: float) -> str:
