@@ -1,5 +1,5 @@
 # The two commands of the README. Both create ./.venv and install mmkd into it first.
-#   make quickstart   # run the offline quickstart sweep (CPU, ~10 min cold)
+#   make quickstart   # run the offline quickstart sweep (CPU, ~15 min cold)
 #   make test         # unit + integration tests, ruff and mypy
 PY ?= python3
 VENV := .venv
