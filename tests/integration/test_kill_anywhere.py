@@ -49,6 +49,7 @@ def _moments(exp: Path, zoo: Path) -> list[tuple[str, Callable[[float], bool]]]:
     """(label, condition on the files given the driver's start time). A micro trial takes about a second
     and Tune may log two reports at once, so the trial moments are counted in finished trials."""
     teachers, cache = exp / "mmkd" / "teachers", exp / "mmkd" / "teacher-cache"
+    finetunes = zoo.parent / "teachers"  # $MMKD_CACHE/teachers
 
     def finished() -> int:
         return sum(s == MAX_STEPS for s in last_steps(exp).values())
@@ -60,7 +61,8 @@ def _moments(exp: Path, zoo: Path) -> list[tuple[str, Callable[[float], bool]]]:
 
     return [
         ("zoo build", lambda _: any(zoo.glob(".*.partial"))),
-        ("teacher finetune", lambda _: any(teachers.glob(".*.partial"))),
+        # The teacher is finetuned in the model cache (resumable from its checkpoints), then copied in.
+        ("teacher finetune", lambda _: any(teachers.glob(".*.partial")) or any(finetunes.glob(".*.partial"))),
         (
             "teacher cache",
             lambda _: any(teachers.glob("*/mmkd_teacher.json")) and not any(cache.glob("*.safetensors")),
