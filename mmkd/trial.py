@@ -631,12 +631,8 @@ class TuneSession:
 
     @contextmanager
     def restored(self) -> Iterator[Path | None]:
-        ckpt = self._tune.get_checkpoint()
-        if ckpt is None:
-            yield None
-            return
-        with ckpt.as_directory() as path:
-            yield Path(path)
+        with checkpoint_folder(self._tune.get_checkpoint()) as path:
+            yield path
 
     def examples_dir(self) -> Path:
         # Tune runs each trial in its own working directory and, with SyncConfig(sync_artifacts=True) (the
@@ -655,6 +651,16 @@ class TuneSession:
         self._tune.report(
             metrics, checkpoint=None if folder is None else Checkpoint.from_directory(str(folder))
         )
+
+
+@contextmanager
+def checkpoint_folder(ckpt: Any) -> Iterator[Path | None]:
+    """A Ray Tune or Train checkpoint (``get_checkpoint()``) as a local folder; None without one."""
+    if ckpt is None:
+        yield None
+        return
+    with ckpt.as_directory() as path:
+        yield Path(path)
 
 
 @dataclass

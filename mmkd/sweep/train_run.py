@@ -127,12 +127,10 @@ class TrainSession:
     def restored(self) -> Iterator[Path | None]:
         from ray import train
 
-        ckpt = train.get_checkpoint()
-        if ckpt is None:
-            yield None
-            return
-        with ckpt.as_directory() as path:
-            yield Path(path)
+        from mmkd.trial import checkpoint_folder
+
+        with checkpoint_folder(train.get_checkpoint()) as path:
+            yield path
 
     def examples_dir(self) -> Path:
         return self._examples
