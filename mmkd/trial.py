@@ -426,26 +426,41 @@ def loss_step(
             )
         else:
             states = out.encoder_last_hidden_state[:rows]
-        pooled = masked_mean_pool(states, view["attention_mask"])
-        t_sentence = t_encoder.sentence.float()
-        if distill.word > 0:
-            valid = (view["spans"][..., 1] > view["spans"][..., 0]) & (t_spans[..., 1] > t_spans[..., 0])
-            terms["word"] = word_align_loss(
-                pool_spans(states, view["spans"]),
-                t_encoder.words.float(),
-                valid,
-                heads.word,
-                distill.word_loss,
-                distill.word_temperature,
-            )
-        if distill.sentence > 0:
-            terms["sentence"] = sentence_loss(pooled, t_sentence, heads.projector, heads.predictor)
-        if distill.structure > 0:
-            terms["structure"] = structure_loss(pooled, t_sentence, distill.structure_temperature)
-        if distill.triplet > 0:
-            terms["triplet"] = triplet_kd(heads.projector(pooled), t_sentence)
+        terms |= _encoder_terms(states, view, t_encoder, t_spans, heads, distill)
     total = torch.stack([getattr(distill, name) * value for name, value in terms.items()]).sum()
     return total, {name: value.item() for name, value in terms.items()}
+
+
+def _encoder_terms(
+    states: torch.Tensor,
+    view: dict[str, torch.Tensor],
+    teacher: TeacherOutputs,
+    spans: torch.Tensor,
+    heads: MMKDHeads,
+    distill: DistillConfig,
+) -> dict[str, torch.Tensor]:
+    """The encoder-side levels with a weight > 0 (word, sentence, structure, triplet): the student's
+    encoder ``states`` over ``view`` against the teacher's words and sentence on their English side."""
+    terms: dict[str, torch.Tensor] = {}
+    pooled = masked_mean_pool(states, view["attention_mask"])
+    t_sentence = teacher.sentence.float()
+    if distill.word > 0:
+        valid = (view["spans"][..., 1] > view["spans"][..., 0]) & (spans[..., 1] > spans[..., 0])
+        terms["word"] = word_align_loss(
+            pool_spans(states, view["spans"]),
+            teacher.words.float(),
+            valid,
+            heads.word,
+            distill.word_loss,
+            distill.word_temperature,
+        )
+    if distill.sentence > 0:
+        terms["sentence"] = sentence_loss(pooled, t_sentence, heads.projector, heads.predictor)
+    if distill.structure > 0:
+        terms["structure"] = structure_loss(pooled, t_sentence, distill.structure_temperature)
+    if distill.triplet > 0:
+        terms["triplet"] = triplet_kd(heads.projector(pooled), t_sentence)
+    return terms
 
 
 def param_groups(
