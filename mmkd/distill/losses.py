@@ -27,6 +27,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmkd.config import DistillConfig
+
+# Defaults from the schema (the recipe always passes the sweep's values; these serve direct callers).
+_DEFAULTS = DistillConfig.model_fields
+TEMPERATURE: float = _DEFAULTS["temperature"].default
+WORD_TEMPERATURE: float = _DEFAULTS["word_temperature"].default
+STRUCTURE_TEMPERATURE: float = _DEFAULTS["structure_temperature"].default
+
 
 def _shapes(*named: tuple[str, torch.Tensor]) -> str:
     return ", ".join(f"{name} {tuple(t.shape)}" for name, t in named)
@@ -91,7 +99,7 @@ def token_kd_topk(
     teacher_topk_values: torch.Tensor,
     teacher_topk_indices: torch.Tensor,
     labels: torch.Tensor,
-    temperature: float = 2.0,
+    temperature: float = TEMPERATURE,
     ignore_index: int = -100,
     teacher_vocab_size: int | None = None,
 ) -> torch.Tensor:
@@ -184,7 +192,7 @@ def word_align_loss(
     mask: torch.Tensor,
     projection: nn.Module | None = None,
     kind: Literal["contrastive", "mse"] = "contrastive",
-    temperature: float = 0.1,
+    temperature: float = WORD_TEMPERATURE,
 ) -> torch.Tensor:
     """Word level: each student word vector against the teacher's vector of the aligned word.
 
@@ -278,7 +286,7 @@ def _similarity_log_rows(pooled: torch.Tensor, temperature: float) -> torch.Tens
 
 
 def structure_loss(
-    student_pooled: torch.Tensor, teacher_pooled: torch.Tensor, temperature: float = 1.0
+    student_pooled: torch.Tensor, teacher_pooled: torch.Tensor, temperature: float = STRUCTURE_TEMPERATURE
 ) -> torch.Tensor:
     """Structure level: KL(teacher rows ‖ student rows) of the in-batch similarity distributions.
 
