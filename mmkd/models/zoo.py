@@ -39,6 +39,7 @@ TINY_SIZES: dict[str, tuple[int, int, int, int]] = {
     "s": (64, 128, 2, 4),
     "m": (96, 192, 3, 4),
     "l": (128, 256, 4, 4),
+    "xl": (192, 384, 4, 6),  # a teacher above l: the s student meets three teachers (m, l, xl)
 }
 
 
