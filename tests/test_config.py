@@ -51,7 +51,7 @@ def test_dump_round_trips(tmp_path):
         ("search.num_samples=many", "search.num_samples: must be a valid integer"),
         (
             "search.teacher=[xxl]",
-            "search.teacher: family 'tiny' has no size (did you mean 'xl'?); sizes: xxs, xs, s, m, l, xl "
+            "search.teacher: family 'tiny' has no size (did you mean 'xl'?); sizes: xxs, xs, s, sm, m, l, xl "
             "(got 'xxl')",
         ),
         ("search.student=[xss]", "did you mean 'xs'?"),

@@ -107,6 +107,7 @@ _register(
             ModelSize("xxs", "zoo:xxs", 11_504, 6_272, Shape(16, 32, 1, 1, 2, 8, 384, dropout=False)),
             ModelSize("xs", "zoo:xs", 33_120, 12_416, Shape(32, 64, 1, 1, 2, 16, 384, dropout=False)),
             ModelSize("s", "zoo:s", 189_440, 24_832, Shape(64, 128, 2, 2, 4, 16, 384, dropout=False)),
+            ModelSize("sm", "zoo:sm", 287_936, 30_976, Shape(80, 160, 2, 2, 4, 20, 384, dropout=False)),
             ModelSize("m", "zoo:m", 591_712, 37_120, Shape(96, 192, 3, 3, 4, 24, 384, dropout=False)),
             ModelSize("l", "zoo:l", 1_362_944, 49_408, Shape(128, 256, 4, 4, 4, 32, 384, dropout=False)),
             ModelSize("xl", "zoo:xl", 3_027_456, 74_112, Shape(192, 384, 4, 4, 6, 32, 384, dropout=False)),

@@ -37,6 +37,7 @@ TINY_SIZES: dict[str, tuple[int, int, int, int]] = {
     "xxs": (16, 32, 1, 2),  # the smallest student: teacher/student ratios up to ~250 without embeddings
     "xs": (32, 64, 1, 2),
     "s": (64, 128, 2, 4),
+    "sm": (80, 160, 2, 4),  # a second student the size of s (xs cannot do the task): both meet m, l, xl
     "m": (96, 192, 3, 4),
     "l": (128, 256, 4, 4),
     "xl": (192, 384, 4, 6),  # a teacher above l: the s student meets three teachers (m, l, xl)
