@@ -514,18 +514,25 @@ class SweepConfig(_Strict):
             raise _KeyError(
                 "search.num_samples",
                 f"with search.grid it must be a multiple of the {len(cells)} cells "
-                "(teacher:student pairs x adapter ranks x methods)",
+                "(teacher:student pairs x adapter ranks x methods; the control once per student and rank)",
                 self.search.num_samples,
             )
 
     def cells(self) -> list[tuple[str, int, str]]:
-        """Every (``teacher:student``, adapter rank, method) the search space holds."""
-        return [
+        """Every (``teacher:student``, adapter rank, method) the grid gives trials. The control (``none``)
+        reads no teacher, so it has one cell per student and adapter rank (under the student's first
+        pair), the control of every teacher's cell (mmkd.curves.gain pairs them)."""
+        cells = [
             (f"{t}:{s}", rank, method)
             for t, s in self.pairs()
             for rank in self.search.adapter_rank
             for method in self.search.method
         ]
+        controls: dict[tuple[str, int], tuple[str, int, str]] = {}
+        for pair, rank, method in cells:
+            if method == "none":
+                controls.setdefault((pair.split(":")[1], rank), (pair, rank, method))
+        return [cell for cell in cells if cell[2] != "none" or cell in controls.values()]
 
     def _check_task(self) -> None:
         from mmkd.data import get_task

@@ -195,55 +195,75 @@ def shifted(
 
 
 def _rng(key: Sequence[object]) -> np.random.Generator:
-    """Per (student, teacher, adapter): both arms of a gain share it, and adding cells elsewhere in the
-    sweep does not change it."""
+    """Per (student, adapter): every arm of a gain and its control share it, and adding cells elsewhere
+    in the sweep does not change it."""
     return np.random.default_rng([SEED, zlib.crc32("|".join(map(str, key)).encode())])
+
+
+Stats = tuple[dict[str, float], dict[str, np.ndarray]]  # reported values, their bootstrap replicates
 
 
 def confirm_tables(df: pd.DataFrame, exp_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(confirm table, gain table); the gain table keeps each row's bootstrap ``replicates`` (for the
-    fitted gain curves; not written)."""
+    fitted gain curves; not written). Cells of one student and adapter setting share their item and
+    seed draws, so every gain is paired by item and seed with its control: the same teacher's ``none``
+    cell, or — the control reads no teacher, and the grid trains it once (SweepConfig.cells) — the
+    student's one ``none`` cell."""
     cells, langs, items = confirmed_cells(with_plan(df, exp_dir), exp_dir)
     confirm_rows, gain_rows = [], []
-    by_pair: dict[tuple[str, str, int], list[Cell]] = {}
+    by_student: dict[tuple[str, int], list[Cell]] = {}
     for cell in cells:
-        by_pair.setdefault(cell.key[:3], []).append(cell)
-    for pair, members in by_pair.items():
+        by_student.setdefault((cell.key[0], cell.key[2]), []).append(cell)
+    for key, members in by_student.items():
         # Seeds every arm has examples of: a gain pairs seed k with seed k.
         seeds = sorted(set.intersection(*(set(c.items) for c in members)))
-        weights, seed_draws = draws(len(items), len(seeds), _rng(pair)) if seeds and items else (None, None)
-        stats = {}
+        weights, seed_draws = draws(len(items), len(seeds), _rng(key)) if seeds and items else (None, None)
+        stats: dict[tuple[str, str], Stats] = {}
         for cell in members:
-            first = cell.rows.iloc[0]
-            groups = group_languages(str(first["source_lang"]), str(first["low_resource_langs"]), langs)
             used = cell.rows[cell.rows["seed"].isin(seeds)] if seeds else cell.rows
-            value = reported(used, groups)
-            reps = {k: np.full(N_BOOT, np.nan) for k in value}
-            if weights is not None and seed_draws is not None:
-                index = {lang: i for i, lang in enumerate(langs)}
-                rows = {g: [index[lang] for lang in ls] for g, ls in groups.items()}
-                tables = [cell.items[s] for s in seeds]
-                point = replicates(tables, rows, np.ones((1, len(items))), np.arange(len(seeds))[None, :])
-                reps = shifted(replicates(tables, rows, weights, seed_draws), point, value)
-            stats[cell.key[3]] = (value, reps)
-            confirm_rows.append(_confirm_row(cell, used, value, reps, len(items)))
-        if CONTROL in stats:
-            base, base_reps = stats[CONTROL]
-            for method, (value, reps) in stats.items():
-                if method != CONTROL:
-                    first = next(c for c in members if c.key[3] == method).rows.iloc[0]
-                    gain_rows += _gain_rows(
-                        first, method, value, reps, base, base_reps, len(seeds), len(items)
-                    )
-    confirm = pd.DataFrame(confirm_rows)
-    gain = pd.DataFrame(gain_rows)
-    if not confirm.empty:
-        confirm = confirm.sort_values(["student_params", "ratio", "adapter_rank", "method"], kind="stable")
-    if not gain.empty:
-        gain = gain.sort_values(
-            ["student_params", "ratio", "adapter_rank", "method", "group", "metric"], kind="stable"
-        )
-    return confirm.reset_index(drop=True), gain.reset_index(drop=True)
+            stats[cell.key[1], cell.key[3]] = _cell_stats(
+                cell, used, seeds, langs, len(items), weights, seed_draws
+            )
+            confirm_rows.append(_confirm_row(cell, used, *stats[cell.key[1], cell.key[3]], len(items)))
+        controls = {teacher: s for (teacher, method), s in stats.items() if method == CONTROL}
+        for cell in members:
+            teacher, method = cell.key[1], cell.key[3]
+            control = controls.get(teacher) or (next(iter(controls.values())) if len(controls) == 1 else None)
+            if method != CONTROL and control is not None:
+                gain_rows += _gain_rows(
+                    cell.rows.iloc[0], method, *stats[teacher, method], *control, len(seeds), len(items)
+                )
+    return _sorted(pd.DataFrame(confirm_rows)), _sorted(pd.DataFrame(gain_rows), ["group", "metric"])
+
+
+def _cell_stats(
+    cell: Cell,
+    used: pd.DataFrame,
+    seeds: Sequence[int],
+    langs: Sequence[str],
+    n_items: int,
+    weights: np.ndarray | None,
+    seed_draws: np.ndarray | None,
+) -> Stats:
+    """The cell's reported group metrics and their replicates under the shared item and seed draws."""
+    first = cell.rows.iloc[0]
+    groups = group_languages(str(first["source_lang"]), str(first["low_resource_langs"]), langs)
+    value = reported(used, groups)
+    reps = {k: np.full(N_BOOT, np.nan) for k in value}
+    if weights is not None and seed_draws is not None:
+        index = {lang: i for i, lang in enumerate(langs)}
+        rows = {g: [index[lang] for lang in ls] for g, ls in groups.items()}
+        tables = [cell.items[s] for s in seeds]
+        point = replicates(tables, rows, np.ones((1, n_items)), np.arange(len(seeds))[None, :])
+        reps = shifted(replicates(tables, rows, weights, seed_draws), point, value)
+    return value, reps
+
+
+def _sorted(table: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
+    if table.empty:
+        return table
+    keys = ["student_params", "ratio", "adapter_rank", "method", *extra]
+    return table.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
 def _confirm_row(

@@ -46,14 +46,17 @@ BASE = {"en": [60.0, 40.0, 50.0, 70.0], "hi": [30.0, 10.0, 45.0, 25.0], "te": [5
 N_ITEMS = 4
 
 
-def write_stage(tmp_path, gain_by_seed: dict[int, float], shift_reported: float = 0.0):
+def write_stage(tmp_path, gain_by_seed: dict[int, float], shift_reported: float = 0.0, more_teachers=()):
     """A confirm stage of one cell pair (xs <- l, full finetuning): ``none`` scores BASE + seed offset,
-    ``mmkd`` the same plus ``gain_by_seed[seed]`` on every item of every language."""
+    ``mmkd`` the same plus ``gain_by_seed[seed]`` on every item of every language. ``more_teachers``:
+    (teacher, ratio, gain_by_seed) of further MMKD cells of the same student, without a control."""
     records = []
-    for method in ("none", "mmkd"):
+    arms = [("none", "l", 64.0, {}), ("mmkd", "l", 64.0, gain_by_seed)]
+    arms += [("mmkd", teacher, ratio, gains) for teacher, ratio, gains in more_teachers]
+    for method, teacher, ratio, gains in arms:
         for seed, offset in ((1, 0.0), (2, 3.0), (3, -2.0)):
-            add = offset + (gain_by_seed[seed] if method == "mmkd" else 0.0)
-            trial_id, trial_dir = f"c_{method}_{seed}", f"confirm/trial_{method}_{seed}"
+            add = offset + gains.get(seed, 0.0)
+            trial_id, trial_dir = f"c_{method}_{teacher}_{seed}", f"confirm/trial_{method}_{teacher}_{seed}"
             folder = tmp_path / trial_dir / "mmkd_examples"
             folder.mkdir(parents=True)
             lines = [
@@ -68,10 +71,10 @@ def write_stage(tmp_path, gain_by_seed: dict[int, float], shift_reported: float 
                 "stage": "confirm",
                 "step": 6,
                 "student": "xs",
-                "teacher": "l",
+                "teacher": teacher,
                 "student_params": 100,
-                "teacher_params": 6400,
-                "ratio": 64.0,
+                "teacher_params": 100 * ratio,
+                "ratio": ratio,
                 "ratio_total": 40.0,
                 "adapter_rank": 0,
                 "method": method,
@@ -103,6 +106,22 @@ def test_a_gain_the_same_on_every_item_and_seed_has_no_uncertainty(tmp_path):
     assert (row["method"], row["teacher"], row["ratio"], row["ratio_total"]) == ("mmkd", "l", 64.0, 40.0)
     assert row["gain"] == pytest.approx(5.0)
     assert row["ci_low"] == pytest.approx(5.0) and row["ci_high"] == pytest.approx(5.0)
+
+
+def test_one_control_serves_every_teacher_paired_by_seed_and_item(tmp_path):
+    """The grid trains the control once per student and adapter (it reads no teacher): the cells of the
+    other teachers are compared with it, paired by the same seed and item draws."""
+    df = write_stage(
+        tmp_path, {1: 5.0, 2: 5.0, 3: 5.0}, more_teachers=[("m", 16.0, {1: 2.0, 2: 2.0, 3: 2.0})]
+    )
+    confirm, gain = confirm_tables(df, tmp_path)
+    cells = sorted(zip(confirm["teacher"], confirm["method"], strict=True))
+    assert cells == [("l", "mmkd"), ("l", "none"), ("m", "mmkd")]
+    rows = gain[(gain["group"] == "low_resource") & (gain["metric"] == "chrf")].set_index("teacher")
+    assert rows.loc["m", "gain"] == pytest.approx(2.0) and rows.loc["l", "gain"] == pytest.approx(5.0)
+    # Constant gains have zero-width intervals only if the control shares the treatment's draws.
+    assert rows.loc["m", ["ci_low", "ci_high"]].tolist() == pytest.approx([2.0, 2.0])
+    assert rows.loc["m", "ratio"] == 16.0
 
 
 def test_the_gain_interval_covers_the_seeds_and_sits_on_the_reported_values(tmp_path):
