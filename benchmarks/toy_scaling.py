@@ -8,6 +8,8 @@ the teachers are built too (goal: <= 45 min on 2 cores), then `mmkd curves`. Pri
 ``cold_s``, the trials of each stage, the confirmed ``cells``, the ``ratios`` each student met, the
 ``seeds`` per cell, and per student and adapter setting the chrF gain of MMKD over no distillation at
 each ratio with its 95% interval (``gain.csv``; low-resource and all zero-shot languages).
+Next to them, the trivial baselines on dev (copy the input, answer with the English reference, each
+teacher: ``baselines``) and each control's absolute test chrF (``control_test_chrf``).
 ``--set`` overrides reach the sweep (a smoke run: ``--set search.num_samples=24 --set train.max_steps=4``).
 """
 
@@ -22,6 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 from common import run_quickstart
+
+from mmkd.eval.baselines import read_baselines
 
 GOAL_S = 45 * 60
 
@@ -42,6 +46,22 @@ def gains(gain: pd.DataFrame, group: str) -> dict[str, dict[str, list[dict[str, 
     return out
 
 
+def levels(baselines: pd.DataFrame | None, confirm: pd.DataFrame) -> dict[str, object]:
+    """What the gains sit on: the dev baselines and the controls' test chrF (low-resource, zero-shot)."""
+    groups = ("low_resource", "zero_shot")
+    out: dict[str, object] = {}
+    if baselines is not None:
+        out["baselines"] = {
+            str(r["baseline"]): {g: round(float(r[f"eval/{g}/chrf"]), 2) for g in groups}
+            for _, r in baselines.iterrows()
+        }
+    out["control_test_chrf"] = {
+        f"{r['student']}/{r['adapter']}": {g: round(float(r[f"test/{g}/chrf"]), 2) for g in groups}
+        for _, r in confirm[confirm["method"] == "none"].iterrows()
+    }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--storage", type=Path, help="default: a temporary directory")
@@ -59,6 +79,7 @@ def main() -> None:
         df = pd.read_parquet(exp / "mmkd" / "results.parquet")
         confirm = pd.read_csv(exp / "mmkd" / "curves" / "confirm.csv")
         gain = pd.read_csv(exp / "mmkd" / "curves" / "gain.csv")
+        baselines = read_baselines(exp / "mmkd")
     stage = df.drop_duplicates("trial_id")["stage"].value_counts()
     ratios = confirm.groupby("student")["ratio"].agg(lambda r: sorted({round(float(x), 1) for x in r}))
     figures = {
@@ -71,6 +92,7 @@ def main() -> None:
         "seeds": sorted({int(n) for n in confirm["n_seeds"]}),
         "gain_low_resource_chrf": gains(gain, "low_resource"),
         "gain_zero_shot_chrf": gains(gain, "zero_shot"),
+        **levels(baselines, confirm),
     }
     print(json.dumps(figures))
 
