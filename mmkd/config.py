@@ -116,7 +116,11 @@ class SearchConfig(_Strict):
     num_samples: PositiveInt = Field(8, description="Trials in the sweep.")
     seed: int = Field(0, description="Seed of Optuna's TPE sampler.")
     n_startup_trials: PositiveInt = Field(4, description="Random trials before TPE models the space.")
-    lr: LogRange | PositiveFloat = Field(LogRange(low=1e-4, high=1e-2), description="Learning rate.")
+    lr: LogRange | PositiveFloat | Annotated[list[PositiveFloat], Field(min_length=1)] = Field(
+        LogRange(low=1e-4, high=1e-2),
+        description="Learning rate: a range, one value, or a list to choose from (with grid: every cell "
+        "gets every listed rate, so the control and MMKD are selected from the same rates).",
+    )
     adapter_rank: list[Annotated[int, Field(ge=0)]] = Field(
         [0, 8], min_length=1, description="LoRA ranks to choose from; 0 = full finetuning."
     )
@@ -509,12 +513,12 @@ class SweepConfig(_Strict):
     def _check_grid(self) -> None:
         if not self.search.grid:
             return
-        cells = self.cells()
-        if self.search.num_samples % len(cells):
+        points = len(self.cells()) * (len(self.search.lr) if isinstance(self.search.lr, list) else 1)
+        if self.search.num_samples % points:
             raise _KeyError(
                 "search.num_samples",
-                f"with search.grid it must be a multiple of the {len(cells)} cells "
-                "(teacher:student pairs x adapter ranks x methods; the control once per student and rank)",
+                f"with search.grid it must be a multiple of the {points} grid points (teacher:student pairs "
+                "x adapter ranks x methods, the control once per student and rank; x listed learning rates)",
                 self.search.num_samples,
             )
 

@@ -594,6 +594,8 @@ def run_local(
         raise UserInputError(f"--teacher {teacher} is not larger than --student {student}")
     if lr is None:
         space = sweep.search.lr
+        if isinstance(space, list):
+            space = space[len(space) // 2]
         lr = math.sqrt(space.low * space.high) if isinstance(space, LogRange) else space
     searched = {
         "lr": lr,

@@ -47,6 +47,8 @@ class Space:
     def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
         if isinstance(self.lr, LogRange):
             trial.suggest_float("lr", self.lr.low, self.lr.high, log=self.lr.log)
+        elif isinstance(self.lr, list):
+            trial.suggest_categorical("lr", self.lr)
         trial.suggest_categorical("adapter_rank", self.ranks)
         teacher, student = str(trial.suggest_categorical("models", self.pairs)).split(":")
         if self.aux_translation is not None:
@@ -70,7 +72,7 @@ class Space:
         }
         if method is None:
             constants["method"] = self.methods[0]
-        if not isinstance(self.lr, LogRange):
+        if isinstance(self.lr, float):
             constants["lr"] = self.lr
         for key in ("teacher", "student", "ratio"):
             trial.set_user_attr(key, constants[key])
@@ -86,11 +88,15 @@ def design_points(sweep: SweepConfig) -> list[dict[str, Any]]:
     if not sweep.search.grid:
         return []
     cells = sweep.cells()
+    rates = sweep.search.lr if isinstance(sweep.search.lr, list) else [None]
     points = []
-    for _ in range(sweep.search.num_samples // len(cells)):
-        for pair, rank, method in cells:
-            point: dict[str, Any] = {"models": pair, "adapter_rank": rank}
-            if len(sweep.search.method) > 1:
-                point["method"] = method
-            points.append(point)
+    for _ in range(sweep.search.num_samples // (len(cells) * len(rates))):
+        for lr in rates:
+            for pair, rank, method in cells:
+                point: dict[str, Any] = {"models": pair, "adapter_rank": rank}
+                if len(sweep.search.method) > 1:
+                    point["method"] = method
+                if lr is not None:
+                    point["lr"] = lr
+                points.append(point)
     return points

@@ -77,7 +77,7 @@ def test_bad_values_are_one_line_naming_the_key(override, expected):
 
 def test_grid_needs_a_whole_number_of_trials_per_cell_and_confirm_needs_real_trials():
     with pytest.raises(
-        UserInputError, match=r"search.num_samples: with search.grid .* of the 6 cells .*\(got 8\)"
+        UserInputError, match=r"search.num_samples: with search.grid .* of the 6 grid points .*\(got 8\)"
     ):
         config.load(
             "quickstart",
@@ -85,3 +85,20 @@ def test_grid_needs_a_whole_number_of_trials_per_cell_and_confirm_needs_real_tri
         )
     with pytest.raises(UserInputError, match="confirm: simulated trials evaluate no test split"):
         config.load("quickstart", ["confirm.seeds=2", "simulate.enabled=true"])
+
+
+def test_listed_learning_rates_are_a_grid_dimension_shared_by_the_control_and_mmkd():
+    """With search.grid and a list of rates, every cell gets every rate: the arms of a gain are then
+    selected from the same rates, not from two random draws each."""
+    sets = ["search.method=[none, mmkd]", "search.grid=true", "search.lr=[1.0e-4, 3.0e-4]"]
+    sweep = config.load("quickstart", [*sets, "search.num_samples=16"])  # (l:s, l:m) x (0, 8) x 2 methods
+    cells = sweep.cells()
+    points = design_points(sweep)
+    assert len(cells) == 8 and len(points) == 16
+    keys = sorted((p["models"], p["adapter_rank"], p["method"], p["lr"]) for p in points)
+    assert keys == sorted((*cell, lr) for cell in cells for lr in (1.0e-4, 3.0e-4))
+    trial = optuna.create_study().ask()
+    constants = Space(sweep)(trial)
+    assert trial.params["lr"] in {1.0e-4, 3.0e-4} and "lr" not in constants
+    with pytest.raises(UserInputError, match="multiple of the 16 grid points"):
+        config.load("quickstart", [*sets, "search.num_samples=8"])
