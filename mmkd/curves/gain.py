@@ -225,14 +225,15 @@ def confirm_tables(df: pd.DataFrame, exp_dir: Path) -> tuple[pd.DataFrame, pd.Da
                 cell, used, seeds, langs, len(items), weights, seed_draws
             )
             confirm_rows.append(_confirm_row(cell, used, *stats[cell.key[1], cell.key[3]], len(items)))
-        controls = {teacher: s for (teacher, method), s in stats.items() if method == CONTROL}
+        controls = {c.key[1]: c for c in members if c.key[3] == CONTROL}
         for cell in members:
             teacher, method = cell.key[1], cell.key[3]
             control = controls.get(teacher) or (next(iter(controls.values())) if len(controls) == 1 else None)
             if method != CONTROL and control is not None:
-                gain_rows += _gain_rows(
-                    cell.rows.iloc[0], method, *stats[teacher, method], *control, len(seeds), len(items)
-                )
+                first = cell.rows.iloc[0].copy()
+                first["control_lr"] = control.rows.iloc[0]["lr"]
+                base = stats[control.key[1], CONTROL]
+                gain_rows += _gain_rows(first, method, *stats[teacher, method], *base, len(seeds), len(items))
     return _sorted(pd.DataFrame(confirm_rows)), _sorted(pd.DataFrame(gain_rows), ["group", "metric"])
 
 
@@ -318,6 +319,8 @@ def _gain_rows(
                 "adapter_rank": int(first["adapter_rank"]),
                 "adapter": adapter_label(first["adapter_rank"]),
                 "method": method,
+                "lr": first["lr"],
+                "control_lr": first["control_lr"],
                 "group": group,
                 "metric": metric,
                 "value": value[column],
@@ -397,14 +400,17 @@ def write_confirm(df: pd.DataFrame, exp_dir: Path, out: Path) -> tuple[list[str]
 
 GAIN_COLUMNS = [
     *("student", "student_params", "teacher", "ratio", "ratio_total", "adapter_rank", "adapter", "method"),
+    *("lr", "control_lr"),
     *("group", "metric", "value", "control", "gain", "ci_low", "ci_high", "n_seeds", "n_items"),
 ]
 _GAIN_NOTE = (
     "Confirmed cells only: each cell's configuration was picked on dev (see confirm.csv, `selected_on`), "
     "retrained with fresh seeds and scored on the test split. Gain = the method's test metric minus the "
-    "no-distillation control's (`none`), same student, teacher and adapter setting. Brackets: 95% "
-    "bootstrap intervals, paired (both arms get the same draw of seeds and of test items) and resampling "
-    "items by id jointly across languages. A best ratio is fitted only with ≥ 4 ratios."
+    "no-distillation control's (`none`), same student and adapter setting (the control reads no teacher: "
+    "one control serves every teacher). Brackets: 95% bootstrap intervals, paired (both arms get the same "
+    "draw of seeds and of test items) and resampling items by id jointly across languages; they do not "
+    "include the search's choice of configuration (compare the arms' learning rates). A best ratio is "
+    "fitted only with ≥ 4 ratios."
 )
 
 
@@ -419,16 +425,19 @@ def _gain_lines(gain: pd.DataFrame, fits: Mapping[tuple[str, str, str], CurveFit
 
 def _gain_table(rows: pd.DataFrame) -> list[str]:
     lines = [
-        "| group | adapter | ratio | teacher | chrF gain | WLR gain | seeds |",
-        "|---|---|---|---|---|---|---|",
+        "| group | adapter | ratio | teacher | chrF: method / control | chrF gain | WLR gain "
+        "| lr: method / control | seeds |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for group in SECTION_GROUPS:
         for (adapter, ratio), cell in rows[rows["group"] == group].groupby(["adapter", "ratio"], sort=False):
             by_metric = {r.metric: r for r in cell.itertuples(index=False)}
             c, w = by_metric["chrf"], by_metric["wlr"]
             chrf, wlr = _ci(c.gain, c.ci_low, c.ci_high, 1), _ci(w.gain, w.ci_low, w.ci_high, 3)
+            levels, rates = f"{c.value:.1f} / {c.control:.1f}", f"{c.lr:.2g} / {c.control_lr:.2g}"
             lines.append(
-                f"| {group} | {adapter} | {ratio:.3g} | {c.teacher} | {chrf} | {wlr} | {c.n_seeds} |"
+                f"| {group} | {adapter} | {ratio:.3g} | {c.teacher} | {levels} | {chrf} | {wlr} | {rates} "
+                f"| {c.n_seeds} |"
             )
     return lines
 

@@ -152,7 +152,8 @@ def test_files_and_the_report_section(tmp_path):
     assert lines[0] == "## MMKD gain vs teacher/student ratio"
     # Low-resource first; one ratio per student: said, and no curve fitted.
     table = [line for line in lines if line.startswith("| ")]
-    assert table[1].startswith("| low_resource | full | 64 | l | +5.0 [+5.0, +5.0]")
+    assert table[1].startswith("| low_resource | full | 64 | l | 23.3 / 18.3 | +5.0 [+5.0, +5.0] |")
+    assert table[1].endswith("| 0.001 / 0.001 | 3 |")  # each arm's learning rate
     assert "1 ratios, too few for a fit (needs 4)" in text
 
 
