@@ -379,11 +379,12 @@ def write_confirm(df: pd.DataFrame, exp_dir: Path, out: Path) -> tuple[list[str]
     written = gain.drop(columns="replicates") if not gain.empty else pd.DataFrame(columns=GAIN_COLUMNS)
     written.to_csv(files[1], index=False, lineterminator="\n", float_format="%.6g")
     stage = df[df["stage"] == "confirm"]
+    fewest, most = int(confirm["n_seeds"].min()), int(confirm["n_seeds"].max())
     lines = [
         "## MMKD gain vs teacher/student ratio",
         "",
         f"Confirm stage: {stage['trial_id'].nunique()} trials, {len(confirm)} cells confirmed "
-        f"({int(confirm['n_seeds'].min())}-{int(confirm['n_seeds'].max())} seeds each).",
+        f"({fewest if fewest == most else f'{fewest}-{most}'} seeds each).",
         "",
         _GAIN_NOTE,
         "",

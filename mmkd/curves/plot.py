@@ -50,7 +50,7 @@ def _ratio_axis(ax: Axes, ratios: Sequence[float]) -> None:
     ax.set_xscale("log", base=2)
     ticks = sorted(set(ratios))
     if len(ticks) <= 10:
-        ax.set_xticks(ticks, [f"{r:g}" for r in ticks])
+        ax.set_xticks(ticks, [f"{r:.3g}" for r in ticks], fontsize=8)  # exact ratios run to 6 digits
         ax.minorticks_off()
 
 
