@@ -22,7 +22,7 @@ import pytest
 
 from .micro import CHROMIUM, page_text, screenshot
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 NAME, MAX_STEPS, EVAL_EVERY = "w2", 12, 3
 EXPECTED_STEPS = list(range(EVAL_EVERY, MAX_STEPS + 1, EVAL_EVERY))
@@ -92,37 +92,57 @@ def _kill_a_worker(exp: Path, address: str, thread: threading.Thread) -> Killed 
     return None
 
 
+def _cluster(dashboard_port: int) -> Any:
+    """A head (1 CPU: the trials' drivers, the dashboard) and two nodes of 1 CPU (one worker on each:
+    a trial's run spans two nodes). Ray gives a node 30 s to start, fixed; a loaded machine can miss it."""
+    from ray.cluster_utils import Cluster
+
+    from mmkd.sweep.cluster import addressed_ray
+
+    for attempt in range(3):
+        cluster = Cluster()
+        try:
+            with addressed_ray() as address:  # its processes must not ask another Ray on the machine
+                cluster.add_node(num_cpus=1, include_dashboard=True, dashboard_port=dashboard_port)
+                for _ in range(2):
+                    cluster.add_node(num_cpus=1)
+            assert cluster.address == address
+            cluster.wait_for_nodes()
+            return cluster
+        except Exception:
+            cluster.shutdown()
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 @pytest.fixture(scope="module")
 def ran(tmp_path_factory) -> Iterator[Ran]:
     import ray
-    from ray.cluster_utils import Cluster
 
     from mmkd import config
     from mmkd.sweep import runner
-    from mmkd.sweep.cluster import addressed_ray
 
     tmp = tmp_path_factory.mktemp("w2")
     dashboard_port = _free_port()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MMKD_CACHE", str(tmp / "cache"))
-        with addressed_ray() as address:  # its processes must not ask another Ray on the machine
-            head = {"num_cpus": 1, "include_dashboard": True, "dashboard_port": dashboard_port}
-            cluster = Cluster(initialize_head=True, head_node_args=head)
-            for _ in range(2):  # one worker on each: the trial's run spans two nodes
-                cluster.add_node(num_cpus=1)
-        assert cluster.address == address
+        # Ray's system setting (60 s by default): on a loaded machine a worker process can take longer to
+        # register, and an actor whose process fails to start five times is unschedulable
+        mp.setenv("RAY_worker_register_timeout_seconds", "600")
+        cluster = _cluster(dashboard_port)
         try:
-            cluster.wait_for_nodes()
             sweep = config.load("quickstart", SWEEP)
             outcome: dict[str, int] = {}
             thread = threading.Thread(
                 target=lambda: outcome.update(
                     code=runner.run(sweep, name=NAME, storage=str(tmp), address=cluster.address)
-                )
+                ),
+                daemon=True,  # a sweep still running at a failure must not keep pytest alive
             )
             thread.start()
             result = Ran(None, tmp / NAME, f"http://127.0.0.1:{dashboard_port}")
-            result.killed = _kill_a_worker(result.exp, address, thread)
+            result.killed = _kill_a_worker(result.exp, cluster.address, thread)
             thread.join(timeout=1800)
             result.code = outcome.get("code")
             result.train_runs = _train_runs(result.dashboard)
