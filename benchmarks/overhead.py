@@ -144,10 +144,12 @@ def train_overhead(workers: int, trials: int, storage: Path | None) -> None:
     import ray
     from ray import tune
 
+    from mmkd.sweep.cluster import addressed_ray
     from mmkd.sweep.train_run import DRIVER_CPU
 
     storage = storage or Path(tempfile.mkdtemp(prefix="mmkd-overhead-"))
-    ray.init(address="local", num_cpus=workers + 1, include_dashboard=False)
+    with addressed_ray():  # as the runner does: Train's processes must not ask another Ray on the machine
+        ray.init(address="local", num_cpus=workers + 1, include_dashboard=False)
     walls = {}
     for path, fn, resources in (
         ("in_actor", _in_actor, {"CPU": 1}),

@@ -379,6 +379,11 @@ class ResourcesConfig(_Strict):
         description="How workers share a model: ddp = a replica each, fsdp = parameters, gradients and "
         "optimiser state sharded; auto = ddp when a replica fits resources.gpu_memory_gb, else fsdp.",
     )
+    worker_failures: Annotated[int, Field(ge=-1)] = Field(
+        2,
+        description="Restarts of a trial's Train run after one of its workers is lost (workers >= 1), each "
+        "from the trial's last checkpoint; -1 = unlimited, 0 = the trial fails with its first lost worker.",
+    )
     gpu_memory_gb: PositiveFloat | None = Field(
         None,
         description="Memory of one GPU (GB); `mmkd sweep plan` and every sweep refuse a trial or teacher "

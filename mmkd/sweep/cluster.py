@@ -17,9 +17,12 @@ import asyncio
 import os
 import secrets
 import shlex
+import socket
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -301,3 +304,34 @@ def _follow(client: Any, job_id: str, url: str) -> int:
     reason = f": {info.message.splitlines()[0]}" if info.message else ""
     print(f"mmkd: job {job_id} {str(info.status).lower()}{reason}", file=sys.stderr)
     return 1
+
+
+GCS_PORT_ENV = "RAY_GCS_SERVER_PORT"  # the GCS port a Ray node started by this process takes (0: any)
+
+
+@contextmanager
+def addressed_ray() -> Iterator[str]:
+    """While a Ray of this process's own starts (``ray.init(address="local")``, a test's ``Cluster``):
+    its GCS port chosen here and ``RAY_ADDRESS`` naming it, so that every process of that Ray knows its
+    own cluster; yields the address. The variables are restored afterwards (Ray's processes keep theirs).
+
+    Why: Ray's state API called without an address inside a Ray process connects to the newest cluster
+    on the machine (``/tmp/ray/ray_current_cluster``), not its own. Ray Train V2's placement-group
+    cleaner asks it whether the run's controller is alive; with another Ray on the machine it finds no
+    such actor there and removes the run's placement group, killing its workers mid-run."""
+    import ray
+
+    with socket.socket() as s:
+        s.bind(("", 0))
+        port = s.getsockname()[1]
+    address = f"{ray.util.get_node_ip_address()}:{port}"
+    saved = {k: os.environ.get(k) for k in (GCS_PORT_ENV, "RAY_ADDRESS")}
+    os.environ.update({GCS_PORT_ENV: str(port), "RAY_ADDRESS": address})
+    try:
+        yield address
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

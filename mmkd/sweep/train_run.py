@@ -11,8 +11,9 @@ results table see a trial as before, with ``workers`` and ``strategy`` in every 
   (its API: ``/api/train/v2/runs/v1``; ``/api/train/v2/runs`` lists Train V1's) lists the trials by
   name, with their workers, status and logs.
 - Its checkpoints are Train's (``<sweep>/mmkd/train/<run>/checkpoint_*``); a worker lost mid-trial
-  restarts the run from the last one (``FailureConfig``), and a trial that Tune restarts (its driver
-  died, or the sweep resumed) starts a run of the same name, which Train restores from the same place.
+  restarts the run from the last one (``FailureConfig``, at most ``resources.worker_failures`` times),
+  and a trial that Tune restarts (its driver died, or the sweep resumed) starts a run of the same name,
+  which Train restores from the same place.
 - The per-example rows go straight to the trial's folder in the sweep's storage, which every node
   mounts (``mmkd_examples/<step>.jsonl``, as in-actor trials leave them).
 """
@@ -29,7 +30,6 @@ from mmkd.config import Artefacts, SweepConfig, TrialConfig
 
 TRAIN_DIR = "train"  # under <sweep>/mmkd/: the Train runs' state and checkpoints
 DRIVER_CPU = 0.5  # the Tune trial, the run's driver, trains nothing
-MAX_WORKER_FAILURES = 2  # restarts of a run after a worker is lost, each from its last checkpoint
 
 
 def run_name(sweep: str, trial_folder: str) -> str:
@@ -91,7 +91,7 @@ def trainer(
             name=run_name(cfg.name, folder),
             storage_path=str(exp / MMKD_DIR / TRAIN_DIR),
             callbacks=callbacks,
-            failure_config=train.FailureConfig(max_failures=MAX_WORKER_FAILURES),
+            failure_config=train.FailureConfig(max_failures=res.worker_failures),
             checkpoint_config=train.CheckpointConfig(num_to_keep=2),
         ),
     )

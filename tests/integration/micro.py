@@ -58,6 +58,13 @@ def page_text(url: str, seconds: float = 180) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
 
 
+def screenshot(url: str, path: Path, size: str = "1280,800", seconds: float = 180) -> None:
+    """A PNG of what a headless chromium renders at ``url`` once the page's scripts have run."""
+    browser = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000"]
+    shot = [*browser, "--hide-scrollbars", f"--window-size={size}", f"--screenshot={path}", url]
+    subprocess.run(shot, capture_output=True, timeout=seconds, check=True)
+
+
 def last_steps(experiment: Path) -> dict[str, int]:
     """Each trial folder of ``experiment`` (a Tune experiment dir) → the step of its last report."""
     out = {}

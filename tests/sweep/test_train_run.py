@@ -38,7 +38,10 @@ class Recorder(UserCallback):
 def ray_cpus():
     import ray
 
-    ray.init(address="local", num_cpus=3, include_dashboard=False)
+    from mmkd.sweep.cluster import addressed_ray
+
+    with addressed_ray():  # Train's processes must not ask another Ray on the machine (see there)
+        ray.init(address="local", num_cpus=3, include_dashboard=False)
     yield
     ray.shutdown()
 
@@ -96,3 +99,19 @@ def test_two_workers_follow_one_workers_loss(tmp_path, tiny_models, ray_cpus):
         for key in ("train/loss", "train/loss_task", "train/loss_token"):
             assert b[key] == pytest.approx(a[key], rel=TOLERANCE), (a["step"], key, a[key], b[key])
     assert one[-1]["train/loss"] < one[0]["train/loss"]  # it trained
+
+
+def test_the_processes_of_an_own_ray_know_its_address(ray_cpus):
+    """Train's placement-group cleaner asks Ray's state API, which without RAY_ADDRESS asks the newest
+    Ray on the machine (mmkd.sweep.cluster.addressed_ray)."""
+    import os
+
+    import ray
+
+    @ray.remote(num_cpus=0)
+    def addresses():
+        return os.environ.get("RAY_ADDRESS"), ray.get_runtime_context().gcs_address
+
+    seen, own = ray.get(addresses.remote())
+    assert seen == own
+    assert "RAY_GCS_SERVER_PORT" not in os.environ  # restored in this process once Ray had started
