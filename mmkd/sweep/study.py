@@ -79,6 +79,12 @@ class StudySearch(OptunaSearch):
             self.labels[trial_id] = label
         return config
 
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        # A trial that finished after Tune's last snapshot is run again on resume (BENCHMARKS.md): its
+        # study trial is complete, and reporting to it raises, which would end the whole sweep.
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            super().on_trial_result(trial_id, result)
+
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:

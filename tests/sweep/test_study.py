@@ -143,3 +143,19 @@ def test_a_new_sweep_refuses_a_study_name_taken_in_a_shared_database(tmp_path):
 def test_stopped_by_reads_like_the_results_table():
     assert stopped_by({"step": 6, "max_steps": 6, "stopped_by": "custom"}, False, "wlr") == "custom"
     assert stopped_by(None, False, None) == "asha"
+
+
+def test_a_trial_finished_after_the_snapshot_and_run_again_does_not_stop_the_sweep(tmp_path):
+    """Tune runs again a trial that finished after its last snapshot; its study trial is complete in the
+    journal, and the rerun's reports must not raise out of the searcher (Tune would end the sweep)."""
+    search, storage = _search(tmp_path, metric="eval/score", mode="max")
+    search.suggest("a")
+    search.save(str(tmp_path / "searcher.pkl"))  # Tune's last snapshot: "a" running, no report yet
+    search.on_trial_result("a", {**_result(3.0, step=3), "training_iteration": 1})
+    search.on_trial_complete("a", _result(4.0))  # then "a" finishes, and the driver is killed
+    resumed, _ = _search(tmp_path, metric="eval/score", mode="max")
+    resumed.restore(str(tmp_path / "searcher.pkl"))
+    resumed.on_trial_result("a", {**_result(3.5, step=3), "training_iteration": 1})
+    resumed.on_trial_complete("a", _result(4.5))
+    (trial,) = optuna.load_study(study_name="s", storage=storage).trials
+    assert trial.state == TrialState.COMPLETE and trial.value == 4.0  # the first run's result stands
