@@ -83,6 +83,16 @@ def main() -> None:
     ap.add_argument(
         "--interrupt-at", type=int, default=None, help="finished trials (default: --trials - 100)"
     )
+    ap.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="with --resume: stop at the interruption and keep the interrupted sweep (for --resume-only)",
+    )
+    ap.add_argument(
+        "--resume-only",
+        action="store_true",
+        help="only `mmkd sweep resume` the interrupted sweep under --storage, on a new simulated cluster",
+    )
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -111,6 +121,13 @@ def main() -> None:
     for _ in range(args.nodes):
         cluster.add_node(num_cpus=args.gpus_per_node, num_gpus=args.gpus_per_node)
     cluster.wait_for_nodes()
+    if args.resume_only:
+        try:
+            resumed = resume(storage / "sim", cluster.address, storage / "resume.log")
+        finally:
+            cluster.shutdown()
+        print(json.dumps(resumed))
+        return
     timer = DriverTimer()
     callbacks: list[Any] = [timer]
     if args.resume:
@@ -130,7 +147,7 @@ def main() -> None:
                 sweep, name="sim", storage=str(storage), address=cluster.address, callbacks=callbacks
             )
         log.write_text(out.getvalue())
-        if args.resume and code == 130:
+        if args.resume and code == 130 and not args.no_resume:
             ray.shutdown()
             resumed = resume(exp, cluster.address, storage / "resume.log")
             code = resumed.pop("code")
@@ -138,6 +155,9 @@ def main() -> None:
         ray.shutdown()
         cluster.shutdown()
     run_s = time.perf_counter() - started
+    if args.no_resume and code == 130:
+        print(json.dumps({"interrupted": str(exp), "fit_wall_s": timer.wall_s, "run_wall_s": run_s}))
+        return
     if code != 0:
         raise SystemExit(f"the sweep failed with exit code {code} (driver output: {log})")
     df = pd.read_parquet(exp / "mmkd" / "results.parquet")
