@@ -2,7 +2,8 @@
 
     python benchmarks/simulate.py [--trials 2000] [--nodes 8] [--gpus-per-node 8] [--step-seconds 0.2]
                                   [--checkpoint-every-s 60] [--set task.languages=[fr,sw] ...]
-                                  [--resume [--interrupt-at N]]
+                                  [--resume [--interrupt-at N] [--no-resume]]
+    python benchmarks/simulate.py --resume-only [--stop-after-first] --storage DIR
 
 Starts a local multi-node Ray cluster (``ray.cluster_utils.Cluster``: a head without CPUs and ``--nodes``
 worker nodes with ``--gpus-per-node`` logical GPUs and as many CPUs each), then runs the quickstart sweep
@@ -31,6 +32,12 @@ cluster. The driver figures above are then those of the first process up to the 
 ``state_kb_at_interrupt``, ``resume_first_result_s`` (from starting the resume command to the first
 report of the resumed sweep, by the reports' ``sim/reported`` time), ``resume_wall_s`` and
 ``resume_cpu_s`` (the resume process, start to end).
+
+To time the resume alone, again and again: ``--resume --no-resume --storage DIR`` stops at the
+interruption and keeps the interrupted sweep; copy ``DIR`` (``cp -a``), then ``--resume-only --storage
+COPY`` starts a new simulated cluster and resumes the copy (``--stop-after-first``: Ctrl-C it once a trial
+has reported, so only the start is paid for). ``SIM_RESUME_PREFIX`` runs the resume command under
+another, e.g. ``py-spy record --idle -f speedscope -o prof.json --``.
 
 ``--set`` overrides the quickstart sweep like ``mmkd sweep run --set`` (after this script's own settings):
 fewer ``task.languages`` shows what the driver's cost per result owes to the per-language metrics.
