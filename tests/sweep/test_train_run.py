@@ -1,6 +1,7 @@
 """A trial as a Ray Train run of workers (gloo on CPU): two workers follow one worker's loss."""
 
 import json
+import math
 import sys
 
 import pytest
@@ -56,11 +57,13 @@ def tiny_models(tmp_path_factory):
     return root
 
 
-def _trial(tmp_path, tiny_models, workers, callbacks):
+TOKEN_LEVEL_ONLY = ["distill.parallel=false", "distill.word=0", "distill.sentence=0", "distill.structure=0"]
+
+
+def _trial(tmp_path, tiny_models, workers, callbacks, levels=TOKEN_LEVEL_ONLY):
     overrides = ["task.n_train=32", "task.n_dev=2", "task.languages=[te]", "search.teacher=[s]",
                  "search.student=[xs]", "train.max_steps=6", "train.eval_every=2", "train.batch_size=8",
-                 "train.warmup_steps=1", "eval.max_new_tokens=4", "distill.cache=false",
-                 "distill.parallel=false", "distill.word=0", "distill.sentence=0", "distill.structure=0",
+                 "train.warmup_steps=1", "eval.max_new_tokens=4", "distill.cache=false", *levels,
                  "stop.wlr=null", f"resources.workers={workers}", f"storage={tmp_path}"]  # fmt: skip
     sweep = load("quickstart", overrides)
     family = get_family("tiny")
@@ -99,6 +102,21 @@ def test_two_workers_follow_one_workers_loss(tmp_path, tiny_models, ray_cpus):
         for key in ("train/loss", "train/loss_task", "train/loss_token"):
             assert b[key] == pytest.approx(a[key], rel=TOLERANCE), (a["step"], key, a[key], b[key])
     assert one[-1]["train/loss"] < one[0]["train/loss"]  # it trained
+
+
+def test_two_workers_train_every_mmkd_level_with_their_heads(tmp_path, tiny_models, ray_cpus):
+    """The encoder-side levels call the MMKD heads' parts, which a DDP wrapper would hide: the heads stay
+    outside it and their gradients are averaged by hand (mmkd.trial.average_gradients). The contrastive
+    levels see each worker's share of the batch, so only the run and its terms are checked here."""
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    log = tmp_path / "all-levels.jsonl"
+    trainer, folder = _trial(tmp_path, tiny_models, 2, [Recorder(log)], levels=["distill.parallel=true"])
+    trainer.fit()
+    sent = [json.loads(line) for line in log.read_text().splitlines()]
+    reports = [{**r, **reporting.read_set_aside(folder, r["step"])} for r in sent]
+    assert [r["step"] for r in reports] == [2, 4, 6]
+    for level in ("word", "sentence", "structure"):
+        assert all(math.isfinite(r[f"train/loss_{level}"]) and r[f"train/loss_{level}"] != 0 for r in reports)
 
 
 def test_the_processes_of_an_own_ray_know_its_address(ray_cpus):
