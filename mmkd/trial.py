@@ -224,7 +224,9 @@ class Recipe:
         self.student, self.optimizer, self.scheduler = acc.prepare(
             self.student, self.optimizer, self.scheduler
         )
-        if self.heads is not None:
+        if self.heads is not None and acc.num_processes == 1:
+            self.heads = acc.prepare(self.heads)
+        elif self.heads is not None:
             # Not wrapped in DDP: the losses call its parts (word, projector, predictor), which a DDP wrapper
             # hides, and outside the wrapper's own forward DDP would not average their gradients. So the
             # workers start from rank 0's heads and average the heads' gradients after every backward.
