@@ -148,7 +148,7 @@ def train_overhead(workers: int, trials: int, storage: Path | None) -> None:
     from mmkd.sweep.train_run import DRIVER_CPU
 
     storage = storage or Path(tempfile.mkdtemp(prefix="mmkd-overhead-"))
-    with addressed_ray():  # as the runner does: Train's processes must not ask another Ray on the machine
+    with addressed_ray():  # Train's processes must not ask another Ray on the machine
         ray.init(address="local", num_cpus=workers + 1, include_dashboard=False)
     walls = {}
     for path, fn, resources in (
