@@ -37,6 +37,7 @@ from typing import Any, Protocol
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import broadcast
 
 from mmkd import checkpoint, ranks, reporting
 from mmkd.config import DISTILL_LEVELS, Artefacts, DistillConfig, SweepConfig, TrainConfig, TrialConfig
@@ -223,8 +224,15 @@ class Recipe:
         self.student, self.optimizer, self.scheduler = acc.prepare(
             self.student, self.optimizer, self.scheduler
         )
-        if self.heads is not None:
+        if self.heads is not None and acc.num_processes == 1:
             self.heads = acc.prepare(self.heads)
+        elif self.heads is not None:
+            # Not wrapped in DDP: the losses call its parts (word, projector, predictor), which a DDP wrapper
+            # hides, and outside the wrapper's own forward DDP would not average their gradients. So the
+            # workers start from rank 0's heads and average the heads' gradients after every backward.
+            self.heads = self.heads.to(acc.device)
+            for tensor in self.heads.state_dict().values():
+                broadcast(tensor)
         self.metadata = self._metadata()
         self.langid = get_langid(self.config.sweep.eval.langid) if self.config.evaluates else None
         if rng is not None:  # only now: the setup above draws from the generators on every start
@@ -288,6 +296,8 @@ class Recipe:
                 self.student, self.heads, batch, spans, outputs, self.config.distill, view, encoder
             )
             self.accelerator.backward(total)
+            if self.heads is not None:
+                average_gradients(self.accelerator, self.heads)
             optimizer_step(self.accelerator, self.trainable, self.optimizer, self.scheduler)
         return total.item(), terms
 
@@ -475,6 +485,17 @@ def param_groups(
         }
         for name, m in modules.items()
     ]
+
+
+def average_gradients(accelerator: Accelerator, module: torch.nn.Module) -> None:
+    """The mean over the workers of the gradients of ``module``, a module outside DDP; a parameter one
+    worker did not use counts as a zero gradient there, so that every worker makes the same calls."""
+    if accelerator.num_processes == 1:
+        return
+    for p in module.parameters():
+        if p.requires_grad:
+            grad = p.grad if p.grad is not None else torch.zeros_like(p)
+            p.grad = accelerator.reduce(grad, reduction="mean")
 
 
 def optimizer_step(

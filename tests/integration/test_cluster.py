@@ -155,7 +155,10 @@ def job_of(head: Head, sweep: str) -> dict[str, Any] | None:
 def trial_actors(head: Head) -> list[dict[str, Any]]:
     status, body = get(f"{head.dashboard}/api/v0/actors?detail=1&limit=1000")
     actors = json.loads(body)["data"]["result"]["result"] if status == 200 else []
-    return [a for a in actors if a["class_name"] == "ImplicitFunc"]  # Tune's function-trainable actor
+    # Tune's function-trainable actor. Tune's registry pickles the trainable; cloudpickle gives the driver
+    # back its own class (qualname `wrap_function.<locals>.ImplicitFunc`) while that class is alive, and
+    # a rebuilt `ImplicitFunc` once it was garbage-collected, so either name shows up.
+    return [a for a in actors if a["class_name"].rsplit(".", 1)[-1] == "ImplicitFunc"]
 
 
 def mmkd_metrics(head: Head, sweep: str) -> list[str]:

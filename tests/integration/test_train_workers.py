@@ -162,11 +162,6 @@ def _runs_by_trial(ran: Ran) -> dict[str, dict[str, Any]]:
     return {t: by_name[f"{NAME}.{t}"] for t in trials}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug (tests/sweep/test_train_run.py's xfail): with 2 workers the MMKD heads are wrapped in "
-    "DDP and every trial dies; this test passed 5 of 5 with the fix, which was reverted",
-)
 def test_the_sweep_runs_to_the_end_and_the_train_view_lists_its_trials(ran):
     assert ran.code == 0
     df = pd.read_parquet(ran.exp / "mmkd" / "results.parquet")

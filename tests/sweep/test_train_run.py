@@ -104,12 +104,6 @@ def test_two_workers_follow_one_workers_loss(tmp_path, tiny_models, ray_cpus):
     assert one[-1]["train/loss"] < one[0]["train/loss"]  # it trained
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: the heads are wrapped in DDP, which hides the parts the losses call "
-    "(AttributeError: 'DistributedDataParallel' object has no attribute 'word'); the fix kept them out of "
-    "DDP but broke tests/integration/test_cluster.py's job test for a reason not found in time",
-)
 def test_two_workers_train_every_mmkd_level_with_their_heads(tmp_path, tiny_models, ray_cpus):
     """The encoder-side levels call the MMKD heads' parts, which a DDP wrapper hides. The contrastive
     levels see each worker's share of the batch, so only the run and its terms are checked here."""
