@@ -420,6 +420,7 @@ def prepare_artefacts(sweep: SweepConfig, exp: Experiment) -> Artefacts:
 
     from mmkd.models import get_family
     from mmkd.sweep.cluster import prepare_resources
+    from mmkd.sweep.train_run import DRIVER_CPU
 
     family = get_family(sweep.family.name)
     pairs = sweep.pairs()
@@ -427,7 +428,10 @@ def prepare_artefacts(sweep: SweepConfig, exp: Experiment) -> Artefacts:
     zoo = sweep.family.zoo
     prep = prepare_resources(sweep.resources)
     build_zoo = ray.remote(_build_zoo_model).options(**prep)
-    teach = ray.remote(_prepare_teacher).options(**prep)
+    # A teacher finetuned by Train workers: the task only drives the run, the workers hold the GPUs.
+    teach = ray.remote(_prepare_teacher).options(
+        **(prep if sweep.teacher_workers() == 0 else {"num_cpus": DRIVER_CPU, "num_gpus": 0})
+    )
     cache = ray.remote(_prepare_cache).options(**prep)
     models: dict[str, Any] = {}
     for size in sizes:
