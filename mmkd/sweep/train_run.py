@@ -43,8 +43,6 @@ def train_trial(config: dict[str, Any], sweep: SweepConfig, artefacts: Artefacts
 
     from mmkd.sweep.runner import folder_name
 
-    # Train V2 records its runs for the dashboard's Train view only when asked (Ray's documented variable)
-    os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "1")
     context = tune.get_context()
     folder = folder_name(config["student"], config["teacher"], context.get_trial_id())
     # the live gauges' tags, as in-actor trials set them (mmkd.sweep.telemetry)
@@ -105,6 +103,8 @@ def _torch_trainer(
 
     from mmkd.sweep.runner import MMKD_DIR
 
+    # Train V2 records its runs for the dashboard's Train view only when asked (Ray's documented variable)
+    os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "1")
     res = sweep.resources
     return TorchTrainer(
         loop,

@@ -171,6 +171,10 @@ def test_the_sweep_runs_to_the_end_and_the_train_view_lists_its_trials(ran):
     assert df["trial_id"].nunique() == 2 and set(df["status"]) == {"TERMINATED"}
     assert (df.groupby("trial_id")["step"].max() == MAX_STEPS).all()
     assert set(df["workers"]) == {2} and set(df["strategy"]) == {"ddp"}
+    # the teacher was finetuned by a Train run of 2 workers too (teacher.workers: resources.workers)
+    (record,) = ran.exp.glob("mmkd/teachers/*/mmkd_teacher.json")
+    assert json.loads(record.read_text())["workers"] == 2
+    assert any(r["name"].startswith(f"{NAME}.teacher-") for r in ran.train_runs)
     runs = _runs_by_trial(ran)
     assert len(runs) == 2
     for trial, run in runs.items():
