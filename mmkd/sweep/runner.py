@@ -164,10 +164,17 @@ def _init_ray(address: str | None) -> None:
     else:
         # "local": a Ray of this sweep's own. Without an address ray.init joins the newest cluster that
         # `ray start` left on the machine (/tmp/ray/ray_current_cluster), whoever started it, and the
-        # sweep dies with that cluster.
-        ray.init(
-            address="local", include_dashboard=False, configure_logging=True, logging_level=logging.WARNING
-        )
+        # sweep dies with that cluster. Its own processes are told its address for the same reason
+        # (Train V2's placement-group cleaner would otherwise ask the newest Ray: addressed_ray).
+        from mmkd.sweep.cluster import addressed_ray
+
+        with addressed_ray():
+            ray.init(
+                address="local",
+                include_dashboard=False,
+                configure_logging=True,
+                logging_level=logging.WARNING,
+            )
 
 
 @contextmanager
