@@ -10,7 +10,8 @@ with the reason a part was skipped or failed — a failing part never stops the 
 Parts: overhead, distill_step (all MMKD levels), distill_token (token level only), early_stop,
 quickstart, lid, suggest, simulate, curves, tensorboard, cli_latency, cache_shards. ``--quick`` runs the
 short parts only, smaller (overhead, distill_step, distill_token, lid, suggest, curves, tensorboard,
-cli_latency, cache_shards, and a 200-trial simulation on 16 GPUs); the full suite takes about an hour on 2 cores. Goals: see BENCHMARKS.md.
+cli_latency, cache_shards, and a 200-trial simulation on 16 GPUs); the full suite takes about an hour on 2
+cores. Goals: see BENCHMARKS.md.
 """
 
 from __future__ import annotations
