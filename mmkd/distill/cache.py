@@ -247,7 +247,7 @@ def shard_path(path: Path, index: int, shards: int) -> Path:
 
 def shard_complete(rows: range, k: int) -> Complete:
     """A whole shard file of ``rows``: the cache's tensors, and the rows and k its metadata records."""
-    expected = {"start": str(rows.start), "stop": str(rows.stop), "k": str(k)}
+    expected = _shard_metadata(rows, k)
 
     def complete(path: Path) -> bool:
         if not cache_complete(path):
@@ -285,8 +285,8 @@ def build_shard(
 
 
 def merge_shards(path: Path, rows: int, shards: int, settings: CacheSettings) -> Path:
-    """The cache at ``path`` from its shards (all of them whole, else RuntimeError), byte for byte the
-    tensors ``build_cache`` computes in one process; the shards are deleted once it is in place."""
+    """The cache at ``path`` from its shards (all of them whole, else RuntimeError): the tensors
+    ``build_cache`` computes in one process, value for value. The shards are deleted once it is in place."""
     ranges = shard_ranges(rows, shards, settings.batch_size)
     files = [shard_path(path, i, len(ranges)) for i in range(len(ranges))]
 
