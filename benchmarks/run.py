@@ -8,9 +8,10 @@ figures (``null`` when a part did not run), ``parts`` with each script's full ou
 with the reason a part was skipped or failed — a failing part never stops the others.
 
 Parts: overhead, distill_step (all MMKD levels), distill_token (token level only), early_stop,
-quickstart, lid, suggest, simulate, curves, tensorboard, cli_latency. ``--quick`` runs the short parts
-only, smaller (overhead, distill_step, distill_token, lid, suggest, curves, tensorboard, cli_latency, and a
-200-trial simulation on 16 GPUs); the full suite takes about an hour on 2 cores. Goals: see BENCHMARKS.md.
+quickstart, lid, suggest, simulate, curves, tensorboard, cli_latency, cache_shards. ``--quick`` runs the
+short parts only, smaller (overhead, distill_step, distill_token, lid, suggest, curves, tensorboard,
+cli_latency, cache_shards, and a 200-trial simulation on 16 GPUs); the full suite takes about an hour on 2
+cores. Goals: see BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ PARTS: dict[str, tuple[list[str], list[str] | None]] = {
     "curves": (["curves.py"], ["curves.py", "--trials", "200"]),
     "tensorboard": (["tensorboard.py"], ["tensorboard.py", "--trials", "100"]),
     "cli_latency": (["cli_latency.py"], ["cli_latency.py", "--repeats", "1"]),
+    "cache_shards": (["cache_shards.py"], ["cache_shards.py", "--repeats", "2"]),
 }
 
 #: headline figure -> (part, key in that part's JSON)
@@ -64,6 +66,7 @@ FIGURES: dict[str, tuple[str, str]] = {
     "tensorboard_ms_per_result": ("tensorboard", "tb_ms_per_result"),
     "cli_validate_cpu_s": ("cli_latency", "validate_cpu_s"),
     "cli_status_cpu_s": ("cli_latency", "status_cpu_s"),
+    "cache_two_shards_speedup": ("cache_shards", "speedup"),
 }
 
 

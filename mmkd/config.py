@@ -235,6 +235,13 @@ class DistillConfig(_Strict):
     cache: bool = Field(
         True, description="Read teacher outputs from the sweep's cache instead of running it."
     )
+    cache_shards: PositiveInt = Field(
+        4,
+        description="Shards of the teacher-output cache, computed in parallel by one preparation task each "
+        "(one GPU each when trials use GPUs) and merged: at most this many GPUs cut the cache's wall time "
+        "by up to this factor, each shard loading the teacher once; a finished shard survives a kill. "
+        "The cache is the same file whatever the count.",
+    )
 
     def for_method(self, method: str) -> DistillConfig:
         """These settings with the loss terms ``method`` does not use switched off (task stays)."""

@@ -9,16 +9,25 @@ half a file, and a changed teacher gets a new cache. With a parallel corpus (``t
 flores, tatoeba) its English sentences follow the training examples, rows ``len(train) + j``: the
 teacher's side of the encoder-side levels in parallel-input mode.
 
+A sweep computes the rows in ``distill.cache_shards`` shards, one Ray task (one GPU) each, then merges
+them (mmkd.sweep.runner.prepare_artefacts). A shard is whole batches of the one-process build, so each row
+is computed in the same batch with the same padding: the merged file holds the same tensors, and its key
+does not depend on the shard count. Shards are built like every artefact (mmkd.atomic): a finished one
+survives a kill and is reused, a cut one is rebuilt; they are deleted once merged.
+
 ``teacher_outputs`` is also what a trial calls when the cache is off: cached and recomputed teachers go
 through the same function, so they give the same losses.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +35,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from mmkd.atomic import build_file_once, safetensors_complete
+from mmkd.atomic import Complete, build_file_once, safetensors_complete
 from mmkd.config import SweepConfig
 from mmkd.data import Example
 from mmkd.data.collate import encode_batch, token_spans
@@ -35,6 +44,20 @@ from mmkd.distill.losses import masked_mean_pool, pool_spans
 # Bump when what is cached for the same teacher and data changes (4: word spans after the language token).
 CACHE_VERSION = 4
 CACHE_TENSORS = {"topk_values", "topk_indices", "sentence", "words"}
+BATCH_SIZE = 64
+
+Progress = Callable[[int, int], None]  # (batches done, batches)
+Loader = Callable[[], tuple[Any, Any]]  # () -> (teacher model, its tokenizer)
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """How a cache's rows are computed: the top-k kept, the tokenisation, the batches."""
+
+    k: int
+    max_source_len: int
+    max_target_len: int
+    batch_size: int = BATCH_SIZE
 
 
 @dataclass
@@ -74,6 +97,48 @@ def cache_path(root: Path, teacher_dir: Path, task_key: dict[str, Any], k: int) 
     return root / f"teacher-cache-{hashlib.sha256(key.encode()).hexdigest()[:12]}.safetensors"
 
 
+def compute_outputs(
+    teacher: Any,
+    tokenizer: Any,
+    examples: Sequence[Example],
+    *,
+    k: int,
+    max_source_len: int,
+    max_target_len: int,
+    batch_size: int = BATCH_SIZE,
+    progress: Progress | None = None,
+) -> dict[str, torch.Tensor]:
+    """The cache's tensors for ``examples``, computed in batches of ``batch_size`` from the first;
+    ``progress(batches_done, batches)`` after each batch."""
+    device = next(teacher.parameters()).device
+    teacher.eval()
+    parts: list[dict[str, torch.Tensor]] = []
+    batches = -(-len(examples) // batch_size)
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start : start + batch_size]
+        batch = encode_batch(tokenizer, chunk, max_source_len, max_target_len)
+        spans = token_spans(tokenizer, chunk, max_source_len)
+        out = teacher_outputs(teacher, {n: t.to(device) for n, t in batch.items()}, spans.to(device), k)
+        parts.append({name: getattr(out, name).cpu() for name in CACHE_TENSORS})
+        if progress is not None:
+            progress(len(parts), batches)
+    return _concat(parts)
+
+
+def _concat(parts: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Rows of consecutive parts (batches, or shards) in one set of tensors, each padded with zeros to the
+    longest part: target positions past a part's labels, and fields past the ones it aligns (a QA example
+    aligns two, a corpus sentence one)."""
+    length = max(p["topk_values"].shape[1] for p in parts)
+    width = max(p["words"].shape[1] for p in parts)
+    return {
+        "topk_values": torch.cat([_pad(p["topk_values"], length) for p in parts]),
+        "topk_indices": torch.cat([_pad(p["topk_indices"], length) for p in parts]),
+        "sentence": torch.cat([p["sentence"] for p in parts]),
+        "words": torch.cat([_pad(p["words"], width) for p in parts]),
+    }
+
+
 def build_cache(
     teacher: Any,
     tokenizer: Any,
@@ -83,34 +148,29 @@ def build_cache(
     k: int,
     max_source_len: int,
     max_target_len: int,
-    batch_size: int = 64,
+    batch_size: int = BATCH_SIZE,
 ) -> Path:
+    """The cache of ``examples`` at ``path``, computed by this process in one go."""
+
     def write(tmp: Path) -> None:
-        device = next(teacher.parameters()).device
-        teacher.eval()
-        parts: list[TeacherOutputs] = []
-        target_len = 0
-        for start in range(0, len(examples), batch_size):
-            chunk = examples[start : start + batch_size]
-            batch = encode_batch(tokenizer, chunk, max_source_len, max_target_len)
-            spans = token_spans(tokenizer, chunk, max_source_len)
-            parts.append(
-                teacher_outputs(teacher, {n: t.to(device) for n, t in batch.items()}, spans.to(device), k)
-            )
-            target_len = max(target_len, batch["labels"].shape[1])
-        width = max(p.words.shape[1] for p in parts)
-        tensors = {
-            "topk_values": torch.cat([_pad(p.topk_values.cpu(), target_len) for p in parts]),
-            "topk_indices": torch.cat([_pad(p.topk_indices.cpu(), target_len) for p in parts]),
-            "sentence": torch.cat([p.sentence.cpu() for p in parts]),
-            # Chunks may align different numbers of fields (a QA example two, a corpus sentence one).
-            "words": torch.cat([_pad_fields(p.words.cpu(), width) for p in parts]),
-        }
-        save_file(tensors, str(tmp), metadata={"examples": str(len(examples)), "k": str(k)})
+        tensors = compute_outputs(
+            teacher,
+            tokenizer,
+            examples,
+            k=k,
+            max_source_len=max_source_len,
+            max_target_len=max_target_len,
+            batch_size=batch_size,
+        )
+        save_file(tensors, str(tmp), metadata=_metadata(len(examples), k))
 
     # Written to a temporary name and renamed: a concurrent reader sees no file or a whole one, and a
     # file cut short (a kill mid-copy, a full disk) is found by its length and rebuilt.
     return build_file_once(path, write, cache_complete)
+
+
+def _metadata(rows: int, k: int) -> dict[str, str]:
+    return {"examples": str(rows), "k": str(k)}
 
 
 def cache_complete(path: Path) -> bool:
@@ -122,11 +182,8 @@ def cache_complete(path: Path) -> bool:
 
 
 def _pad(t: torch.Tensor, length: int) -> torch.Tensor:
+    """``t`` [rows, n, d] padded with zeros to [rows, length, d]."""
     return torch.nn.functional.pad(t, (0, 0, 0, length - t.shape[1]))
-
-
-def _pad_fields(words: torch.Tensor, width: int) -> torch.Tensor:
-    return torch.nn.functional.pad(words, (0, 0, 0, width - words.shape[1]))
 
 
 class CachedTeacher:
@@ -165,32 +222,173 @@ class LiveTeacher:
         return teacher_outputs(self.model, batch, spans, self.k)
 
 
-def ensure_cache(teacher_dir: Path, sweep: SweepConfig, root: Path) -> Path:
-    """The cache of ``teacher_dir`` on the sweep's training split, built first if it is not there."""
-    from mmkd.data import get_task
-    from mmkd.models import load_seq2seq
-    from mmkd.models.langcodes import tagged
+# ---------------------------------------------------------------------------------------------------
+# Shards: the rows split between processes (one GPU each), then merged into the file above
+# ---------------------------------------------------------------------------------------------------
 
-    task = get_task(sweep.task.name, **sweep.task_options())
+
+def shard_ranges(rows: int, shards: int, batch_size: int = BATCH_SIZE) -> list[range]:
+    """The rows of each of at most ``shards`` shards: whole batches of the one-process build, so every row
+    is computed in the same batch as there (the same padding, so the same values); never an empty shard."""
+    batches = -(-rows // batch_size)
+    n = max(1, min(shards, batches))
+    cuts = [min(rows, i * batches // n * batch_size) for i in range(n + 1)]
+    return [range(a, b) for a, b in itertools.pairwise(cuts)]
+
+
+def shard_dir(path: Path) -> Path:
+    """Where the shards of the cache at ``path`` are built: a hidden folder beside it, deleted once merged."""
+    return path.with_name(f".{path.name}.shards")
+
+
+def shard_path(path: Path, index: int, shards: int) -> Path:
+    return shard_dir(path) / f"{index + 1:03d}-of-{shards:03d}.safetensors"
+
+
+def shard_complete(rows: range, k: int) -> Complete:
+    """A whole shard file of ``rows``: the cache's tensors, and the rows and k its metadata records."""
+    expected = _shard_metadata(rows, k)
+
+    def complete(path: Path) -> bool:
+        if not cache_complete(path):
+            return False
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        return all(meta.get(key) == value for key, value in expected.items())
+
+    return complete
+
+
+def build_shard(
+    load: Loader,
+    examples: Sequence[Example],
+    path: Path,
+    index: int,
+    shards: int,
+    settings: CacheSettings,
+    progress: Progress | None = None,
+) -> Path:
+    """Shard ``index`` of the cache at ``path`` (``examples`` split ``shards`` ways), unless it is there
+    whole; ``load()`` gives the teacher and its tokenizer, and is called only when the shard is built."""
+    ranges = shard_ranges(len(examples), shards, settings.batch_size)
+    rows = ranges[index]
+
+    def write(tmp: Path) -> None:
+        teacher, tokenizer = load()
+        chunk = examples[rows.start : rows.stop]
+        tensors = compute_outputs(teacher, tokenizer, chunk, **asdict(settings), progress=progress)
+        save_file(tensors, str(tmp), metadata=_shard_metadata(rows, settings.k))
+
+    # Each shard is whole or absent like every artefact (mmkd.atomic): one a kill cut short is rebuilt,
+    # a finished one is kept for the next build.
+    return build_file_once(shard_path(path, index, len(ranges)), write, shard_complete(rows, settings.k))
+
+
+def merge_shards(path: Path, rows: int, shards: int, settings: CacheSettings) -> Path:
+    """The cache at ``path`` from its shards (all of them whole, else RuntimeError): the tensors
+    ``build_cache`` computes in one process, value for value. The shards are deleted once it is in place."""
+    ranges = shard_ranges(rows, shards, settings.batch_size)
+    files = [shard_path(path, i, len(ranges)) for i in range(len(ranges))]
+
+    def write(tmp: Path) -> None:
+        missing = [f.name for f, r in zip(files, ranges, strict=True) if not shard_complete(r, settings.k)(f)]
+        if missing:
+            raise RuntimeError(f"{path.name}: shards {', '.join(missing)} are not built; nothing to merge")
+        tensors = _concat([load_file(str(f)) for f in files])
+        save_file(tensors, str(tmp), metadata=_metadata(rows, settings.k))
+
+    build_file_once(path, write, cache_complete)
+    shutil.rmtree(shard_dir(path), ignore_errors=True)
+    return path
+
+
+def build_sharded(
+    load: Loader, examples: Sequence[Example], path: Path, shards: int, settings: CacheSettings
+) -> Path:
+    """Every shard in this process, one after the other (finished ones kept), then merged."""
+    if cache_complete(path):
+        return path
+    load = functools.cache(load)  # the teacher is loaded once, and only if a shard is missing
+    for index in range(len(shard_ranges(len(examples), shards, settings.batch_size))):
+        build_shard(load, examples, path, index, shards, settings)
+    return merge_shards(path, len(examples), shards, settings)
+
+
+def _shard_metadata(rows: range, k: int) -> dict[str, str]:
+    return {"start": str(rows.start), "stop": str(rows.stop), "k": str(k)}
+
+
+# ---------------------------------------------------------------------------------------------------
+# A sweep's caches: one per teacher, on the sweep's training rows
+# ---------------------------------------------------------------------------------------------------
+
+
+def sweep_cache_path(teacher_dir: Path, sweep: SweepConfig, root: Path) -> Path:
+    """Keyed by the teacher, task and tokenisation, never by the shard count: the cache built in four
+    shards is the cache built in one."""
     key = {
         "task": sweep.task.name,
         "options": sweep.task_options(),
         "source_len": sweep.train.max_source_len,
         "target_len": sweep.train.max_target_len,
     }
-    path = cache_path(root, teacher_dir, key, sweep.distill.top_k)
-    if cache_complete(path):
-        return path
-    model, tokenizer = load_seq2seq(teacher_dir)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    examples = task.examples("train", task.source_lang)
-    corpus = task.parallel_corpus() if sweep.distill.parallel else None
-    return build_cache(
-        model.to(device),
-        tokenizer,
-        tagged(sweep.family.name, examples + list(corpus.english if corpus is not None else ())),
-        path,
+    return cache_path(root, teacher_dir, key, sweep.distill.top_k)
+
+
+def cache_settings(sweep: SweepConfig) -> CacheSettings:
+    return CacheSettings(
         k=sweep.distill.top_k,
         max_source_len=sweep.train.max_source_len,
         max_target_len=sweep.train.max_target_len,
     )
+
+
+def cache_rows(sweep: SweepConfig) -> list[Example]:
+    """The training examples, then (with a parallel corpus) its English sentences, tagged for the model."""
+    from mmkd.data import get_task
+    from mmkd.models.langcodes import tagged
+
+    task = get_task(sweep.task.name, **sweep.task_options())
+    examples = task.examples("train", task.source_lang)
+    corpus = task.parallel_corpus() if sweep.distill.parallel else None
+    return tagged(sweep.family.name, examples + list(corpus.english if corpus is not None else ()))
+
+
+def teacher_loader(teacher_dir: Path) -> Loader:
+    def load() -> tuple[Any, Any]:
+        from mmkd.models import load_seq2seq
+
+        model, tokenizer = load_seq2seq(teacher_dir)
+        return model.to(torch.device("cuda" if torch.cuda.is_available() else "cpu")), tokenizer
+
+    return load
+
+
+def ensure_shard(
+    teacher_dir: Path, sweep: SweepConfig, root: Path, index: int, progress: Progress | None = None
+) -> None:
+    """Shard ``index`` of ``distill.cache_shards`` of the teacher's cache (one Ray task each), unless the
+    merged cache or the shard is there already."""
+    path = sweep_cache_path(teacher_dir, sweep, root)
+    if cache_complete(path):
+        return
+    rows = cache_rows(sweep)
+    shards = sweep.distill.cache_shards
+    build_shard(teacher_loader(teacher_dir), rows, path, index, shards, cache_settings(sweep), progress)
+
+
+def ensure_merged(teacher_dir: Path, sweep: SweepConfig, root: Path, rows: int) -> Path:
+    """The teacher's cache, merged from the shards of ``rows`` rows that ``ensure_shard`` built."""
+    path = sweep_cache_path(teacher_dir, sweep, root)
+    return merge_shards(path, rows, sweep.distill.cache_shards, cache_settings(sweep))
+
+
+def ensure_cache(teacher_dir: Path, sweep: SweepConfig, root: Path) -> Path:
+    """The cache of ``teacher_dir`` on the sweep's training rows, built by this process if it is not
+    there (the shards one after the other)."""
+    path = sweep_cache_path(teacher_dir, sweep, root)
+    if cache_complete(path):
+        return path
+    rows = cache_rows(sweep)
+    settings = cache_settings(sweep)
+    return build_sharded(teacher_loader(teacher_dir), rows, path, sweep.distill.cache_shards, settings)

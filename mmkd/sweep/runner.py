@@ -420,8 +420,8 @@ def prepare_artefacts(sweep: SweepConfig, exp: Experiment) -> Artefacts:
     """Model directories (or hub ids) of every size the space uses, and each teacher finetuned once.
 
     Runs as Ray tasks so the tiny zoo's sizes pretrain in parallel, each teacher starts as soon as its
-    base model exists, and its output cache as soon as it is finetuned; everything is cached by content,
-    so a rerun or resume only looks it up.
+    base model exists, and its output cache's shards (``_cache_tasks``) as soon as it is finetuned;
+    everything is cached by content, so a rerun or resume only looks it up.
     """
     import ray
 
@@ -439,7 +439,6 @@ def prepare_artefacts(sweep: SweepConfig, exp: Experiment) -> Artefacts:
     teach = ray.remote(_prepare_teacher).options(
         **(prep if sweep.teacher_workers() == 0 else {"num_cpus": DRIVER_CPU, "num_gpus": 0})
     )
-    cache = ray.remote(_prepare_cache).options(**prep)
     models: dict[str, Any] = {}
     for size in sizes:
         source = family.size(size).source
@@ -451,16 +450,34 @@ def prepare_artefacts(sweep: SweepConfig, exp: Experiment) -> Artefacts:
         t: teach.remote(str(exp.mmkd / "teachers"), t, models[t], sweep.model_dump(mode="json"))
         for t in sorted({t for t, _ in pairs})
     }
-    caches = {
-        t: cache.remote(ref, sweep.model_dump(mode="json"), str(exp.mmkd / "teacher-cache"))
-        for t, ref in teachers.items()
-        if sweep.distill.cache
-    }
+    caches = _cache_tasks(sweep, exp, teachers) if sweep.distill.cache else {}
     return Artefacts(
         models={k: (ray.get(v) if isinstance(v, ray.ObjectRef) else v) for k, v in models.items()},
         teachers={k: ray.get(v) for k, v in teachers.items()},
         teacher_cache={k: ray.get(v) for k, v in caches.items()},
     )
+
+
+def _cache_tasks(sweep: SweepConfig, exp: Experiment, teachers: dict[str, Any]) -> dict[str, Any]:
+    """Per teacher, its output cache's shards as parallel Ray tasks (the resources of any preparation
+    task: one GPU each when trials use GPUs), each starting once the teacher is finetuned, then a CPU
+    task merging them; the merge's results are the caches' paths."""
+    import ray
+
+    from mmkd.distill.cache import cache_rows, shard_ranges
+    from mmkd.sweep.cluster import prepare_resources
+
+    prep = prepare_resources(sweep.resources)
+    shard = ray.remote(_prepare_cache_shard).options(**prep)
+    merge = ray.remote(_merge_cache).options(num_cpus=prep["num_cpus"])  # it only concatenates
+    sweep_dict, root = sweep.model_dump(mode="json"), str(exp.mmkd / "teacher-cache")
+    rows = len(cache_rows(sweep))
+    shards = len(shard_ranges(rows, sweep.distill.cache_shards))
+    caches = {}
+    for t, ref in teachers.items():
+        done = [shard.remote(ref, sweep_dict, root, i, f"cache {t} {i + 1}/{shards}") for i in range(shards)]
+        caches[t] = merge.remote(ref, sweep_dict, root, rows, *done)  # starts when every shard is done
+    return caches
 
 
 def _progress(label: str, total: int) -> Any:
@@ -478,6 +495,22 @@ def _progress(label: str, total: int) -> Any:
     return update
 
 
+def _batches(label: str) -> Any:
+    """A progress bar over a task's batches, created at its first batch: a shard found whole shows none."""
+    from ray.experimental.tqdm_ray import tqdm
+
+    bars: list[Any] = []
+
+    def update(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, desc=label))
+        bars[0].update(1)
+        if done == total:
+            bars[0].close()
+
+    return update
+
+
 # The Ray tasks of prepare_artefacts. They become remote there, not with @ray.remote here: importing
 # Ray would cost `mmkd sweep status`, which imports this module, about a second.
 def _build_zoo_model(size: str, settings: Any) -> str:
@@ -486,10 +519,19 @@ def _build_zoo_model(size: str, settings: Any) -> str:
     return str(ensure_built(size, settings, progress=_progress(f"zoo {size}", settings.steps)))
 
 
-def _prepare_cache(teacher_dir: str, sweep_dict: dict[str, Any], root: str) -> str:
-    from mmkd.distill.cache import ensure_cache
+def _prepare_cache_shard(
+    teacher_dir: str, sweep_dict: dict[str, Any], root: str, index: int, label: str
+) -> None:
+    from mmkd.distill.cache import ensure_shard
 
-    return str(ensure_cache(Path(teacher_dir), config_mod.from_dict(sweep_dict), Path(root)))
+    ensure_shard(Path(teacher_dir), config_mod.from_dict(sweep_dict), Path(root), index, _batches(label))
+
+
+def _merge_cache(teacher_dir: str, sweep_dict: dict[str, Any], root: str, rows: int, *shards: None) -> str:
+    """``shards``: the shard tasks' (empty) results, passed so that Ray starts the merge after them."""
+    from mmkd.distill.cache import ensure_merged
+
+    return str(ensure_merged(Path(teacher_dir), config_mod.from_dict(sweep_dict), Path(root), rows))
 
 
 def _prepare_teacher(root: str, size: str, base: str, sweep_dict: dict[str, Any]) -> str:

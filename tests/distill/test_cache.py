@@ -4,14 +4,31 @@ import json
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import ByT5Tokenizer, T5ForConditionalGeneration
 
 from mmkd.config import load
-from mmkd.data import get_task
+from mmkd.data import Example, get_task
 from mmkd.data.collate import encode_batch, token_spans
-from mmkd.distill.cache import CachedTeacher, LiveTeacher, build_cache, cache_complete, cache_path
+from mmkd.distill.cache import (
+    CACHE_TENSORS,
+    CachedTeacher,
+    CacheSettings,
+    LiveTeacher,
+    build_cache,
+    build_shard,
+    build_sharded,
+    cache_complete,
+    cache_path,
+    merge_shards,
+    shard_dir,
+    shard_ranges,
+    sweep_cache_path,
+)
 from mmkd.distill.losses import MMKDHeads
+from mmkd.errors import UserInputError
+from mmkd.models.langcodes import tagged
 from mmkd.models.zoo import tiny_config
 from mmkd.trial import loss_step
 
@@ -88,3 +105,102 @@ def test_a_half_written_cache_is_detected_and_rebuilt(setup, tmp_path, capsys):
     assert "incomplete or damaged; replaced by a rebuilt copy" in capsys.readouterr().err
     save_file({"sentence": torch.zeros(2, 2)}, str(path))  # whole, but not a teacher cache
     assert not cache_complete(path)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Shards
+# ---------------------------------------------------------------------------------------------------
+
+
+def english(i, text):
+    """A parallel corpus's English sentence as the cache reads it: one aligned field, no target."""
+    return Example(f"flores-{i}", "en", text, "", ((0, len(text)),))
+
+
+@pytest.fixture(scope="module")
+def rows(setup):
+    """Training examples (two aligned fields each), then a corpus's English sentences (one field, empty
+    target): 26 rows, 7 batches of 4, the last two of sentences only."""
+    sentences = ["The river is long.", "Birds sing at dawn.", "The market opens early.", "Rain fell.",
+                 "Snow.", "A cat sat on the mat by the door."]  # fmt: skip
+    return tagged("tiny", setup[3] + [english(i, t) for i, t in enumerate(sentences)])
+
+
+SETTINGS = CacheSettings(k=8, max_source_len=96, max_target_len=32, batch_size=4)
+
+
+def _one_process(setup, rows, path):
+    tok, teacher = setup[0], setup[1]
+    return build_cache(teacher, tok, rows, path, k=8, max_source_len=96, max_target_len=32, batch_size=4)
+
+
+def _same_file(a, b):
+    ta, tb = load_file(str(a)), load_file(str(b))
+    assert set(ta) == set(tb) == CACHE_TENSORS
+    for name in ta:
+        assert ta[name].dtype == tb[name].dtype and torch.equal(ta[name], tb[name]), name
+    with safe_open(str(a), "pt") as fa, safe_open(str(b), "pt") as fb:
+        assert fa.metadata() == fb.metadata()
+
+
+def test_shards_are_whole_batches_covering_every_row_once():
+    assert shard_ranges(26, 4, 4) == [range(0, 4), range(4, 12), range(12, 20), range(20, 26)]
+    assert shard_ranges(26, 1, 4) == [range(0, 26)]
+    assert shard_ranges(26, 50, 4) == [range(i, min(i + 4, 26)) for i in range(0, 26, 4)]  # one per batch
+    for n in range(1, 200, 7):
+        for shards in (1, 2, 3, 8):
+            ranges = shard_ranges(n, shards, 64)
+            assert [r for rng in ranges for r in rng] == list(range(n)) and all(ranges)
+            assert all(r.start % 64 == 0 for r in ranges) and len(ranges) == min(shards, -(-n // 64))
+
+
+@pytest.mark.parametrize("shards", [1, 2, 4, 7])
+def test_the_merged_cache_is_the_one_process_cache(setup, rows, tmp_path, shards):
+    tok, teacher = setup[0], setup[1]
+    one = _one_process(setup, rows, tmp_path / "one.safetensors")
+    merged = build_sharded(lambda: (teacher, tok), rows, tmp_path / "merged.safetensors", shards, SETTINGS)
+    _same_file(merged, one)
+    assert CachedTeacher(merged).hidden_size == teacher.config.d_model
+    assert not shard_dir(merged).exists()  # the shards are deleted once merged
+
+
+def test_a_finished_shard_is_reused_and_a_cut_one_rebuilt(setup, rows, tmp_path, capsys):
+    tok, teacher = setup[0], setup[1]
+    path = tmp_path / "teacher-cache-x.safetensors"
+    load = lambda: (teacher, tok)  # noqa: E731
+    # A killed build: shards 1 and 2 of 4 were written, the second cut short mid-copy.
+    first = build_shard(load, rows, path, 0, 4, SETTINGS)
+    second = build_shard(load, rows, path, 1, 4, SETTINGS)
+    assert first.is_file()
+    second.write_bytes(second.read_bytes()[:-50])
+    forwards = []
+    hook = teacher.register_forward_hook(lambda module, args, out: forwards.append(1))
+    try:
+        merged = build_sharded(load, rows, path, 4, SETTINGS)
+    finally:
+        hook.remove()
+    # Shard 1 (one batch) was reused; shards 2 (two batches, rebuilt), 3 and 4 (two each) computed.
+    assert len(forwards) == 6
+    assert "incomplete or damaged; replaced by a rebuilt copy" in capsys.readouterr().err
+    _same_file(merged, _one_process(setup, rows, tmp_path / "one.safetensors"))
+    assert not shard_dir(path).exists()
+
+
+def test_a_merge_with_a_missing_shard_refuses_and_writes_nothing(setup, rows, tmp_path):
+    path = tmp_path / "teacher-cache-x.safetensors"
+    build_shard(lambda: (setup[1], setup[0]), rows, path, 0, 2, SETTINGS)
+    with pytest.raises(RuntimeError, match=r"002-of-002\.safetensors are not built"):
+        merge_shards(path, len(rows), 2, SETTINGS)
+    assert not path.exists() and shard_dir(path).is_dir()
+
+
+def test_the_cache_key_does_not_depend_on_the_shard_count(tmp_path):
+    one, four = (load("quickstart", [f"distill.cache_shards={n}"]) for n in (1, 4))
+    assert sweep_cache_path(tmp_path, one, tmp_path) == sweep_cache_path(tmp_path, four, tmp_path)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
+def test_a_bad_shard_count_is_one_line(value):
+    with pytest.raises(UserInputError) as err:
+        load("quickstart", [f"distill.cache_shards={value}"])
+    assert "\n" not in str(err.value) and "distill.cache_shards" in str(err.value)
