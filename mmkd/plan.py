@@ -317,20 +317,14 @@ def _value_bytes(sweep: SweepConfig) -> int:
 def check(sweep: SweepConfig) -> Plan | None:
     """None for a simulated sweep (it trains nothing); else the plan, or ``UserInputError`` (exit 2)
     naming the first job that fits no GPU: its model, the memory it needs and the memory there is, and
-    the layout that would fit when there is one."""
+    the layout that would fit when there is one. A trial planned under fsdp runs sharded (mmkd.sharding).
+    """
     if sweep.simulate.enabled:
         return None
     p = plan(sweep)
     misfits = p.misfits()  # first: a job that fits no GPU at all says the most
     if misfits:
         raise UserInputError(misfit_message(misfits[0], p.gpu_memory or 0.0))
-    sharded = [j for j in p.jobs if j.strategy == "fsdp"]
-    if sharded:
-        raise UserInputError(
-            f"plan: {sharded[0].label} would run under fsdp ({sharded[0].peak / GB:.1f} GB per worker), "
-            "which is planned but not runnable yet (evaluation and checkpoints under FSDP are not "
-            "implemented); give it a GPU its ddp replica fits, or a smaller model"
-        )
     return p
 
 

@@ -88,7 +88,10 @@ def clip_grad_norm_(params: list[torch.Tensor], max_norm: float) -> torch.Tensor
     (plain: the heads') gradients, which torch's foreach kernels do not take together: the norm of each
     kind, the sharded one's reduced over the ranks, then each kind scaled by the same factor."""
     grads = [p.grad for p in params if p.grad is not None]
-    kinds = [[g for g in grads if isinstance(g, DTensor)], [g for g in grads if not isinstance(g, DTensor)]]
+    kinds: list[list[torch.Tensor]] = [
+        [g for g in grads if isinstance(g, DTensor)],
+        [g for g in grads if not isinstance(g, DTensor)],
+    ]
     norms = []
     for kind in kinds:
         if kind:
@@ -109,8 +112,8 @@ def full_state(
     empty on the others. Collective: every rank calls it at the same point."""
     container = torch.nn.ModuleDict(modules)
     trainable = {n for n, p in container.named_parameters() if p.requires_grad}
-    model = get_model_state_dict(container, options=FULL)
-    optim = get_optimizer_state_dict(container, optimizer, options=FULL)
+    model: dict[str, Any] = dict(get_model_state_dict(container, options=FULL))
+    optim: Any = get_optimizer_state_dict(container, optimizer, options=FULL)
     if not model:  # a rank other than 0
         return {}, {}
     tensors: dict[str, dict[str, torch.Tensor]] = {key: {} for key in modules}
@@ -137,17 +140,24 @@ def load_full_state(
     """The inverse of ``full_state``: full tensors (every rank read the same checkpoint) sharded into the
     sharded modules and the optimiser in place."""
     container = torch.nn.ModuleDict(modules)
-    model = {f"{key}.{name}": t for key, state in tensors.items() for name, t in state.items()}
+    model: dict[str, Any] = {
+        f"{key}.{name}": t for key, state in tensors.items() for name, t in state.items()
+    }
     set_model_state_dict(container, model, options=StateDictOptions(full_state_dict=True, strict=False))
     names = {id(p): n for n, p in container.named_parameters()}
     order = [names[id(p)] for group in optimizer.param_groups for p in group["params"]]
-    optim = {
+    optim: Any = {
         "state": {order[int(i)]: values for i, values in optim_state["state"].items()},
         "param_groups": [
-            {**group, "params": [order[int(i)] for i in group["params"]]} for group in optim_state["param_groups"]
+            {**group, "params": [order[int(i)] for i in group["params"]]}
+            for group in optim_state["param_groups"]
         ],
     }
     set_optimizer_state_dict(container, optimizer, optim, options=StateDictOptions(full_state_dict=True))
+
+
+def is_sharded(model: torch.nn.Module) -> bool:
+    return isinstance(model, FSDPModule)
 
 
 def local_share(model: torch.nn.Module) -> tuple[int, int]:
