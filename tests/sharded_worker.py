@@ -8,6 +8,7 @@ SPEC: ``out`` (the trial's folder), ``models`` (the tiny models' folder), ``stra
 Each rank writes ``rank<r>.json`` to ``out``: its loss at every step and the elements of the student's
 parameters it holds (and of the whole student)."""
 
+import contextlib
 import json
 import os
 import sys
@@ -59,10 +60,8 @@ def main(spec_file: str) -> None:
     recipe = Recipe(
         config, RankSession(out, rank, spec.get("stop_at")), lambda step, loss: losses.append((step, loss))
     )
-    try:
+    with contextlib.suppress(Stopped):
         recipe.run()
-    except Stopped:
-        pass
     held, total = sharding.local_share(recipe.student)
     record = {"losses": losses, "held": held, "total": total}
     (out / f"rank{rank}.json").write_text(json.dumps(record))
