@@ -119,6 +119,17 @@ def test_auto_shards_a_trial_that_does_not_fit_a_replica_and_the_error_names_the
     assert message.endswith("fsdp over 3 workers would fit (resources.strategy=fsdp, resources.workers=3)")
 
 
+def test_a_sweep_under_fsdp_is_planned_not_refused(capsys):
+    """fsdp runs (mmkd.sharding): a sweep whose trials are sharded passes the check, planned so."""
+    overrides = ["resources.strategy=fsdp", "resources.workers=2"]
+    checked = plan.check(config.load("quickstart", overrides))
+    assert checked is not None
+    trials = [j for j in checked.jobs if j.label.startswith("trial ")]
+    assert trials and {(j.strategy, j.workers) for j in trials} == {("fsdp", 2)}
+    assert main(["sweep", "plan", "quickstart", *(arg for o in overrides for arg in ("--set", o))]) == 0
+    assert "fsdp x2" in capsys.readouterr().out
+
+
 def test_lora_counts_match_peft_on_a_tiny_student():
     from transformers import T5ForConditionalGeneration
 
