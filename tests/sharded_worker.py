@@ -4,7 +4,8 @@ runs it, without Ray (torchrun starts the processes and Accelerate their gloo pr
     python -m torch.distributed.run --standalone --nproc-per-node 2 tests/sharded_worker.py SPEC.json
 
 SPEC: ``out`` (the trial's folder), ``models`` (the tiny models' folder), ``strategy`` (ddp | fsdp),
-``overrides`` (the sweep's), ``stop_at`` (a step after whose report every rank stops, as if killed).
+``overrides`` (the sweep's), ``stop_at`` (a step after whose report every rank stops, as if killed);
+optional ``teacher``, ``student`` (tiny sizes, default s and xs), ``adapter_rank`` (default 4).
 Each rank writes ``rank<r>.json`` to ``out``: its loss at every step and the elements of the student's
 parameters it holds (and of the whole student)."""
 
@@ -43,17 +44,17 @@ class RankSession(FolderSession):
 def main(spec_file: str) -> None:
     spec = json.loads(Path(spec_file).read_text())
     rank, out, models = int(os.environ["RANK"]), Path(spec["out"]), Path(spec["models"])
-    family = get_family("tiny")
+    family, teacher, student = get_family("tiny"), spec.get("teacher", "s"), spec.get("student", "xs")
     searched = {
         "lr": 3e-3,
         "adapter_rank": spec.get("adapter_rank", 4),
-        "teacher": "s",
-        "student": "xs",
-        "teacher_params": family.size("s").params,
-        "student_params": family.size("xs").params,
-        "ratio": family.ratio("s", "xs"),
+        "teacher": teacher,
+        "student": student,
+        "teacher_params": family.size(teacher).params,
+        "student_params": family.size(student).params,
+        "ratio": family.ratio(teacher, student),
     }
-    artefacts = Artefacts(models={"xs": str(models / "xs")}, teachers={"s": str(models / "s")})
+    artefacts = Artefacts(models={student: str(models / student)}, teachers={teacher: str(models / teacher)})
     config = TrialConfig.build(searched, load("quickstart", spec["overrides"]), artefacts)
     config = replace(config, workers=int(os.environ["WORLD_SIZE"]), strategy=spec["strategy"])
     losses: list[tuple[int, float]] = []
