@@ -3,7 +3,8 @@
 Ray's documented Tune + Train pattern (Train V2): the Tune trial's function is the run's driver. It
 starts a ``TorchTrainer`` of N workers, each running the same Accelerate recipe (``mmkd.trial.run``) with
 a ``TrainSession``; Ray Train starts the processes and their process group (gloo on CPU, NCCL on GPU),
-Accelerate wraps the student in DDP, and ``mmkd.ranks`` gives each worker its shard of every batch.
+Accelerate wraps the student in DDP (``resources.strategy: fsdp``: mmkd.sharding shards it instead), and
+``mmkd.ranks`` gives each worker its shard of every batch.
 Train's ``TuneReportCallback`` forwards rank 0's reports to Tune, so the searcher, the schedulers and the
 results table see a trial as before, with ``workers`` and ``strategy`` in every report.
 
