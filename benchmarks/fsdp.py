@@ -44,7 +44,10 @@ def trial(root: Path, models: Path, strategy: str, args: argparse.Namespace) -> 
     done = subprocess.run([*command, str(WORKER), str(spec)], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"fsdp.py: the {strategy} trial failed:\n{done.stderr[-3000:]}")
-    reports = [json.loads(line) for line in (out / "result.jsonl").read_text().splitlines()]
+    from mmkd import reporting
+
+    sent = [json.loads(line) for line in (out / "result.jsonl").read_text().splitlines()]
+    reports = [{**r, **reporting.read_set_aside(out, r["step"])} for r in sent]  # the timings are set aside
     rank0 = json.loads((out / "rank0.json").read_text())
     return {
         "train_step_s": sum(r["time/train_step_s"] for r in reports) / len(reports),

@@ -235,9 +235,9 @@ class Recipe:
         acc = self.accelerator
         self.torch_optimizer = self.optimizer  # what a sharded checkpoint gathers from (the wrapper hides it)
         if self.sharded:
-            # Not given to Accelerate: on CPU it would wrap the sharded student in DDP (its FSDP plugin
-            # exists only for GPUs), and on GPU its plugin would shard again. Accelerate keeps the device,
-            # backward and the optimiser and scheduler wrappers (gradient accumulation).
+            # Not given to Accelerate: its prepare would wrap the sharded student in DDP (its own FSDP plugin
+            # exists only for GPUs, and one code path serves CPU and GPU: mmkd.sharding). Accelerate keeps
+            # the device, backward and the optimiser and scheduler wrappers (gradient accumulation).
             self.optimizer, self.scheduler = acc.prepare(self.optimizer, self.scheduler)
         else:
             self.student, self.optimizer, self.scheduler = acc.prepare(
