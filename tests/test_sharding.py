@@ -15,14 +15,14 @@ import torch
 from transformers import ByT5Tokenizer, T5ForConditionalGeneration
 
 from mmkd import checkpoint, reporting
-from mmkd.config import load
+from mmkd.config import Artefacts, TrialConfig, load
 from mmkd.data import get_task
 from mmkd.eval.baselines import dev_sets
 from mmkd.eval.evaluate import evaluate_model
 from mmkd.eval.langid import get_langid
 from mmkd.models import get_family, load_seq2seq, wrap_student
 from mmkd.models.zoo import tiny_config
-from mmkd.trial import CHECKPOINT_DIR
+from mmkd.trial import CHECKPOINT_DIR, LocalSession, run
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +35,7 @@ OVERRIDES = ["task.n_train=32", "task.n_dev=4", "task.languages=[te]", "search.t
 # fsdp and ddp compute the same shards' losses and average the same gradients; they differ in the order
 # of floating-point reductions only.
 CLOSE = 1e-4
+TOLERANCE = 0.02  # one process against two (tests/sweep/test_train_run.py says why)
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +93,7 @@ def runs(tiny_models, tmp_path_factory):
     records = {s: _launch(root / s, tiny_models, s) for s in ("ddp", "fsdp")}
     _launch(root / "stopped", tiny_models, "fsdp", stop_at=2)
     shutil.copytree(root / "stopped", root / "ddp-resumed")
+    shutil.copytree(root / "stopped", root / "one-process")
     records["fsdp-resumed"] = _launch(root / "stopped", tiny_models, "fsdp")
     records["ddp-resumed"] = _launch(root / "ddp-resumed", tiny_models, "ddp")
     return root, records
@@ -123,6 +125,29 @@ def test_an_fsdp_checkpoint_resumes_under_fsdp_and_under_ddp(runs):
         assert [v for _, v in resumed] == pytest.approx(whole[2:], rel=CLOSE), name
     reports = _reports(root / "stopped")
     assert [r["step"] for r in reports] == [2, 4] and reports[1]["resumed_from"].endswith("(step 2)")
+
+
+def test_an_fsdp_checkpoint_resumes_in_one_process(runs, tiny_models):
+    """The same checkpoint resumed by ``mmkd trial run``'s path: one process, no process group, the whole
+    batch in one piece — its losses follow the sharded run's within the tolerance of one worker against
+    two (tests/sweep/test_train_run.py), but for the in-batch levels (word InfoNCE, structure), which
+    compare a worker's examples with its own share only."""
+    root, _ = runs
+    family = get_family("tiny")
+    searched = {"lr": 3e-3, "adapter_rank": 4, "teacher": "s", "student": "xs",
+                "teacher_params": family.size("s").params, "student_params": family.size("xs").params,
+                "ratio": family.ratio("s", "xs")}  # fmt: skip
+    artefacts = Artefacts(models={"xs": str(tiny_models / "xs")}, teachers={"s": str(tiny_models / "s")})
+    run(
+        TrialConfig.build(searched, load("quickstart", OVERRIDES), artefacts),
+        LocalSession(root / "one-process"),
+    )
+    one, sharded = _reports(root / "one-process"), _reports(root / "fsdp")
+    assert [r["step"] for r in one] == [2, 4] and one[1]["resumed_from"].endswith("(step 2)")
+    assert (one[1]["workers"], one[1]["strategy"]) == (0, "in-actor")
+    for level in ("task", "token", "sentence"):
+        key = f"train/loss_{level}"
+        assert one[1][key] == pytest.approx(sharded[1][key], rel=TOLERANCE), key
 
 
 def test_the_sharded_evaluation_scores_as_one_process_evaluating_its_checkpoint(runs, tiny_models):
