@@ -56,6 +56,16 @@ def tiny_models(tmp_path_factory):
     return root
 
 
+def test_the_units_are_the_transformer_blocks_of_a_plain_and_a_lora_student():
+    from mmkd import sharding
+
+    model = T5ForConditionalGeneration(tiny_config("m"))
+    expected = [*model.encoder.block, *model.decoder.block]
+    assert sharding.blocks(model) == expected and len(expected) == 6
+    lora = wrap_student(model, 4, get_family("tiny").lora_targets)
+    assert sharding.blocks(lora) == expected  # the same modules inside peft's wrapper
+
+
 def _launch(out: Path, models: Path, strategy: str, stop_at: int | None = None) -> list[dict]:
     """One trial on two torchrun ranks; returns each rank's record (its losses and its share)."""
     out.mkdir(parents=True, exist_ok=True)
