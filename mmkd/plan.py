@@ -345,6 +345,13 @@ def check(sweep: SweepConfig) -> Plan | None:
     misfits = p.misfits()  # first: a job that fits no GPU at all says the most
     if misfits:
         raise UserInputError(misfit_message(misfits[0], p.gpu_memory or 0.0))
+    sharded = [j for j in p.jobs if j.strategy == "fsdp"]
+    if sharded and sweep.train.mixed_precision == "fp16":
+        raise UserInputError(
+            f"plan: {sharded[0].label} runs under fsdp, which mmkd runs in fp32 or bf16 only (fp16's loss "
+            "scaling would need every rank to agree on overflowing gradients): set train.mixed_precision "
+            "to bf16, auto or no"
+        )
     return p
 
 

@@ -33,7 +33,7 @@ from torch.distributed.tensor import DTensor
 
 # Full tensors, gathered one at a time to rank 0's CPU memory: no rank ever holds a second full model.
 FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
-PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = {"no": None, "bf16": torch.bfloat16}  # fp16 is refused by the plan (mmkd.plan.check)
 
 
 def blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
@@ -53,12 +53,14 @@ def blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
 
 def shard(model: torch.nn.Module, device: torch.device, precision: str) -> FSDPModule:
     """Shard ``model`` in place between all the processes of the default process group: every block,
-    then the root. ``precision`` (``no``/``bf16``/``fp16``, Accelerate's names): the dtype the gathered
+    then the root. ``precision`` (``no``/``bf16``, Accelerate's names): the dtype the gathered
     parameters compute in; gradients are reduced and the optimiser steps in fp32, and the root's outputs
     come back in fp32 (as Accelerate's prepared model returns them), for the losses and the heads."""
     world = torch.distributed.get_world_size()
     mesh = init_device_mesh(device.type, (world,))
-    dtype = PRECISIONS.get(precision)
+    if precision not in PRECISIONS:
+        raise ValueError(f"fsdp runs in fp32 or bf16, not {precision}")
+    dtype = PRECISIONS[precision]
     policy = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32 if dtype else None)
     for block in blocks(model):
         fully_shard(block, mesh=mesh, mp_policy=policy)

@@ -134,6 +134,9 @@ def test_a_sweep_under_fsdp_is_planned_not_refused(capsys):
     assert trials and {(j.strategy, j.workers) for j in trials} == {("fsdp", 2)}
     assert main(["sweep", "plan", "quickstart", *(arg for o in overrides for arg in ("--set", o))]) == 0
     assert "fsdp x2" in capsys.readouterr().out
+    fp16 = [arg for o in [*overrides, "train.mixed_precision=fp16"] for arg in ("--set", o)]
+    assert main(["sweep", "plan", "quickstart", *fp16]) == 2
+    assert "runs under fsdp, which mmkd runs in fp32 or bf16 only" in capsys.readouterr().err
 
 
 def test_lora_counts_match_peft_on_a_tiny_student():
