@@ -5,7 +5,8 @@ runs it, without Ray (torchrun starts the processes and Accelerate their gloo pr
 
 SPEC: ``out`` (the trial's folder), ``models`` (the tiny models' folder), ``strategy`` (ddp | fsdp),
 ``overrides`` (the sweep's), ``stop_at`` (a step after whose report every rank stops, as if killed);
-optional ``teacher``, ``student`` (tiny sizes, default s and xs), ``adapter_rank`` (default 4).
+optional ``teacher``, ``student`` (tiny sizes, default s and xs), ``adapter_rank`` (default 4), ``stage``
+(default search; confirm: the last evaluation adds the test split).
 Each rank writes ``rank<r>.json`` to ``out``: its loss at every step and the elements of the student's
 parameters it holds (and of the whole student)."""
 
@@ -53,6 +54,7 @@ def main(spec_file: str) -> None:
         "teacher_params": family.size(teacher).params,
         "student_params": family.size(student).params,
         "ratio": family.ratio(teacher, student),
+        "stage": spec.get("stage", "search"),
     }
     artefacts = Artefacts(models={student: str(models / student)}, teachers={teacher: str(models / teacher)})
     config = TrialConfig.build(searched, load("quickstart", spec["overrides"]), artefacts)

@@ -17,7 +17,6 @@ from transformers import ByT5Tokenizer, T5ForConditionalGeneration
 from mmkd import checkpoint, reporting
 from mmkd.config import Artefacts, TrialConfig, load
 from mmkd.data import get_task
-from mmkd.eval.baselines import dev_sets
 from mmkd.eval.evaluate import evaluate_model
 from mmkd.eval.langid import get_langid
 from mmkd.models import get_family, load_seq2seq, wrap_student
@@ -78,6 +77,7 @@ def _launch(out: Path, models: Path, strategy: str, stop_at: int | None = None) 
                 "strategy": strategy,
                 "overrides": OVERRIDES,
                 "stop_at": stop_at,
+                "stage": "confirm",  # the last report adds the test split
             }
         )
     )
@@ -160,26 +160,26 @@ def test_an_fsdp_checkpoint_resumes_in_one_process(runs, tiny_models):
         assert one[1][key] == pytest.approx(sharded[1][key], rel=TOLERANCE), key
 
 
-def test_the_sharded_evaluation_scores_as_one_process_evaluating_its_checkpoint(runs, tiny_models):
-    """Rank 0's report at the last step (every rank generated in lockstep) against the same weights,
-    restored from the fsdp run's full-tensor checkpoint into an unsharded student, evaluated the way a
-    ddp run's rank 0 evaluates (one process, ``evaluate_model``)."""
+@pytest.mark.parametrize("split", ["dev", "test"])
+def test_the_sharded_evaluation_scores_as_one_process_evaluating_its_checkpoint(runs, tiny_models, split):
+    """Rank 0's report at the last step (every rank generated in lockstep; a confirm trial's last report
+    adds the test split) against the same weights, restored from the fsdp run's full-tensor checkpoint
+    into an unsharded student, evaluated the way a ddp run's rank 0 evaluates (one process,
+    ``evaluate_model``)."""
     root, _ = runs
     sweep = load("quickstart", OVERRIDES)
     base, tokenizer = load_seq2seq(str(tiny_models / "xs"))
     student = wrap_student(base, 4, get_family("tiny").lora_targets)
     checkpoint.load_weights(root / "fsdp" / CHECKPOINT_DIR, {"student": student})
     task = get_task(sweep.task.name, **sweep.task_options())
-    evaluation = evaluate_model(
-        student, tokenizer, task, dev_sets(task), sweep, get_langid(sweep.eval.langid)
-    )
+    examples = {lang: task.examples(split, lang) for lang in task.languages}
+    evaluation = evaluate_model(student, tokenizer, task, examples, sweep, get_langid(sweep.eval.langid))
     reported = _reports(root / "fsdp")[-1]
     assert reported["step"] == 4
-    rows = [
-        json.loads(line)
-        for line in (root / "fsdp" / "mmkd_examples" / "000004.jsonl").read_text().splitlines()
-    ]
+    name = "000004.jsonl" if split == "dev" else "test-000004.jsonl"
+    rows = [json.loads(line) for line in (root / "fsdp" / "mmkd_examples" / name).read_text().splitlines()]
     assert [r["output"] for r in rows] == [r["output"] for r in evaluation.examples]
     assert any(r["output"] for r in rows)  # real outputs, not empty ones
     for key, value in evaluation.metrics.items():
+        key = key if split == "dev" else f"test/{key.removeprefix('eval/')}"
         assert reported[key] == pytest.approx(value, nan_ok=True), key
