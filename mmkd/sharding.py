@@ -31,8 +31,9 @@ from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor
 
-# Full tensors, gathered one at a time to rank 0's CPU memory: no rank ever holds a second full model.
-FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
+# Full tensors, gathered one at a time to rank 0's CPU memory: no rank ever holds a second full model;
+# the frozen ones (a LoRA student's base) are not gathered at all: a checkpoint holds the trainable ones.
+FULL = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
 PRECISIONS = {"no": None, "bf16": torch.bfloat16}  # fp16 is refused by the plan (mmkd.plan.check)
 
 
