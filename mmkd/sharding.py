@@ -5,7 +5,8 @@ Accelerate (1.16) turns its FSDP plugin on only for GPU processes (a CPU process
 ``DistributedType.FSDP``), so the recipe shards the student itself, one code path for CPU (gloo) and GPU
 (NCCL): each transformer block is one FSDP unit (gathered whole for its forward and backward, sharded
 again after), the rest of the model (embeddings, final norms, LM head) the root unit. Accelerate keeps the
-device, backward, mixed precision's autocast and the optimiser/scheduler wrappers (mmkd/trial.py).
+device, backward and the optimiser/scheduler wrappers (mmkd/trial.py); mixed precision is FSDP's own
+(``shard``), since Accelerate's autocast wraps only the models it prepares.
 
 The MMKD heads stay replicated outside FSDP, as under DDP. Checkpoints hold full tensors in the format
 of a one-process run (mmkd/checkpoint.py): gathered with ``torch.distributed.checkpoint.state_dict``'s
