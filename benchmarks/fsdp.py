@@ -1,13 +1,14 @@
 """What sharding a trial's student costs: the same 2-worker trial under ddp and under fsdp (CPU, gloo).
 
-    python benchmarks/fsdp.py [--student l] [--teacher xl] [--steps 8] [--n-dev 16] [--max-new-tokens 16]
+    python benchmarks/fsdp.py [--student l] [--teacher xl] [--steps 32] [--n-dev 16] [--max-new-tokens 16]
 
-Each trial runs the recipe on two ``torchrun`` ranks, as Ray Train's workers run it (tests/sharded_worker.py,
-without Ray's start-up), full finetuning of an untrained tiny student from an untrained tiny teacher,
-every MMKD level on, evaluating twice. Reported per strategy: the mean seconds of a training step and of
-an evaluation (greedy generation on every dev set, scored; under fsdp every rank generates in lockstep,
-gathering each block for each forward) from rank 0's reports, and the share of the student's parameter
-elements rank 0 holds. Prints one JSON line last, with the fsdp/ddp ratios (measured in one run).
+Each trial runs the recipe on two ``torchrun`` ranks, as Ray Train's workers run it
+(tests/sharded_worker.py, without Ray's start-up): full finetuning of an untrained tiny student from an
+untrained tiny teacher, every MMKD level on, evaluating four times. Reported per strategy: the mean
+seconds of a training step and of an evaluation (greedy generation on every dev set, scored; under fsdp
+every rank generates in lockstep, gathering each block for each forward) from rank 0's reports, and the
+share of the student's parameter elements rank 0 holds. Prints one JSON line last, with the fsdp/ddp
+ratios (measured in one run).
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ def trial(root: Path, models: Path, strategy: str, args: argparse.Namespace) -> 
     out = root / strategy
     overrides = ["task.n_train=64", f"task.n_dev={args.n_dev}", "task.languages=[sw, te]",
                  f"search.teacher=[{args.teacher}]", f"search.student=[{args.student}]",
-                 f"train.max_steps={args.steps}", f"train.eval_every={args.steps // 2}", "train.batch_size=8",
-                 "train.warmup_steps=1", "train.checkpoint_every_s=1e9",
+                 f"train.max_steps={args.steps}", f"train.eval_every={max(1, args.steps // 4)}",
+                 "train.batch_size=8", "train.warmup_steps=1", "train.checkpoint_every_s=1e9",
                  f"eval.max_new_tokens={args.max_new_tokens}", "distill.cache=false", "distill.parallel=true",
                  "stop.wlr=null"]  # fmt: skip
     spec = root / f"{strategy}.json"
@@ -62,9 +63,7 @@ def main() -> None:
     )
     parser.add_argument("--student", default="l", help="tiny student size (default l)")
     parser.add_argument("--teacher", default="xl", help="tiny teacher size (default xl)")
-    parser.add_argument(
-        "--steps", type=int, default=8, help="training steps, evaluated at half and at the end"
-    )
+    parser.add_argument("--steps", type=int, default=32, help="training steps, evaluated every quarter")
     parser.add_argument("--n-dev", type=int, default=16, help="dev examples per language")
     parser.add_argument("--max-new-tokens", type=int, default=16)
     args = parser.parse_args()
