@@ -46,7 +46,7 @@ def tiny_models(tmp_path_factory):
     for size in ("s", "xs"):
         model = T5ForConditionalGeneration(tiny_config(size))
         if size == "xs":
-            with torch.no_grad():  # tied embeddings: the rows of specials and non-ASCII bytes score 0
+            with torch.no_grad():  # tied embeddings: specials, control bytes and non-ASCII bytes score 0
                 model.shared.weight.normal_(0, 1.0)
                 model.shared.weight[:35] = 0
                 model.shared.weight[131:] = 0
