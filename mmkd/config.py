@@ -262,13 +262,20 @@ class TeacherConfig(_Strict):
         50,
         description="Steps between checkpoints of the finetuning (a killed finetune resumes from the last).",
     )
+    workers: Annotated[int, Field(ge=0)] | None = Field(
+        None,
+        description="0 = each teacher is finetuned by one process in a preparation task; N >= 1 = by a Ray "
+        "Train run of N workers (the trials' recipe and strategy: resources.strategy, one GPU each when "
+        "resources.gpu > 0); null = resources.workers.",
+    )
 
     def content(self) -> dict[str, Any]:
         """The settings that shape the finetuned weights (the teacher's content hash): not the checkpoint
-        cadence, and ``weight_decay`` only away from its default, so teachers finetuned before it was a
-        setting keep their hash."""
+        cadence or the worker count (the batches are the same), and ``weight_decay`` only away from its
+        default, so teachers finetuned before it was a setting keep their hash."""
         default = type(self).model_fields["weight_decay"].default
-        unhashed = {"checkpoint_every"} | ({"weight_decay"} if self.weight_decay == default else set())
+        unhashed = {"checkpoint_every", "workers"}
+        unhashed |= {"weight_decay"} if self.weight_decay == default else set()
         return self.model_dump(exclude=unhashed)
 
 
@@ -427,6 +434,10 @@ class SweepConfig(_Strict):
     confirm: ConfirmConfig | None = Field(
         None, description="Confirm stage after the search (or later: `mmkd sweep confirm`); null = none."
     )
+
+    def teacher_workers(self) -> int:
+        """Ray Train workers of a teacher's finetuning (0: one process in a preparation task)."""
+        return self.resources.workers if self.teacher.workers is None else self.teacher.workers
 
     @model_validator(mode="after")
     def _consistent(self) -> SweepConfig:

@@ -24,8 +24,8 @@ term is 0-22% above the tensors autograd keeps in a real forward, tests/test_pla
 - a reserve of 1.5 GB: the CUDA context and the allocator's fragmentation.
 
 A live teacher (``distill.cache: false``) adds its fp32 weights; with the cache the trials never load it.
-Teachers are finetuned by ``mmkd.distill.teacher``: one process, fp32, AdamW over every parameter
-(``teacher_layout`` — the one place to change when teachers run on several workers).
+Teachers are finetuned by ``mmkd.distill.teacher`` with the trials' recipe and precision, AdamW over
+every parameter: in one process, or on ``teacher.workers`` Train workers (ddp or fsdp, as trials).
 
 **GPU-hours** count training tokens (padded lengths, every step: early stopping only lowers them) at
 6 FLOPs per trained parameter and token (4 with an adapter: no weight gradients of the frozen base) plus 2
@@ -89,7 +89,8 @@ class Job:
     strategy: Strategy
     gpu_seconds: float  # of one run at the planned throughput
     runs: float  # how many times it runs in the sweep (its share of the trials, confirm seeds)
-    resizable: bool  # whether resources.workers / strategy change its layout (trials do, teachers not yet)
+    setting: str  # the setting of its worker count: resources.workers (trials) or teacher.workers
+    single: str | None  # its layout without Train workers ("in-actor", "1 process"); None: it uses them
 
     def memory(self, strategy: Strategy, workers: int | None = None) -> Memory:
         n = self.workers if workers is None else workers
@@ -217,7 +218,7 @@ def plan(sweep: SweepConfig) -> Plan:
     elif res.gpu == 0:
         notes.append("memory not checked: trials use no GPU (resources.gpu: 0)")
     teachers = sorted({t for t, _ in sweep.pairs()}, key=lambda n: _size(sweep, n).params)
-    jobs = [teacher_job(sweep, t, rate) for t in teachers]
+    jobs = [teacher_job(sweep, t, available, rate) for t in teachers]
     jobs += [
         trial_job(sweep, t, s, rank, available, rate)
         for t, s in sweep.pairs()
@@ -226,35 +227,36 @@ def plan(sweep: SweepConfig) -> Plan:
     return Plan(sweep, jobs, available, rate, source, notes)
 
 
-def teacher_layout(sweep: SweepConfig) -> tuple[int, Strategy, int]:
-    """(workers, strategy, bytes per activation) of a teacher finetune: mmkd.distill.teacher trains it in
-    one process, in fp32."""
-    return 1, "ddp", 4
-
-
-def teacher_job(sweep: SweepConfig, name: str, rate: float) -> Job:
+def teacher_job(sweep: SweepConfig, name: str, available: float | None, rate: float) -> Job:
+    """A teacher's finetuning (mmkd.distill.teacher): the trials' recipe and precision, in one process or
+    on ``teacher.workers`` Train workers (``resources.strategy``, like a trial)."""
     size, cfg, train = _size(sweep, name), sweep.teacher, sweep.train
     shape = _shape(sweep, size)
-    workers, strategy, value_bytes = teacher_layout(sweep)
+    workers = sweep.teacher_workers()
     lengths = train.max_source_len + train.max_target_len
     flops = cfg.steps * cfg.batch_size * lengths * 6 * size.params
     if sweep.distill.cache:  # the output cache: one forward over the training set
         flops += sweep.task.n_train * lengths * 2 * size.params
-    return Job(
+    job = Job(
         label=f"teacher {name}",
         model=f"teacher {name} ({size.params / 1e9:.2f}B parameters, finetuned in full)",
         held=size.params,
         trained=size.params,
         whole=Whole(block_params(shape), size.embedding, size.embedding),
         activations=activation_bytes(
-            shape, cfg.batch_size, train.max_source_len, train.max_target_len, value_bytes
+            shape, cfg.batch_size, train.max_source_len, train.max_target_len, _value_bytes(sweep)
         ),
-        workers=workers,
-        strategy=strategy,
+        workers=max(1, workers),
+        strategy="ddp",
         gpu_seconds=flops / (rate * 6e9),
         runs=1,
-        resizable=False,
+        setting="teacher.workers",
+        single="1 process" if workers == 0 else None,
     )
+    if workers == 0:
+        return job
+    strategy = choose(job.memory("ddp").total, sweep.resources.strategy, workers, available)
+    return replace(job, strategy=strategy)
 
 
 def trial_job(
@@ -294,7 +296,8 @@ def trial_job(
         strategy="ddp",
         gpu_seconds=tokens * ((6 if rank == 0 else 4) * s.params + 2 * live_teacher) / (rate * 6e9),
         runs=sweep.search.num_samples / cells + confirm,
-        resizable=True,
+        setting="resources.workers",
+        single="in-actor" if res.workers == 0 else None,
     )
     strategy = choose(job.memory("ddp").total, res.strategy, res.workers, available)
     return replace(job, strategy=strategy)
@@ -364,14 +367,11 @@ def misfit_message(job: Job, available: float) -> str:
 
 
 def _fitting_layout(job: Job, available: float) -> str:
-    """'; fsdp over N workers would fit ...' with the fewest N that fit, when the layout can change."""
-    if not job.resizable:
-        return ""
+    """'; fsdp over N workers would fit ...' with the fewest N that fit."""
     for workers in range(1, 257):
         if job.memory("fsdp", workers).total <= available:
             return (
-                f"; fsdp over {workers} workers would fit "
-                f"(resources.strategy=fsdp, resources.workers={workers})"
+                f"; fsdp over {workers} workers would fit (resources.strategy=fsdp, {job.setting}={workers})"
             )
     return "; no fsdp layout of up to 256 workers would fit"
 
@@ -383,18 +383,15 @@ def describe(p: Plan) -> str:
     memory = "not declared" if p.gpu_memory is None else f"{p.gpu_memory / GB:.1f} GB a worker"
     lines = [
         f"plan of {sweep.name} ({sweep.family.name}): batch {train.batch_size} x {train.grad_accum} "
-        f"micro-batches, lengths {train.max_source_len}/{train.max_target_len}, {precision} activations "
-        f"in trials; GPU memory {memory}; resources.workers {res.workers}, strategy {res.strategy}",
+        f"micro-batches, lengths {train.max_source_len}/{train.max_target_len}, {precision} activations; "
+        f"GPU memory {memory}; resources.workers {res.workers}, strategy {res.strategy}, "
+        f"teacher.workers {sweep.teacher_workers()}",
         f"{'job':<22}{'params':>9}{'trained':>10}{'ddp GB':>9}{'fsdp GB':>9}  {'uses':<12}"
         f"{'GPU-h a run':>12}{'runs':>7}  fits",
     ]
     for j in p.jobs:
         fits = "-" if p.gpu_memory is None else ("yes" if j.peak <= p.gpu_memory else "NO")
-        uses = f"{j.strategy} x{j.workers}"
-        if not j.resizable:
-            uses = "1 process"
-        elif res.workers == 0:
-            uses = "in-actor"
+        uses = j.single or f"{j.strategy} x{j.workers}"
         lines.append(
             f"{j.label:<22}{_count(j.held):>9}{_count(j.trained):>10}"
             f"{j.memory('ddp').total / GB:>9.1f}{j.memory('fsdp').total / GB:>9.1f}  {uses:<12}"

@@ -139,6 +139,21 @@ def test_a_sweep_under_fsdp_is_planned_not_refused(capsys):
     assert "runs under fsdp, which mmkd runs in fp32 or bf16 only" in capsys.readouterr().err
 
 
+def test_a_teacher_on_train_workers_is_planned_like_a_trial_and_the_error_names_its_setting():
+    base = ["search.teacher=[xl]", "resources.gpu=1", "resources.gpu_memory_gb=40"]
+    alone = plan.plan(config.load("xtreme_r_lowres", base)).jobs[0]
+    assert alone.label == "teacher xl" and alone.single == "1 process" and alone.strategy == "ddp"
+    assert alone.peak > 40e9  # 3.7B parameters: 59 GB of fp32 weights, gradients and AdamW state alone
+    # 45.3 GB over 3 workers, 36.5 over 4: mT5-xl's embeddings and output projection (1.02B parameters,
+    # FSDP's root unit) stay gathered for the whole step, with their whole gradient (8.2 GB)
+    assert plan.misfit_message(alone, 40e9).endswith("(resources.strategy=fsdp, teacher.workers=4)")
+    workers = plan.plan(config.load("xtreme_r_lowres", [*base, "teacher.workers=4"])).jobs[0]
+    assert workers.single is None and workers.workers == 4 and workers.strategy == "fsdp"
+    assert workers.peak <= 40e9
+    # trials keep their own layout (resources.workers: 0, in their Tune actors)
+    assert {j.single for j in plan.plan(config.load("xtreme_r_lowres", base)).jobs[1:]} == {"in-actor"}
+
+
 def test_lora_counts_match_peft_on_a_tiny_student():
     from transformers import T5ForConditionalGeneration
 

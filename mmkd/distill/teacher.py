@@ -62,7 +62,7 @@ def ensure_teacher(
     def build(work: Path) -> None:
         # A killed build left ``work`` (resumable): finished but not yet renamed, or checkpointed.
         if not complete(work):
-            stats = finetune(base, sweep, work, progress)
+            stats = finetune(base, sweep, work, progress, size=size, name=final.name)
             evaluation(work, sweep)  # right after finetuning, kept with the weights: the teacher's baseline
             atomic_write(work / DONE_FILE, json.dumps({"size": size, "base": base, **stats}))
         shutil.rmtree(work / CHECKPOINT_DIR, ignore_errors=True)  # the finetuning's, not the teacher's
@@ -98,29 +98,67 @@ def evaluation(teacher: Path, sweep: SweepConfig) -> dict[str, float]:
 
 
 def finetune(
-    base: str, sweep: SweepConfig, out_dir: Path, progress: Callable[[int, float], None] | None = None
+    base: str,
+    sweep: SweepConfig,
+    out_dir: Path,
+    progress: Callable[[int, float], None] | None = None,
+    *,
+    size: str = "teacher",
+    name: str = "teacher",
 ) -> dict[str, Any]:
     """Full finetuning of ``base`` with the trial's recipe (mmkd.trial.Recipe) on the task cross-entropy
     alone (on the task examples and, with ``teacher.aux_translation``, translation pairs in every batch),
-    bf16 where the device supports it; saves model + tokenizer to ``out_dir``. It checkpoints into
-    ``out_dir/checkpoint`` every ``teacher.checkpoint_every`` steps and resumes from there when run again.
-    """
-    losses: list[float] = []
+    bf16 where the device supports it; saves model + tokenizer to ``out_dir``.
+
+    With ``sweep.teacher_workers()`` >= 1 (``size``: the plan's teacher, ``name``: its folder) it is a
+    Ray Train run of that many workers (mmkd.sweep.train_run.teacher_trainer) whose checkpoints are
+    Train's; else one process that checkpoints into ``out_dir/checkpoint`` every
+    ``teacher.checkpoint_every`` steps. Either resumes from its last checkpoint when run again."""
+    if sweep.teacher_workers() >= 1:
+        return _finetune_on_workers(base, sweep, out_dir, size, name)
+    steps = 0
 
     def on_step(step: int, loss: float) -> None:
-        losses.append(loss)
+        nonlocal steps
+        steps += 1
         if progress is not None:
             progress(step, loss)
 
     recipe = Recipe(TrialConfig.teacher_finetune(sweep, base), FolderSession(out_dir), on_step)
     start = time.perf_counter()
-    recipe.run()
+    last = recipe.run()
     seconds = time.perf_counter() - start
-    model = recipe.accelerator.unwrap_model(recipe.student)
-    model.save_pretrained(out_dir)
-    recipe.tokenizer.save_pretrained(out_dir)
+    save_finetuned(recipe, out_dir)
     return {
-        "final_loss": losses[-1] if losses else float("nan"),
+        # the mean over the steps since the previous checkpoint (NaN: resumed at the last step)
+        "final_loss": last.get("train/loss", float("nan")),
         "seconds": seconds,
-        "seconds_per_step": seconds / max(1, len(losses)),  # the steps of this run (after a resume: fewer)
+        "seconds_per_step": seconds / max(1, steps),  # the steps of this run (after a resume: fewer)
+        "resumed_from": recipe.resumed_from,
     }
+
+
+def _finetune_on_workers(
+    base: str, sweep: SweepConfig, out_dir: Path, size: str, name: str
+) -> dict[str, Any]:
+    from mmkd.sweep.train_run import teacher_trainer
+
+    start = time.perf_counter()
+    result = teacher_trainer(sweep, size, base, name).fit()
+    seconds = time.perf_counter() - start
+    if result.checkpoint is None or not result.metrics.get("final"):
+        raise RuntimeError(f"teacher {name}: its Train run ended without reporting the finetuned model")
+    result.checkpoint.to_directory(str(out_dir))
+    return {
+        "final_loss": result.metrics["train/loss"],
+        "seconds": seconds,
+        "seconds_per_step": seconds / sweep.teacher.steps,  # of this run, setup included
+        "workers": sweep.teacher_workers(),
+        "resumed_from": result.metrics["resumed_from"],
+    }
+
+
+def save_finetuned(recipe: Recipe, out_dir: Path) -> None:
+    """The finetuned model and its tokenizer, as ``load_seq2seq`` reads them."""
+    recipe.accelerator.unwrap_model(recipe.student).save_pretrained(out_dir)
+    recipe.tokenizer.save_pretrained(out_dir)

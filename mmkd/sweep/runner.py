@@ -164,10 +164,17 @@ def _init_ray(address: str | None) -> None:
     else:
         # "local": a Ray of this sweep's own. Without an address ray.init joins the newest cluster that
         # `ray start` left on the machine (/tmp/ray/ray_current_cluster), whoever started it, and the
-        # sweep dies with that cluster.
-        ray.init(
-            address="local", include_dashboard=False, configure_logging=True, logging_level=logging.WARNING
-        )
+        # sweep dies with that cluster. Its own processes are told its address for the same reason
+        # (Train V2's placement-group cleaner would otherwise ask the newest Ray: addressed_ray).
+        from mmkd.sweep.cluster import addressed_ray
+
+        with addressed_ray():
+            ray.init(
+                address="local",
+                include_dashboard=False,
+                configure_logging=True,
+                logging_level=logging.WARNING,
+            )
 
 
 @contextmanager
@@ -420,6 +427,7 @@ def prepare_artefacts(sweep: SweepConfig, exp: Experiment) -> Artefacts:
 
     from mmkd.models import get_family
     from mmkd.sweep.cluster import prepare_resources
+    from mmkd.sweep.train_run import DRIVER_CPU
 
     family = get_family(sweep.family.name)
     pairs = sweep.pairs()
@@ -427,7 +435,10 @@ def prepare_artefacts(sweep: SweepConfig, exp: Experiment) -> Artefacts:
     zoo = sweep.family.zoo
     prep = prepare_resources(sweep.resources)
     build_zoo = ray.remote(_build_zoo_model).options(**prep)
-    teach = ray.remote(_prepare_teacher).options(**prep)
+    # A teacher finetuned by Train workers: the task only drives the run, the workers hold the GPUs.
+    teach = ray.remote(_prepare_teacher).options(
+        **(prep if sweep.teacher_workers() == 0 else {"num_cpus": DRIVER_CPU, "num_gpus": 0})
+    )
     cache = ray.remote(_prepare_cache).options(**prep)
     models: dict[str, Any] = {}
     for size in sizes:

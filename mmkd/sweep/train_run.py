@@ -44,8 +44,6 @@ def train_trial(config: dict[str, Any], sweep: SweepConfig, artefacts: Artefacts
 
     from mmkd.sweep.runner import folder_name
 
-    # Train V2 records its runs for the dashboard's Train view only when asked (Ray's documented variable)
-    os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "1")
     context = tune.get_context()
     folder = folder_name(config["student"], config["teacher"], context.get_trial_id())
     # the live gauges' tags, as in-actor trials set them (mmkd.sweep.telemetry)
@@ -63,34 +61,64 @@ def trainer(
 ) -> Any:
     """The ``TorchTrainer`` of one trial (``folder``: the trial's folder name in the sweep; ``tags``: the
     sweep and trial names its live gauges carry, default the sweep's and the run's)."""
+    from mmkd.trial import EXAMPLES_DIR
+
+    name = run_name(sweep.name, folder)
+    loop_config = {
+        "searched": config,
+        "sweep": sweep,
+        "artefacts": artefacts,
+        "workers": sweep.resources.workers,
+        "strategy": strategy(
+            sweep, f"trial {config['teacher']}:{config['student']} r{config['adapter_rank']}"
+        ),
+        "examples_dir": str(Path(sweep.storage) / sweep.name / folder / EXAMPLES_DIR),
+        "telemetry_tags": list(tags or (sweep.name, name)),
+    }
+    return _torch_trainer(worker_loop, loop_config, sweep, name, sweep.resources.workers, callbacks)
+
+
+def teacher_trainer(sweep: SweepConfig, size: str, base: str, folder: str) -> Any:
+    """The ``TorchTrainer`` of a teacher's finetuning (``folder``: the teacher's folder name, which keys
+    its content): ``sweep.teacher_workers()`` workers running the trials' recipe on the task loss; the
+    run's last checkpoint holds the finetuned model (``teacher_worker_loop``). Started again after a
+    kill, a run of the same name resumes from its last checkpoint."""
+    name = run_name(sweep.name, f"teacher-{folder}")
+    workers = sweep.teacher_workers()
+    loop_config = {
+        "sweep": sweep,
+        "base": base,
+        "size": size,
+        "workers": workers,
+        "strategy": strategy(sweep, f"teacher {size}"),
+        "telemetry_tags": [sweep.name, name],
+    }
+    return _torch_trainer(teacher_worker_loop, loop_config, sweep, name, workers, [])
+
+
+def _torch_trainer(
+    loop: Any, loop_config: dict[str, Any], sweep: SweepConfig, name: str, workers: int, callbacks: list[Any]
+) -> Any:
     from ray import train
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from mmkd.sweep.runner import MMKD_DIR
-    from mmkd.trial import EXAMPLES_DIR
 
-    cfg = sweep
-    res, exp = cfg.resources, Path(cfg.storage) / cfg.name
+    # Train V2 records its runs for the dashboard's Train view only when asked (Ray's documented variable)
+    os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "1")
+    res = sweep.resources
     return TorchTrainer(
-        worker_loop,
-        train_loop_config={
-            "searched": config,
-            "sweep": sweep,
-            "artefacts": artefacts,
-            "workers": res.workers,
-            "strategy": strategy(cfg, config),
-            "examples_dir": str(exp / folder / EXAMPLES_DIR),
-            "telemetry_tags": list(tags or (cfg.name, run_name(cfg.name, folder))),
-        },
+        loop,
+        train_loop_config=loop_config,
         torch_config=TorchConfig(backend="nccl" if res.gpu > 0 else "gloo"),
         scaling_config=train.ScalingConfig(
-            num_workers=res.workers,
+            num_workers=workers,
             use_gpu=res.gpu > 0,
             resources_per_worker={"CPU": res.cpu, **({"GPU": res.gpu} if res.gpu > 0 else {})},
         ),
         run_config=train.RunConfig(
-            name=run_name(cfg.name, folder),
-            storage_path=str(exp / MMKD_DIR / TRAIN_DIR),
+            name=name,
+            storage_path=str(Path(sweep.storage) / sweep.name / MMKD_DIR / TRAIN_DIR),
             callbacks=callbacks,
             failure_config=train.FailureConfig(max_failures=res.worker_failures),
             checkpoint_config=train.CheckpointConfig(num_to_keep=2),
@@ -98,11 +126,10 @@ def trainer(
     )
 
 
-def strategy(sweep: SweepConfig, config: dict[str, Any]) -> str:
-    """The trial's strategy as the plan resolves it (``auto``: ddp when a replica fits the GPU)."""
+def strategy(sweep: SweepConfig, label: str) -> str:
+    """The strategy of the plan's job ``label`` (``auto``: ddp when a replica fits the GPU)."""
     from mmkd.plan import plan
 
-    label = f"trial {config['teacher']}:{config['student']} r{config['adapter_rank']}"
     return next(j.strategy for j in plan(sweep).jobs if j.label == label)
 
 
@@ -115,6 +142,43 @@ def worker_loop(config: dict[str, Any]) -> None:
     trial = TrialConfig.build(config["searched"], config["sweep"], config["artefacts"])
     trial = replace(trial, workers=int(config["workers"]), strategy=str(config["strategy"]))
     run(trial, TrainSession(Path(config["examples_dir"]), tuple(config["telemetry_tags"])))
+
+
+def teacher_worker_loop(config: dict[str, Any]) -> None:
+    """One worker of a teacher's finetuning: the recipe to its last step; then rank 0 saves the model and
+    reports it as the run's last checkpoint (the others report their step: Train's reports are
+    collective). A run restored at its last step skips straight to that report."""
+    import tempfile
+    from dataclasses import replace
+
+    from ray import train
+
+    from mmkd.distill.teacher import evaluation, save_finetuned
+    from mmkd.sweep.runner import _progress
+    from mmkd.trial import Recipe
+
+    sweep = config["sweep"]
+    trial = TrialConfig.teacher_finetune(sweep, config["base"])
+    trial = replace(trial, workers=int(config["workers"]), strategy=str(config["strategy"]))
+    main = train.get_context().get_world_rank() == 0
+    progress = _progress(f"teacher {config['size']}", sweep.teacher.steps) if main else None
+    with tempfile.TemporaryDirectory() as tmp:  # the session's examples folder: a teacher writes none
+        recipe = Recipe(trial, TrainSession(Path(tmp), tuple(config["telemetry_tags"])), progress)
+        last = recipe.run()
+    if not main:
+        train.report({"step": recipe.step})
+        return
+    metrics = {
+        "step": recipe.step,
+        "final": 1,
+        "train/loss": last.get("train/loss", float("nan")),  # NaN: restored at its last step
+        "resumed_from": recipe.resumed_from,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        save_finetuned(recipe, Path(tmp))
+        evaluation(Path(tmp), sweep)  # on this worker's device; kept with the weights, as in one process
+        recipe.save(Path(tmp))  # a run restored from it starts at its last step
+        train.report(metrics, checkpoint=train.Checkpoint.from_directory(tmp))
 
 
 class TrainSession:

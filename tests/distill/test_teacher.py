@@ -11,7 +11,7 @@ def test_a_second_sweep_copies_the_cached_teacher_instead_of_finetuning(tmp_path
     monkeypatch.setenv("MMKD_CACHE", str(tmp_path / "cache"))
     calls = []
 
-    def finetune(base, sweep, out_dir, progress=None):
+    def finetune(base, sweep, out_dir, progress=None, **where):
         calls.append(out_dir)
         save_file({"w": torch.ones(2)}, str(out_dir / "model.safetensors"))
         return {"final_loss": 0.0}

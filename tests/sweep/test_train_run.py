@@ -146,3 +146,34 @@ def test_the_processes_of_an_own_ray_know_its_address(ray_cpus):
     seen, own = ray.get(addresses.remote())
     assert seen == own
     assert "RAY_GCS_SERVER_PORT" not in os.environ  # restored in this process once Ray had started
+
+
+def _teacher_sweep(tmp_path, workers):
+    overrides = ["task.n_train=32", "task.n_dev=2", "task.languages=[te]", "search.teacher=[s]",
+                 "search.student=[xs]", "teacher.steps=6", "teacher.checkpoint_every=3",
+                 "teacher.batch_size=8", "eval.max_new_tokens=4", f"teacher.workers={workers}",
+                 f"storage={tmp_path}"]  # fmt: skip
+    return load("quickstart", overrides)
+
+
+def test_a_teacher_finetunes_on_two_workers_as_in_one_process_and_resumes(tmp_path, tiny_models, ray_cpus):
+    from transformers import AutoModelForSeq2SeqLM
+
+    from mmkd.distill import teacher
+
+    base = str(tiny_models / "s")
+    one = teacher.finetune(base, _teacher_sweep(tmp_path / "a", 0), tmp_path / "one", size="s", name="s-t")
+    two = teacher.finetune(base, _teacher_sweep(tmp_path / "b", 2), tmp_path / "two", size="s", name="s-t")
+    assert one["resumed_from"] == two["resumed_from"] == ""
+    assert two["workers"] == 2 and two["final_loss"] == pytest.approx(one["final_loss"], rel=TOLERANCE)
+    # rank 0 evaluated the teacher on its device and the result came with the weights
+    assert len(list((tmp_path / "two").glob("mmkd_eval-*.json"))) == 1
+    # Started again (a driver killed after the run, before the copy), the run resumes at its last step
+    # from Train's checkpoint and hands over the same weights without training.
+    again = teacher.finetune(
+        base, _teacher_sweep(tmp_path / "b", 2), tmp_path / "again", size="s", name="s-t"
+    )
+    assert again["resumed_from"].startswith("checkpoint_") and again["resumed_from"].endswith("(step 6)")
+    assert math.isnan(again["final_loss"])
+    a, b = (AutoModelForSeq2SeqLM.from_pretrained(tmp_path / d).state_dict() for d in ("two", "again"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
