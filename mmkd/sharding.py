@@ -135,6 +135,13 @@ def full_state(
     return tensors, {"state": state, "param_groups": groups}
 
 
+def full_model(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Every tensor of the sharded ``model``'s state dict, whole, on rank 0's CPU (empty on the others),
+    for ``save_pretrained``. Collective."""
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return dict(get_model_state_dict(model, options=options))  # type: ignore[arg-type]
+
+
 def load_full_state(
     modules: dict[str, torch.nn.Module],
     optimizer: torch.optim.Optimizer,

@@ -271,6 +271,16 @@ class Recipe:
         unwrapped = {name: self.accelerator.unwrap_model(m) for name, m in self.modules.items()}
         checkpoint.save(folder / CHECKPOINT_DIR, unwrapped, self.optimizer, meta)
 
+    def save_model(self, folder: Path | None) -> None:
+        """The student and its tokenizer as ``load_seq2seq`` reads them (``save_pretrained``), written by
+        rank 0 to ``folder`` (a finetuned teacher). Sharded, every rank calls it (``folder`` None but on
+        rank 0): the full weights are gathered from all of them to rank 0's CPU memory."""
+        model = self.accelerator.unwrap_model(self.student)
+        state = sharding.full_model(model) if self.sharded else None
+        if folder is not None:
+            model.save_pretrained(folder, state_dict=state)
+            self.tokenizer.save_pretrained(folder)
+
     # --- train, evaluate, report ---
 
     def train_step(self) -> float:

@@ -153,7 +153,7 @@ def teacher_worker_loop(config: dict[str, Any]) -> None:
 
     from ray import train
 
-    from mmkd.distill.teacher import evaluation, save_finetuned
+    from mmkd.distill.teacher import evaluation
     from mmkd.sweep.runner import _progress
     from mmkd.trial import Recipe
 
@@ -166,6 +166,9 @@ def teacher_worker_loop(config: dict[str, Any]) -> None:
         recipe = Recipe(trial, TrainSession(Path(tmp), tuple(config["telemetry_tags"])), progress)
         last = recipe.run()
     if not main:
+        if recipe.sharded:  # rank 0's saves gather the full weights from every rank: take part
+            recipe.save_model(None)
+            recipe.save(None)
         train.report({"step": recipe.step})
         return
     metrics = {
@@ -175,7 +178,7 @@ def teacher_worker_loop(config: dict[str, Any]) -> None:
         "resumed_from": recipe.resumed_from,
     }
     with tempfile.TemporaryDirectory() as tmp:
-        save_finetuned(recipe, Path(tmp))
+        recipe.save_model(Path(tmp))
         evaluation(Path(tmp), sweep)  # on this worker's device; kept with the weights, as in one process
         recipe.save(Path(tmp))  # a run restored from it starts at its last step
         train.report(metrics, checkpoint=train.Checkpoint.from_directory(tmp))

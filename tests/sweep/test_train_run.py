@@ -148,11 +148,13 @@ def test_the_processes_of_an_own_ray_know_its_address(ray_cpus):
     assert "RAY_GCS_SERVER_PORT" not in os.environ  # restored in this process once Ray had started
 
 
-def _teacher_sweep(tmp_path, workers):
+def _teacher_sweep(tmp_path, workers, strategy="auto"):
+    # resources.workers too: config refuses resources.strategy fsdp without, whatever teacher.workers says
     overrides = ["task.n_train=32", "task.n_dev=2", "task.languages=[te]", "search.teacher=[s]",
                  "search.student=[xs]", "teacher.steps=6", "teacher.checkpoint_every=3",
                  "teacher.batch_size=8", "eval.max_new_tokens=4", f"teacher.workers={workers}",
-                 f"storage={tmp_path}"]  # fmt: skip
+                 f"resources.strategy={strategy}", f"storage={tmp_path}",
+                 f"resources.workers={workers if strategy == 'fsdp' else 0}"]  # fmt: skip
     return load("quickstart", overrides)
 
 
@@ -177,3 +179,23 @@ def test_a_teacher_finetunes_on_two_workers_as_in_one_process_and_resumes(tmp_pa
     assert math.isnan(again["final_loss"])
     a, b = (AutoModelForSeq2SeqLM.from_pretrained(tmp_path / d).state_dict() for d in ("two", "again"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_teacher_finetunes_sharded_on_two_workers_as_in_one_process(tmp_path, tiny_models, ray_cpus):
+    """Under fsdp rank 0's saves (the model, the last checkpoint) gather the weights from every worker."""
+    from transformers import AutoModelForSeq2SeqLM
+
+    from mmkd.distill import teacher
+
+    base = str(tiny_models / "s")
+    one = teacher.finetune(base, _teacher_sweep(tmp_path / "a", 0), tmp_path / "one", size="s", name="s-t")
+    sweep = _teacher_sweep(tmp_path / "b", 2, "fsdp")
+    two = teacher.finetune(base, sweep, tmp_path / "two", size="s", name="s-t")
+    assert two["workers"] == 2 and two["final_loss"] == pytest.approx(one["final_loss"], rel=TOLERANCE)
+    assert len(list((tmp_path / "two").glob("mmkd_eval-*.json"))) == 1
+    start, a, b = (
+        AutoModelForSeq2SeqLM.from_pretrained(d).state_dict()
+        for d in (base, *(tmp_path / n for n in ("one", "two")))
+    )
+    assert a.keys() == b.keys() == start.keys()
+    assert not all(torch.equal(start[k], b[k]) for k in b)  # the whole model, trained, not rank 0's shard
