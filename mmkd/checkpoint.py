@@ -5,6 +5,10 @@ finetuned, plus any distillation heads), the optimiser's tensors, the step and t
 generators (Python ``random``, torch CPU and CUDA: dropout draws from them), so a trial resumed from it
 continues exactly where it stopped. A checkpoint is written to a temporary folder and renamed, so a crash
 mid-write never leaves a half checkpoint that looks whole.
+
+The format is that of one process whatever the run's layout: a sharded run (mmkd.sharding) gathers full
+tensors for ``write`` and restores through its own ``apply``, so a checkpoint restores under any strategy
+and worker count.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 import random
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,10 @@ from safetensors.torch import load_file, save_file
 
 MODEL_FILE, OPTIM_FILE, META_FILE = "trainable.safetensors", "optimizer.safetensors", "state.json"
 RNG_FILE = "rng.safetensors"
+
+Tensors = dict[str, dict[str, torch.Tensor]]  # module key -> parameter name -> tensor
+# Loads checked tensors and optimiser state (``optimizer.state_dict()``'s format) into modules and optimiser.
+Apply = Callable[[dict[str, torch.nn.Module], torch.optim.Optimizer, Tensors, dict[str, Any]], None]
 
 
 class CheckpointError(RuntimeError):
@@ -59,12 +68,18 @@ def trainable_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 def save(
     path: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer, meta: dict[str, Any]
 ) -> Path:
+    """A checkpoint of replicated modules (one process, or DDP)."""
+    return write(path, {key: trainable_state(m) for key, m in modules.items()}, optimizer.state_dict(), meta)
+
+
+def write(path: Path, tensors: Tensors, optimizer_state: dict[str, Any], meta: dict[str, Any]) -> Path:
+    """Write full ``tensors`` and ``optimizer_state`` (``optimizer.state_dict()``'s format)."""
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    tensors = {f"{key}/{n}": t for key, m in modules.items() for n, t in trainable_state(m).items()}
-    save_file(tensors, str(tmp / MODEL_FILE))
-    opt_tensors, opt_meta = _flatten_optimizer(optimizer)
+    flat = {f"{key}/{n}": t.contiguous() for key, state in tensors.items() for n, t in state.items()}
+    save_file(flat, str(tmp / MODEL_FILE))
+    opt_tensors, opt_meta = _flatten_optimizer(optimizer_state)
     save_file(opt_tensors, str(tmp / OPTIM_FILE))
     rng = RNGState.capture()
     save_file(
@@ -76,11 +91,17 @@ def save(
     return path
 
 
-def load(path: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Load into ``modules`` and ``optimizer`` in place; returns the JSON meta (step, scheduler, ...) and
-    under ``rng`` the ``RNGState`` at the save (None for a checkpoint written before they were saved),
-    for the caller to restore once its own setup has drawn its initialisations.
-    Every file is read before anything is loaded, so a damaged checkpoint leaves the modules untouched."""
+def load(
+    path: Path,
+    modules: dict[str, torch.nn.Module],
+    optimizer: torch.optim.Optimizer,
+    apply: Apply | None = None,
+) -> dict[str, Any]:
+    """Load into ``modules`` and ``optimizer`` in place (by ``apply``; default: replicated modules);
+    returns the JSON meta (step, scheduler, ...) and under ``rng`` the ``RNGState`` at the save (None for a
+    checkpoint written before they were saved), for the caller to restore once its own setup has drawn
+    its initialisations. Every file is read before anything is loaded, so a damaged checkpoint leaves the
+    modules untouched."""
     tensors, meta, opt_tensors = _read(path, MODEL_FILE, META_FILE, OPTIM_FILE)
     try:  # a state.json that parses but lacks what a resume needs is as damaged as a truncated one
         rng = _read_rng(path, meta.pop("rng_python", None))
@@ -95,16 +116,31 @@ def load(path: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim
             f"checkpoint {path} does not match the optimiser: parameter groups of {saved} tensors, "
             f"expected {expected}"
         )
-    _fill(path, tensors, modules)
+    states = _split(path, tensors, modules)
     try:
-        optimizer.load_state_dict(opt_state)
+        (apply or apply_replicated)(modules, optimizer, states, opt_state)
     except (KeyError, ValueError) as e:
         raise CheckpointError(f"checkpoint {path} does not match the optimiser: {e}") from e
     return {**meta, "rng": rng}
 
 
+def apply_replicated(
+    modules: dict[str, torch.nn.Module],
+    optimizer: torch.optim.Optimizer,
+    states: Tensors,
+    opt: dict[str, Any],
+) -> None:
+    for key, module in modules.items():
+        module.load_state_dict(states[key], strict=False)
+    optimizer.load_state_dict(opt)
+
+
 def restore(
-    folder: Path | None, name: str, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer
+    folder: Path | None,
+    name: str,
+    modules: dict[str, torch.nn.Module],
+    optimizer: torch.optim.Optimizer,
+    apply: Apply | None = None,
 ) -> tuple[dict[str, Any] | None, str]:
     """Load the newest readable checkpoint: ``folder/name`` (the one Tune restored), else an older one
     beside it (Tune keeps a trial's last two as ``checkpoint_<n>`` folders). Returns its meta (None: start
@@ -122,7 +158,7 @@ def restore(
     bad: list[str] = []
     for candidate in candidates:
         try:
-            meta = load(candidate / name, modules, optimizer)
+            meta = load(candidate / name, modules, optimizer, apply)
         except CheckpointError as e:
             print(f"mmkd: {e}; trying the previous checkpoint", file=sys.stderr, flush=True)
             bad.append(candidate.name)
@@ -136,7 +172,8 @@ def restore(
 def load_weights(path: Path, modules: dict[str, torch.nn.Module]) -> None:
     """Only the trainable tensors, into ``modules`` in place: what evaluating a checkpoint needs."""
     (tensors,) = _read(path, MODEL_FILE)
-    _fill(path, tensors, modules)
+    for key, state in _split(path, tensors, modules).items():
+        modules[key].load_state_dict(state, strict=False)
 
 
 def _read(path: Path, *names: str) -> list[Any]:
@@ -163,7 +200,9 @@ def _read_rng(path: Path, python: list[Any] | None) -> RNGState | None:
     return RNGState((python[0], tuple(python[1]), python[2]), tensors["torch_cpu"], cuda)
 
 
-def _fill(path: Path, tensors: dict[str, torch.Tensor], modules: dict[str, torch.nn.Module]) -> None:
+def _split(path: Path, tensors: dict[str, torch.Tensor], modules: dict[str, torch.nn.Module]) -> Tensors:
+    """The flat file's tensors per module, checked against each module's trainable parameters."""
+    states: Tensors = {}
     for key, module in modules.items():
         expected = set(trainable_state(module))
         state = {n.split("/", 1)[1]: t for n, t in tensors.items() if n.split("/", 1)[0] == key}
@@ -171,11 +210,11 @@ def _fill(path: Path, tensors: dict[str, torch.Tensor], modules: dict[str, torch
             raise CheckpointError(
                 f"checkpoint {path} does not match {key}: {len(expected ^ set(state))} tensors differ"
             )
-        module.load_state_dict(state, strict=False)
+        states[key] = state
+    return states
 
 
-def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    state = optimizer.state_dict()
+def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, dict[str, Any]] = {}
     for pid, pstate in state["state"].items():

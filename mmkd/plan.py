@@ -14,8 +14,10 @@ term is 0-22% above the tensors autograd keeps in a real forward, tests/test_pla
 - gradients 4 and AdamW's two moments 8 per *trained* parameter (the whole student when the adapter rank
   is 0, else its LoRA matrices; the distillation heads);
 - ddp: all of the above on every worker, plus DDP's gradient buckets (another 4 per trained parameter);
-  fsdp: the above divided by the workers, plus two transformer blocks gathered whole (the one computing
-  and the one prefetched);
+  fsdp: the student's share divided by the workers, plus what stays whole (``Whole``): two transformer
+  blocks gathered (the one computing and the one prefetched), the root unit (mmkd.sharding: embeddings
+  and output projection), gathered for the whole step with its whole gradient when trained, and what is
+  never sharded — the MMKD heads (with their gradients and AdamW state) and a live teacher;
 - activations of the worker's share of a micro-batch (``train.batch_size / workers``, padded to
   ``max_source_len`` / ``max_target_len``), stored for the backward pass, per layer after Korthikanti et
   al. 2022 (no recomputation): ``activation_bytes``; 2 bytes a value in bf16/fp16, 4 in fp32;
@@ -63,6 +65,17 @@ class Memory:
 
 
 @dataclass(frozen=True)
+class Whole:
+    """Parameters a worker holds whole under fsdp besides its shards."""
+
+    block: int  # of one transformer block (two are gathered: the one computing, the one prefetched)
+    root: int  # of FSDP's root unit (embeddings, output projection), gathered for the whole step
+    root_trained: int  # of those, trained (0 with an adapter): their whole gradient too
+    replicated: int = 0  # never sharded: the MMKD heads, a live teacher
+    replicated_trained: int = 0  # of those, trained (the heads)
+
+
+@dataclass(frozen=True)
 class Job:
     """One thing that trains: a trial of a (teacher, student, adapter rank) cell, or a teacher finetune."""
 
@@ -70,7 +83,7 @@ class Job:
     model: str  # what must fit, as the error names it: "teacher xxl (13.00B parameters, ...)"
     held: int  # every parameter a worker holds
     trained: int  # those with gradients and optimiser state
-    block: int  # parameters of one transformer block (FSDP gathers two)
+    whole: Whole  # what fsdp does not divide between the workers
     activations: float  # bytes at the whole micro-batch: a worker keeps its share
     workers: int
     strategy: Strategy
@@ -81,7 +94,7 @@ class Job:
 
     def memory(self, strategy: Strategy, workers: int | None = None) -> Memory:
         n = self.workers if workers is None else workers
-        return worker_memory(self.held, self.trained, self.activations / n, self.block, strategy, n)
+        return worker_memory(self.held, self.trained, self.activations / n, self.whole, strategy, n)
 
     @property
     def peak(self) -> float:
@@ -158,14 +171,19 @@ def block_params(shape: Shape) -> int:
 
 
 def worker_memory(
-    held: int, trained: int, activations: float, block: int, strategy: Strategy, workers: int
+    held: int, trained: int, activations: float, whole: Whole, strategy: Strategy, workers: int
 ) -> Memory:
     """Per worker: ``held`` parameters (fp32), ``trained`` of them with gradients and AdamW state."""
     if strategy == "ddp":
         buckets = 4 * trained if workers > 1 else 0  # one process alone is not wrapped in DDP
         return Memory(4 * held, 4 * trained + buckets, 8 * trained, activations)
+    shared = (held - whole.replicated) / workers + whole.replicated  # parameters held, shards and whole
+    trained_held = (trained - whole.replicated_trained) / workers + whole.replicated_trained
     return Memory(
-        4 * held / workers + 2 * 4 * block, 4 * trained / workers, 8 * trained / workers, activations
+        4 * (shared + 2 * whole.block + whole.root),
+        4 * (trained_held + whole.root_trained),
+        8 * trained_held,
+        activations,
     )
 
 
@@ -224,7 +242,7 @@ def teacher_job(sweep: SweepConfig, name: str, available: float | None, rate: fl
         model=f"teacher {name} ({size.params / 1e9:.2f}B parameters, finetuned in full)",
         held=size.params,
         trained=size.params,
-        block=block_params(shape),
+        whole=Whole(block_params(shape), size.embedding, size.embedding),
         activations=activation_bytes(
             shape, cfg.batch_size, train.max_source_len, train.max_target_len, _value_bytes(sweep)
         ),
@@ -263,7 +281,9 @@ def trial_job(
         + ")",
         held=s.params + heads + live_teacher,
         trained=adapter + heads,
-        block=block_params(s_shape),
+        whole=Whole(
+            block_params(s_shape), s.embedding, s.embedding if rank == 0 else 0, heads + live_teacher, heads
+        ),
         activations=activation_bytes(
             s_shape,
             train.batch_size,
@@ -320,7 +340,8 @@ def _value_bytes(sweep: SweepConfig) -> int:
 def check(sweep: SweepConfig) -> Plan | None:
     """None for a simulated sweep (it trains nothing); else the plan, or ``UserInputError`` (exit 2)
     naming the first job that fits no GPU: its model, the memory it needs and the memory there is, and
-    the layout that would fit when there is one."""
+    the layout that would fit when there is one. A trial planned under fsdp runs sharded (mmkd.sharding).
+    """
     if sweep.simulate.enabled:
         return None
     p = plan(sweep)
@@ -328,11 +349,11 @@ def check(sweep: SweepConfig) -> Plan | None:
     if misfits:
         raise UserInputError(misfit_message(misfits[0], p.gpu_memory or 0.0))
     sharded = [j for j in p.jobs if j.strategy == "fsdp"]
-    if sharded:
+    if sharded and sweep.train.mixed_precision == "fp16":
         raise UserInputError(
-            f"plan: {sharded[0].label} would run under fsdp ({sharded[0].peak / GB:.1f} GB per worker), "
-            "which is planned but not runnable yet (evaluation and checkpoints under FSDP are not "
-            "implemented); give it a GPU its ddp replica fits, or a smaller model"
+            f"plan: {sharded[0].label} runs under fsdp, which mmkd runs in fp32 or bf16 only (fp16's loss "
+            "scaling would need every rank to agree on overflowing gradients): set train.mixed_precision "
+            "to bf16, auto or no"
         )
     return p
 

@@ -1,14 +1,16 @@
 """What the trial recipe does differently when it runs as one of several Ray Train workers.
 
 The recipe (mmkd/trial.py) is the same on every worker; Ray Train starts the processes and their
-process group, and Accelerate wraps the student in DDP. Three things depend on the worker's rank:
+process group, and Accelerate wraps the student in DDP (or mmkd.sharding shards it: ``strategy: fsdp``).
+Three things depend on the worker's rank:
 
 - each worker trains on its shard of every micro-batch (``rank_shard``): ``train.batch_size`` stays
   the global batch and the batch of step k stays a function of (seed, k), so N workers see the same
   examples per step as one;
 - the reported losses are the means over the workers (``mean_over_ranks``), not rank 0's shard's;
 - rank 0 alone evaluates, writes the per-example rows and checkpoints (``is_main``): DDP keeps every
-  replica identical, and the other ranks wait for it in the next collective (their report).
+  replica identical, and the other ranks wait for it in the next collective (their report). Under fsdp
+  every forward needs every rank: they all generate, and gather the checkpoint, rank 0 alone writes.
 """
 
 from __future__ import annotations

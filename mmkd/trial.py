@@ -37,9 +37,9 @@ from typing import Any, Protocol
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import broadcast
+from accelerate.utils import broadcast, broadcast_object_list
 
-from mmkd import checkpoint, ranks, reporting
+from mmkd import checkpoint, ranks, reporting, sharding
 from mmkd.config import DISTILL_LEVELS, Artefacts, DistillConfig, SweepConfig, TrainConfig, TrialConfig
 from mmkd.data import Example, get_task
 from mmkd.data.collate import encode_batch, step_examples, token_spans
@@ -173,6 +173,15 @@ class Recipe:
         self.student = wrap_student(
             base, config.adapter_rank, get_family(config.sweep.family.name).lora_targets
         )
+        self.sharded = config.strategy == "fsdp"
+        if self.sharded:  # before the optimiser: it must hold the sharded parameters
+            if not torch.distributed.is_initialized():
+                raise ValueError(
+                    "strategy fsdp needs the process group of a Ray Train run (resources.workers)"
+                )
+            self.student = sharding.shard(
+                self.student, self.accelerator.device, _precision(train_cfg.mixed_precision)
+            )
         self.encoder_levels = [lvl for lvl in ENCODER_LEVELS if getattr(distill, lvl) > 0]
         # Heads map the student's hidden size to the teacher's; only the encoder-side levels need them.
         self.heads = (
@@ -216,15 +225,25 @@ class Recipe:
         with self.session.restored() as folder:
             # A damaged checkpoint falls back to the previous one, or to step 0 (the new reports replace
             # the old ones step by step in the results table); ``resumed_from`` says which.
-            meta, self.resumed_from = checkpoint.restore(folder, CHECKPOINT_DIR, self.modules, self.optimizer)
+            meta, self.resumed_from = checkpoint.restore(
+                folder, CHECKPOINT_DIR, self.modules, self.optimizer,
+                sharding.load_full_state if self.sharded else None,
+            )  # fmt: skip
         if meta is not None:
             self.scheduler.load_state_dict(meta["scheduler"])
             self.step, rng = meta["step"], meta["rng"]
         acc = self.accelerator
-        self.student, self.optimizer, self.scheduler = acc.prepare(
-            self.student, self.optimizer, self.scheduler
-        )
-        if self.heads is not None and acc.num_processes == 1:
+        self.torch_optimizer = self.optimizer  # what a sharded checkpoint gathers from (the wrapper hides it)
+        if self.sharded:
+            # Not given to Accelerate: its prepare would wrap the sharded student in DDP (its own FSDP plugin
+            # exists only for GPUs, and one code path serves CPU and GPU: mmkd.sharding). Accelerate keeps
+            # the device, backward and the optimiser and scheduler wrappers (gradient accumulation).
+            self.optimizer, self.scheduler = acc.prepare(self.optimizer, self.scheduler)
+        else:
+            self.student, self.optimizer, self.scheduler = acc.prepare(
+                self.student, self.optimizer, self.scheduler
+            )
+        if self.heads is not None and acc.num_processes == 1 and not self.sharded:
             self.heads = acc.prepare(self.heads)
         elif self.heads is not None:
             # Not wrapped in DDP: the losses call its parts (word, projector, predictor), which a DDP wrapper
@@ -238,14 +257,29 @@ class Recipe:
         if rng is not None:  # only now: the setup above draws from the generators on every start
             rng.restore()
 
-    def save(self, folder: Path) -> None:
-        """The trainable tensors, the optimiser, the step, the schedule and the random generators."""
-        checkpoint.save(
-            folder / CHECKPOINT_DIR,
-            {name: self.accelerator.unwrap_model(m) for name, m in self.modules.items()},
-            self.optimizer,
-            {"step": self.step, "scheduler": self.scheduler.state_dict()},
-        )
+    def save(self, folder: Path | None) -> None:
+        """The trainable tensors, the optimiser, the step, the schedule and the random generators, written
+        by rank 0 to ``folder``. Sharded, every rank calls it (``folder`` None but on rank 0): the full
+        tensors are gathered from all of them."""
+        meta = {"step": self.step, "scheduler": self.scheduler.state_dict()}
+        if self.sharded:
+            tensors, optimizer = sharding.full_state(self.modules, self.torch_optimizer)
+            if folder is not None:
+                checkpoint.write(folder / CHECKPOINT_DIR, tensors, optimizer, meta)
+            return
+        assert folder is not None
+        unwrapped = {name: self.accelerator.unwrap_model(m) for name, m in self.modules.items()}
+        checkpoint.save(folder / CHECKPOINT_DIR, unwrapped, self.optimizer, meta)
+
+    def save_model(self, folder: Path | None) -> None:
+        """The student and its tokenizer as ``load_seq2seq`` reads them (``save_pretrained``), written by
+        rank 0 to ``folder`` (a finetuned teacher). Sharded, every rank calls it (``folder`` None but on
+        rank 0): the full weights are gathered from all of them to rank 0's CPU memory."""
+        model = self.accelerator.unwrap_model(self.student)
+        state = sharding.full_model(model) if self.sharded else None
+        if folder is not None:
+            model.save_pretrained(folder, state_dict=state)
+            self.tokenizer.save_pretrained(folder)
 
     # --- train, evaluate, report ---
 
@@ -292,13 +326,17 @@ class Recipe:
             )
             view = _to(view, device)
         with self.accelerator.accumulate(self.student):
+            if self.sharded:  # FSDP's own no_sync: reduce-scatter only on a step's last micro-batch
+                self.student.set_requires_gradient_sync(self.accelerator.sync_gradients)
             total, terms = loss_step(
                 self.student, self.heads, batch, spans, outputs, self.config.distill, view, encoder
             )
             self.accelerator.backward(total)
             if self.heads is not None:
                 average_gradients(self.accelerator, self.heads)
-            optimizer_step(self.accelerator, self.trainable, self.optimizer, self.scheduler)
+            optimizer_step(
+                self.accelerator, self.trainable, self.optimizer, self.scheduler, sharded=self.sharded
+            )
         return total.item(), terms
 
     def evaluate(self) -> tuple[Evaluation | None, float]:
@@ -307,13 +345,24 @@ class Recipe:
         if self.langid is None:  # not self.config.evaluates
             return None, 0.0
         started = time.perf_counter()
-        evaluation = evaluate_model(
-            self.accelerator.unwrap_model(self.student), self.tokenizer, self.task, self.dev,
-            self.config.sweep, self.langid,
-        )  # fmt: skip
+        evaluation = self._evaluate_on(self.dev)
         seconds = time.perf_counter() - started
-        _write_examples(self.session.examples_dir() / f"{self.step:06d}.jsonl", self.step, evaluation)
+        if ranks.is_main(self.accelerator):
+            _write_examples(self.session.examples_dir() / f"{self.step:06d}.jsonl", self.step, evaluation)
         return evaluation, seconds
+
+    def _evaluate_on(self, examples: dict[str, list[Example]]) -> Evaluation:
+        """The student's evaluation on ``examples``. Sharded, every rank generates the same outputs in
+        lockstep (HF's ``synced_gpus``, made for FSDP and ZeRO-3), each block's parameters gathered for
+        each forward: no rank ever holds the whole model, but generation takes as long as on one worker
+        plus an all-gather of every block per generated token, and every rank scores (rank 0 reports)."""
+        assert self.langid is not None, "a trial that evaluates"
+        model = self.accelerator.unwrap_model(self.student)
+        args = (self.tokenizer, self.task, examples, self.config.sweep, self.langid)
+        if not self.sharded:
+            return evaluate_model(model, *args)
+        with sharding.gathered_root(model):
+            return evaluate_model(model, *args, synced_gpus=True)
 
     def report(self, evaluation: Evaluation | None, eval_seconds: float) -> dict[str, Any]:
         """Report the evaluation (the confirm stage's last one adds the test split), with a checkpoint
@@ -329,7 +378,7 @@ class Recipe:
             sweep = self.config.sweep
             keep = reporting.tune_keys(sweep.search, sweep.stop)
             sent = reporting.set_aside(metrics, self.session.examples_dir(), keep)
-        if not self.train_cfg.checkpoint_due(self.step, time.monotonic() - self.last_checkpoint):
+        if not self._checkpoint_due():
             self.session.report(sent, None)
         else:
             with tempfile.TemporaryDirectory() as tmp:
@@ -339,9 +388,24 @@ class Recipe:
         self.sums, self.n_steps, self.train_seconds = {}, 0, 0.0
         return metrics
 
+    def _checkpoint_due(self) -> bool:
+        """Whether this report carries a checkpoint: rank 0's clock decides, for every rank when sharded
+        (the checkpoint is gathered from all)."""
+        due = [self.train_cfg.checkpoint_due(self.step, time.monotonic() - self.last_checkpoint)]
+        if self.sharded:
+            broadcast_object_list(due)
+        return bool(due[0])
+
     def _follow(self) -> dict[str, Any]:
         """A worker other than rank 0 at an evaluation step: rank 0 evaluates, writes and checkpoints;
-        this one reports its step only (Train's reports are collective)."""
+        this one reports its step only (Train's reports are collective). Sharded, every forward and the
+        checkpoint's gathering need every rank: this one takes part in them, in rank 0's order."""
+        if self.sharded:
+            self.evaluate()
+            if self.config.stage == "confirm" and self.step == self.train_cfg.max_steps:
+                self._evaluate_test()
+            if self._checkpoint_due():
+                self.save(None)
         self.session.report({"step": self.step}, None)
         self.sums, self.n_steps, self.train_seconds = {}, 0, 0.0
         return {}
@@ -356,7 +420,7 @@ class Recipe:
             "lapt_steps": 0 if lapt is None else lapt.steps,
             "resumed_from": self.resumed_from,
             "workers": self.accelerator.num_processes if self.config.workers else 0,  # 0: in the Tune actor
-            "strategy": self.config.strategy,
+            "strategy": "fsdp" if sharding.is_sharded(self.student) else self.config.strategy,
             **{f"lapt/{k}": v for k, v in self.lapt.items()},
         }
 
@@ -364,10 +428,11 @@ class Recipe:
         """The confirm stage's last evaluation, on the test split of every language (never seen by the
         search): the dev metrics' keys as ``test/...``, its per-example rows in ``test-<step>.jsonl``."""
         test = {lang: self.task.examples("test", lang) for lang in self.task.languages}
-        model = self.accelerator.unwrap_model(self.student)
-        assert self.langid is not None, "a confirm trial evaluates"
-        evaluation = evaluate_model(model, self.tokenizer, self.task, test, self.config.sweep, self.langid)
-        _write_examples(self.session.examples_dir() / f"test-{self.step:06d}.jsonl", self.step, evaluation)
+        evaluation = self._evaluate_on(test)
+        if ranks.is_main(self.accelerator):
+            _write_examples(
+                self.session.examples_dir() / f"test-{self.step:06d}.jsonl", self.step, evaluation
+            )
         return {f"test/{k.removeprefix('eval/')}": v for k, v in evaluation.metrics.items()}
 
 
@@ -432,7 +497,7 @@ def loss_step(
             states = (
                 ranks.unwrapped(student)
                 .get_encoder()(input_ids=view["input_ids"], attention_mask=view["attention_mask"])
-                .last_hidden_state
+                .last_hidden_state.float()  # fp32 for the heads, as the root's own outputs (sharded, bf16)
             )
         else:
             states = out.encoder_last_hidden_state[:rows]
@@ -504,11 +569,16 @@ def optimizer_step(
     optimizer: Any,
     scheduler: Any,
     max_norm: float = 1.0,
+    sharded: bool = False,
 ) -> None:
     """Clip, step and zero inside ``accelerator.accumulate``. Accelerate's prepared optimiser and scheduler
     do nothing until the last micro-batch of a step (``sync_gradients``); clipping must wait for it too, or
-    it would clip the partial sums of the earlier micro-batches instead of the step's gradient."""
-    if accelerator.sync_gradients:
+    it would clip the partial sums of the earlier micro-batches instead of the step's gradient. ``sharded``:
+    the student's gradients are DTensors, which Accelerate's clipping cannot mix with the heads'."""
+    if accelerator.sync_gradients and sharded:
+        accelerator.unscale_gradients()
+        sharding.clip_grad_norm_(params, max_norm)
+    elif accelerator.sync_gradients:
         accelerator.clip_grad_norm_(params, max_norm)
     optimizer.step()
     scheduler.step()

@@ -108,7 +108,11 @@ def test_auto_shards_a_trial_that_does_not_fit_a_replica_and_the_error_names_the
     assert job.memory("ddp").total > 12e9 >= job.memory("fsdp").total
     assert job.strategy == "fsdp" and job.workers == 4
     # sharding divides weights, gradients and optimiser state; the activations of a worker's batch share
-    assert job.memory("fsdp", 4).optimizer == pytest.approx(job.memory("ddp", 1).optimizer / 4)
+    # (but for the MMKD heads, replicated outside FSDP)
+    heads = 8 * job.whole.replicated_trained
+    assert job.memory("fsdp", 4).optimizer == pytest.approx(
+        (job.memory("ddp", 1).optimizer - heads) / 4 + heads
+    )
     assert job.memory("ddp", 4).activations == pytest.approx(job.memory("ddp", 1).activations / 4)
     one_gpu = config.load("xtreme_r_lowres", [*base, "resources.gpu_memory_gb=12", "resources.strategy=ddp"])
     trial = plan.trial_job(one_gpu, "xl", "base", 0, 12e9, plan.ASSUMED_TOKENS_PER_S)
@@ -116,7 +120,23 @@ def test_auto_shards_a_trial_that_does_not_fit_a_replica_and_the_error_names_the
     assert message.startswith("plan: student base (0.58B parameters, trained in full) needs ")
     assert "(ddp, 1 worker), 12.0 GB available" in message
     # 28.8 GB: the sweep's parallel-input mode adds the student's second encoder pass (20.9 GB without)
-    assert message.endswith("fsdp over 3 workers would fit (resources.strategy=fsdp, resources.workers=3)")
+    # over 3 workers 13.9 GB: mT5's embeddings and output projection (0.38B parameters, FSDP's root unit)
+    # stay gathered for the whole step, with their whole gradient (3.1 GB)
+    assert message.endswith("fsdp over 4 workers would fit (resources.strategy=fsdp, resources.workers=4)")
+
+
+def test_a_sweep_under_fsdp_is_planned_not_refused(capsys):
+    """fsdp runs (mmkd.sharding): a sweep whose trials are sharded passes the check, planned so."""
+    overrides = ["resources.strategy=fsdp", "resources.workers=2"]
+    checked = plan.check(config.load("quickstart", overrides))
+    assert checked is not None
+    trials = [j for j in checked.jobs if j.label.startswith("trial ")]
+    assert trials and {(j.strategy, j.workers) for j in trials} == {("fsdp", 2)}
+    assert main(["sweep", "plan", "quickstart", *(arg for o in overrides for arg in ("--set", o))]) == 0
+    assert "fsdp x2" in capsys.readouterr().out
+    fp16 = [arg for o in [*overrides, "train.mixed_precision=fp16"] for arg in ("--set", o)]
+    assert main(["sweep", "plan", "quickstart", *fp16]) == 2
+    assert "runs under fsdp, which mmkd runs in fp32 or bf16 only" in capsys.readouterr().err
 
 
 def test_a_teacher_on_train_workers_is_planned_like_a_trial_and_the_error_names_its_setting():
@@ -124,7 +144,9 @@ def test_a_teacher_on_train_workers_is_planned_like_a_trial_and_the_error_names_
     alone = plan.plan(config.load("xtreme_r_lowres", base)).jobs[0]
     assert alone.label == "teacher xl" and alone.single == "1 process" and alone.strategy == "ddp"
     assert alone.peak > 40e9  # 3.7B parameters: 59 GB of fp32 weights, gradients and AdamW state alone
-    assert plan.misfit_message(alone, 40e9).endswith("(resources.strategy=fsdp, teacher.workers=3)")
+    # 45.3 GB over 3 workers, 36.5 over 4: mT5-xl's embeddings and output projection (1.02B parameters,
+    # FSDP's root unit) stay gathered for the whole step, with their whole gradient (8.2 GB)
+    assert plan.misfit_message(alone, 40e9).endswith("(resources.strategy=fsdp, teacher.workers=4)")
     workers = plan.plan(config.load("xtreme_r_lowres", [*base, "teacher.workers=4"])).jobs[0]
     assert workers.single is None and workers.workers == 4 and workers.strategy == "fsdp"
     assert workers.peak <= 40e9

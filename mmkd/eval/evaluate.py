@@ -117,10 +117,17 @@ def _check_lengths(
 
 
 def evaluate_model(
-    model: Any, tokenizer: Any, task: Task, dev: Mapping[str, Sequence[Example]], sweep: Any, langid: LangID
+    model: Any,
+    tokenizer: Any,
+    task: Task,
+    dev: Mapping[str, Sequence[Example]],
+    sweep: Any,
+    langid: LangID,
+    synced_gpus: bool = False,
 ) -> Evaluation:
     """Greedy outputs of ``model`` on every language's ``dev`` examples, scored: what a trial reports at
-    each evaluation and what a teacher's baseline row holds. ``sweep`` is the ``SweepConfig``."""
+    each evaluation and what a teacher's baseline row holds. ``sweep`` is the ``SweepConfig``;
+    ``synced_gpus``: a sharded model that every rank runs in lockstep (``generate``)."""
     from mmkd.eval.generate import generate
 
     outputs = {}
@@ -138,6 +145,7 @@ def evaluate_model(
             langs=[lang] * len(examples),
             family=sweep.family.name,  # told the output language the family's way (forced token or tag)
             no_repeat_ngram=sweep.eval.no_repeat_ngram,
+            synced_gpus=synced_gpus,
         )
     return score_outputs(outputs, task, dev, langid, sweep.eval.tau)
 

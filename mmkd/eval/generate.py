@@ -24,6 +24,7 @@ def generate(
     langs: Sequence[str] | None = None,
     family: str | None = None,
     no_repeat_ngram: int = 0,
+    synced_gpus: bool = False,
 ) -> list[str]:
     """Greedy outputs of a seq2seq ``model`` (plain or peft-wrapped) for ``texts``, in input order.
 
@@ -36,7 +37,9 @@ def generate(
     (``mmkd.models.langcodes``) a batch in language L is tokenized with ``src_lang`` = L's token and
     generated with ``forced_bos_token_id`` = its id (NLLB ``swh_Latn``, mBART-50 ``sw_KE`` for sw); the
     tiny family's inputs get their language's tag (``<2sw> ``); for mT5 and ByT5 nothing is forced.
-    ``no_repeat_ngram`` > 0 forbids repeating any sequence of that many tokens (degenerate loops)."""
+    ``no_repeat_ngram`` > 0 forbids repeating any sequence of that many tokens (degenerate loops).
+    ``synced_gpus``: HF's option for a model sharded between processes (FSDP, ZeRO-3), which every rank
+    runs on the same texts: each keeps stepping (and gathering parameters) until all have finished."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1 (got {batch_size!r})")
     if langs is not None and len(langs) != len(texts):
@@ -57,8 +60,10 @@ def generate(
                 start += len(idx)
                 batch = [texts[i] for i in idx]
                 decoded = _generate_batch(
-                    model, tokenizer, batch, lang, family, max_new_tokens, max_source_len, no_repeat_ngram
-                )
+                    model, tokenizer, batch, lang, family, max_new_tokens, max_source_len,
+                    {"no_repeat_ngram_size": no_repeat_ngram} if no_repeat_ngram else {},
+                    synced_gpus,
+                )  # fmt: skip
                 for i, text in zip(idx, decoded, strict=True):
                     outputs[i] = text
     finally:
@@ -74,9 +79,9 @@ def _generate_batch(
     family: str | None,
     max_new_tokens: int,
     max_source_len: int | None,
-    no_repeat_ngram: int,
+    forced: dict[str, int],
+    synced_gpus: bool,
 ) -> list[str]:
-    forced: dict[str, int] = {"no_repeat_ngram_size": no_repeat_ngram} if no_repeat_ngram else {}
     if family is not None and lang is not None:
         token_id = language_token_id(family, lang, tokenizer)
         if token_id is not None:
@@ -90,6 +95,13 @@ def _generate_batch(
             truncation=max_source_len is not None,
             max_length=max_source_len,
         ).to(next(model.parameters()).device)
-    generated = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, **forced)
+    generated = model.generate(
+        **enc,
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        num_beams=1,
+        synced_gpus=synced_gpus or None,
+        **forced,
+    )
     decoded: list[str] = tokenizer.batch_decode(generated, skip_special_tokens=True)
     return decoded

@@ -3,7 +3,8 @@
 Ray's documented Tune + Train pattern (Train V2): the Tune trial's function is the run's driver. It
 starts a ``TorchTrainer`` of N workers, each running the same Accelerate recipe (``mmkd.trial.run``) with
 a ``TrainSession``; Ray Train starts the processes and their process group (gloo on CPU, NCCL on GPU),
-Accelerate wraps the student in DDP, and ``mmkd.ranks`` gives each worker its shard of every batch.
+Accelerate wraps the student in DDP (``resources.strategy: fsdp``: mmkd.sharding shards it instead), and
+``mmkd.ranks`` gives each worker its shard of every batch.
 Train's ``TuneReportCallback`` forwards rank 0's reports to Tune, so the searcher, the schedulers and the
 results table see a trial as before, with ``workers`` and ``strategy`` in every report.
 
@@ -152,7 +153,7 @@ def teacher_worker_loop(config: dict[str, Any]) -> None:
 
     from ray import train
 
-    from mmkd.distill.teacher import evaluation, save_finetuned
+    from mmkd.distill.teacher import evaluation
     from mmkd.sweep.runner import _progress
     from mmkd.trial import Recipe
 
@@ -165,6 +166,9 @@ def teacher_worker_loop(config: dict[str, Any]) -> None:
         recipe = Recipe(trial, TrainSession(Path(tmp), tuple(config["telemetry_tags"])), progress)
         last = recipe.run()
     if not main:
+        if recipe.sharded:  # rank 0's saves gather the full weights from every rank: take part
+            recipe.save_model(None)
+            recipe.save(None)
         train.report({"step": recipe.step})
         return
     metrics = {
@@ -174,7 +178,7 @@ def teacher_worker_loop(config: dict[str, Any]) -> None:
         "resumed_from": recipe.resumed_from,
     }
     with tempfile.TemporaryDirectory() as tmp:
-        save_finetuned(recipe, Path(tmp))
+        recipe.save_model(Path(tmp))
         evaluation(Path(tmp), sweep)  # on this worker's device; kept with the weights, as in one process
         recipe.save(Path(tmp))  # a run restored from it starts at its last step
         train.report(metrics, checkpoint=train.Checkpoint.from_directory(tmp))
