@@ -455,10 +455,11 @@ class SweepConfig(_Strict):
                 "caches with file I/O); mount shared storage (NFS/EFS) and give its path",
                 self.storage,
             )
-        if self.resources.strategy == "fsdp" and self.resources.workers == 0:
+        if self.resources.strategy == "fsdp" and self.resources.workers == 0 == self.teacher_workers():
             raise _KeyError(
                 "resources.strategy",
-                "fsdp shards a model between Ray Train workers: set resources.workers >= 1",
+                "fsdp shards a model between Ray Train workers: set resources.workers or teacher.workers "
+                ">= 1",
                 "fsdp",
             )
         if self.resources.gpu > 1 and not float(self.resources.gpu).is_integer():

@@ -299,6 +299,8 @@ def trial_job(
         setting="resources.workers",
         single="in-actor" if res.workers == 0 else None,
     )
+    if res.workers == 0:  # one process in its Tune actor: nothing to shard
+        return job
     strategy = choose(job.memory("ddp").total, res.strategy, res.workers, available)
     return replace(job, strategy=strategy)
 

@@ -8,6 +8,7 @@ import torch
 
 from mmkd import config, plan
 from mmkd.cli import main
+from mmkd.errors import UserInputError
 from mmkd.models.families import FAMILIES, Shape, get_family
 
 SWEEPS = sorted((Path(__file__).resolve().parent.parent / "mmkd" / "sweeps").glob("*.yaml"))
@@ -166,3 +167,14 @@ def test_lora_counts_match_peft_on_a_tiny_student():
     student = wrap_student(T5ForConditionalGeneration(tiny_config("m")), 8, family.lora_targets)
     trained = sum(p.numel() for p in student.parameters() if p.requires_grad)
     assert plan.lora_params(shape, 8, len(family.lora_targets)) == trained
+
+
+def test_fsdp_for_teachers_alone_leaves_the_trials_in_their_actors():
+    sweep = config.load("quickstart", ["resources.strategy=fsdp", "teacher.workers=2"])
+    jobs = plan.plan(sweep).jobs
+    assert {(j.strategy, j.workers, j.single) for j in jobs if j.label.startswith("teacher ")} == {
+        ("fsdp", 2, None)
+    }
+    assert {(j.strategy, j.single) for j in jobs if j.label.startswith("trial ")} == {("ddp", "in-actor")}
+    with pytest.raises(UserInputError, match=r"set resources\.workers or teacher\.workers"):
+        config.load("quickstart", ["resources.strategy=fsdp"])
