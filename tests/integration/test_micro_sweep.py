@@ -253,7 +253,7 @@ def test_a_multi_objective_sweep_writes_its_pareto_front(tmp_path, env):
     study = load_study(exp)
     assert len(study.directions) == 2 and all(len(t.values) == 2 for t in study.trials)
     assert mmkd("curves", str(exp), env=env).returncode == 0
-    front = pd.read_csv(exp / "mmkd" / "curves" / "pareto.csv")
+    front = pd.read_csv(exp / "mmkd" / "curves" / "pareto.csv", dtype={"trial_id": str})
     assert 1 <= len(front) <= 2 and set(front["trial_id"]) <= {t.user_attrs["trial_id"] for t in study.trials}
     assert (exp / "mmkd" / "curves" / "pareto.png").is_file()
     assert "## Pareto front" in (exp / "mmkd" / "curves" / "report.md").read_text()
