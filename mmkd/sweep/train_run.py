@@ -179,8 +179,10 @@ def teacher_worker_loop(config: dict[str, Any]) -> None:
     }
     with tempfile.TemporaryDirectory() as tmp:
         recipe.save_model(Path(tmp))
-        evaluation(Path(tmp), sweep)  # on this worker's device; kept with the weights, as in one process
         recipe.save(Path(tmp))  # a run restored from it starts at its last step
+        # Last: the saves above are collective when sharded, and the others wait in the report's barrier
+        # (no timeout), not in a collective that could time out while rank 0 generates.
+        evaluation(Path(tmp), sweep)  # on this worker's device; kept with the weights, as in one process
         train.report(metrics, checkpoint=train.Checkpoint.from_directory(tmp))
 
 
