@@ -24,7 +24,7 @@ from .micro import CHROMIUM, page_text, screenshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
-NAME, MAX_STEPS, EVAL_EVERY = "w2", 24, 6
+NAME, MAX_STEPS, EVAL_EVERY = "w2", 36, 6  # six evaluations: room to catch a trial mid-way
 EXPECTED_STEPS = list(range(EVAL_EVERY, MAX_STEPS + 1, EVAL_EVERY))
 SWEEP = [
     "search.num_samples=2", "search.student=[xs]", "search.adapter_rank=[0, 4]",
