@@ -66,6 +66,10 @@ def ensure_teacher(
             evaluation(work, sweep)  # right after finetuning, kept with the weights: the teacher's baseline
             atomic_write(work / DONE_FILE, json.dumps({"size": size, "base": base, **stats}))
         shutil.rmtree(work / CHECKPOINT_DIR, ignore_errors=True)  # the finetuning's, not the teacher's
+        if sweep.teacher_workers() >= 1:  # its Train run's checkpoints: the model and AdamW state, twice
+            from mmkd.sweep.train_run import teacher_run_dir
+
+            shutil.rmtree(teacher_run_dir(sweep, final.name), ignore_errors=True)
 
     if complete(final):  # resume: the sweep's own copy, whatever the model cache holds now
         return final

@@ -83,7 +83,7 @@ def teacher_trainer(sweep: SweepConfig, size: str, base: str, folder: str) -> An
     its content): ``sweep.teacher_workers()`` workers running the trials' recipe on the task loss; the
     run's last checkpoint holds the finetuned model (``teacher_worker_loop``). Started again after a
     kill, a run of the same name resumes from its last checkpoint."""
-    name = run_name(sweep.name, f"teacher-{folder}")
+    name = teacher_run_dir(sweep, folder).name
     workers = sweep.teacher_workers()
     loop_config = {
         "sweep": sweep,
@@ -94,6 +94,14 @@ def teacher_trainer(sweep: SweepConfig, size: str, base: str, folder: str) -> An
         "telemetry_tags": [sweep.name, name],
     }
     return _torch_trainer(teacher_worker_loop, loop_config, sweep, name, workers, [])
+
+
+def teacher_run_dir(sweep: SweepConfig, folder: str) -> Path:
+    """Where a teacher's Train run keeps its state and checkpoints (removed once the teacher is whole)."""
+    from mmkd.sweep.runner import MMKD_DIR
+
+    name = run_name(sweep.name, f"teacher-{folder}")
+    return Path(sweep.storage) / sweep.name / MMKD_DIR / TRAIN_DIR / name
 
 
 def _torch_trainer(

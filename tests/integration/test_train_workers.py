@@ -175,6 +175,7 @@ def test_the_sweep_runs_to_the_end_and_the_train_view_lists_its_trials(ran):
     (record,) = ran.exp.glob("mmkd/teachers/*/mmkd_teacher.json")
     assert json.loads(record.read_text())["workers"] == 2
     assert any(r["name"].startswith(f"{NAME}.teacher-") for r in ran.train_runs)
+    assert not list(ran.exp.glob(f"mmkd/train/{NAME}.teacher-*"))  # its checkpoints removed once copied
     runs = _runs_by_trial(ran)
     assert len(runs) == 2
     for trial, run in runs.items():
