@@ -243,12 +243,11 @@ class Recipe:
             self.student, self.optimizer, self.scheduler = acc.prepare(
                 self.student, self.optimizer, self.scheduler
             )
-        if self.heads is not None and acc.num_processes == 1 and not self.sharded:
-            self.heads = acc.prepare(self.heads)
-        elif self.heads is not None:
-            # Not wrapped in DDP: the losses call its parts (word, projector, predictor), which a DDP wrapper
-            # hides, and outside the wrapper's own forward DDP would not average their gradients. So the
-            # workers start from rank 0's heads and average the heads' gradients after every backward.
+        if self.heads is not None:
+            # Never given to Accelerate, whatever the layout: with several workers it would wrap them in DDP,
+            # which hides the parts the losses call (word, projector, predictor) and, outside the wrapper's
+            # own forward, would not average their gradients. So the workers start from rank 0's heads and
+            # average the heads' gradients after every backward (both no-ops for one process).
             self.heads = self.heads.to(acc.device)
             for tensor in self.heads.state_dict().values():
                 broadcast(tensor)
