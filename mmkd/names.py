@@ -25,6 +25,10 @@ CHRF, WLR, SRC_RATE, UNDETERMINED, LID_REF_ACC = "chrf", "wlr", "src_rate", "und
 PER_LANGUAGE = (CHRF, WLR, SRC_RATE, UNDETERMINED, LID_REF_ACC)
 
 
+#: ``<exp>/confirm/``: the confirm stage's Tune experiment inside a sweep's (mmkd.sweep.confirm).
+CONFIRM_DIR = "confirm"
+
+
 def key(where: str, metric: str, split: str = EVAL) -> str:
     """``eval/<language or group>/<metric>``."""
     return f"{split}/{where}/{metric}"

@@ -165,13 +165,15 @@ def for_tune(report_key: str, keep: frozenset[str]) -> bool:
 def set_aside(report: Mapping[str, Any], directory: Path, keep: frozenset[str]) -> dict[str, Any]:
     """The report for Tune (``for_tune``); the rest — per-language metrics, the task metric's group
     means, the trial's metadata, timings — goes to ``<directory>/<step>.metrics.json``, replaced whole
-    (a step evaluated again replaces its numbers). ``keep``: other keys Tune needs (``tune_keys``)."""
+    (a step evaluated again replaces its numbers), with a copy of what Tune is sent (``read_sent``: a
+    resumed trial re-sends it when Tune lost it, mmkd.catchup). ``keep``: other keys Tune needs
+    (``tune_keys``)."""
     apart = {k: v for k, v in report.items() if not for_tune(k, keep)}
-    if apart:
-        directory.mkdir(parents=True, exist_ok=True)
-        step = int(report[names.STEP])
-        write_text(directory / metrics_file(step), json.dumps({names.STEP: step, "metrics": apart}))
-    return {k: v for k, v in report.items() if k not in apart}
+    sent = {k: v for k, v in report.items() if k not in apart}
+    directory.mkdir(parents=True, exist_ok=True)
+    step = int(report[names.STEP])
+    write_text(directory / metrics_file(step), json.dumps({names.STEP: step, "metrics": apart, "sent": sent}))
+    return sent
 
 
 def metrics_file(step: int) -> str:
@@ -181,10 +183,19 @@ def metrics_file(step: int) -> str:
 def read_set_aside(trial_dir: Path, step: int) -> dict[str, Any]:
     """What ``set_aside`` wrote for ``step`` in a trial's folder; {} when there is nothing (not yet
     copied to the storage, a damaged file, or a sweep from before reports were split)."""
+    return _read_record(trial_dir, step, "metrics") or {}
+
+
+def read_sent(trial_dir: Path, step: int) -> dict[str, Any] | None:
+    """What the trial sent Tune for ``step`` (``set_aside``'s copy); None when it is not on record."""
+    return _read_record(trial_dir, step, "sent")
+
+
+def _read_record(trial_dir: Path, step: int, part: str) -> dict[str, Any] | None:
     try:
         stored = json.loads((trial_dir / EXAMPLES_DIR / metrics_file(step)).read_text(encoding="utf-8"))
-        if stored[names.STEP] == step and isinstance(stored["metrics"], dict):
-            return dict(stored["metrics"])
+        if stored[names.STEP] == step and isinstance(stored[part], dict):
+            return dict(stored[part])
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    return {}
+    return None

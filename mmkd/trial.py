@@ -39,7 +39,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import broadcast, broadcast_object_list
 
-from mmkd import checkpoint, ranks, reporting, sharding
+from mmkd import catchup, checkpoint, ranks, reporting, sharding
 from mmkd.config import DISTILL_LEVELS, Artefacts, DistillConfig, SweepConfig, TrainConfig, TrialConfig
 from mmkd.data import Example, get_task
 from mmkd.data.collate import encode_batch, step_examples, token_spans
@@ -67,7 +67,7 @@ from mmkd.schedule import warmup_cosine
 
 EXAMPLES_DIR = "mmkd_examples"
 ENCODER_LEVELS = DISTILL_LEVELS[1:]  # every level but the token level reads the student's encoder
-CHECKPOINT_DIR = "checkpoint"
+CHECKPOINT_DIR = catchup.CHECKPOINT_DIR  # inside Tune's checkpoint_<n>, with checkpoint.META_FILE
 
 
 class Session(Protocol):
@@ -85,6 +85,11 @@ class Session(Protocol):
 
     def report(self, metrics: dict[str, Any], folder: Path | None) -> None:
         """Report metrics, with the folder to keep as this step's checkpoint when there is one."""
+        ...
+
+    def resumed(self, step: int) -> None:
+        """Called once the trial has loaded the checkpoint of ``step`` (0: a fresh start), before it
+        trains: re-send the reports up to ``step`` that whoever receives them has lost."""
         ...
 
 
@@ -116,6 +121,7 @@ class Recipe:
         """Setup (resuming from the session's latest checkpoint), then train; every ``eval_every`` steps
         and at the last one: evaluate (a trial) and report, with a checkpoint when one is due."""
         self.setup()
+        self.session.resumed(self.step)
         report: dict[str, Any] = {}
         while self.step < self.train_cfg.max_steps:
             loss = self.train_step()
@@ -727,19 +733,32 @@ def _local_artefacts(sweep: SweepConfig, teacher: str, student: str, out: Path) 
 def tune_trial(searched: dict[str, Any], sweep: SweepConfig, artefacts: Artefacts) -> None:
     """The Ray Tune trainable: ``searched`` holds the searched values; the sweep and its artefacts come
     through ``tune.with_parameters`` so they stay out of trial names and the searcher's state."""
-    run(TrialConfig.build(searched, sweep, artefacts), TuneSession())
+    config = TrialConfig.build(searched, sweep, artefacts)
+    run(config, TuneSession(config))
 
 
 class TuneSession:
-    def __init__(self) -> None:
+    """Reports to Ray Tune. Restores from the newest checkpoint in the trial's storage folder whose
+    reports are on record, which is newer than the one Tune restored when the driver was killed after
+    Tune's last snapshot; then re-sends Tune the reports it lost (mmkd.catchup)."""
+
+    def __init__(self, config: TrialConfig) -> None:
         from ray import tune
 
-        self._tune = tune
+        self._tune, self._train = tune, config.train
+        self._folder = catchup.trial_folder(config, Path(tune.get_context().get_trial_dir()).name)
+        self._tune_step = 0  # the step of the checkpoint Tune restored
 
     @contextmanager
     def restored(self) -> Iterator[Path | None]:
         with checkpoint_folder(self._tune.get_checkpoint()) as path:
-            yield path
+            self._tune_step = 0 if path is None else catchup.saved_step(path) or 0
+            newer = catchup.newer(self._folder, self._tune_step, self._train)
+            yield path if newer is None else newer.folder
+
+    def resumed(self, step: int) -> None:
+        for report in catchup.lost_reports(self._folder, self._tune_step, step, self._train):
+            self.report(report, None)
 
     def examples_dir(self) -> Path:
         # Tune runs each trial in its own working directory and, with SyncConfig(sync_artifacts=True) (the
@@ -786,6 +805,10 @@ class FolderSession:
 
     def examples_dir(self) -> Path:
         return self.trial_dir / EXAMPLES_DIR
+
+    def resumed(self, step: int) -> None:
+        """Nothing to re-send: the checkpoint is the whole record of a teacher's finetuning, and
+        ``result.jsonl`` of ``mmkd trial run`` keeps every report written."""
 
     def report(self, metrics: dict[str, Any], folder: Path | None) -> None:
         self.trial_dir.mkdir(parents=True, exist_ok=True)

@@ -47,12 +47,12 @@ from typing import Any
 import pandas as pd
 
 from mmkd.errors import UserInputError
+from mmkd.names import CONFIRM_DIR
 from mmkd.reporting import EXAMPLES_DIR, read_set_aside
 
 MMKD_DIR = "mmkd"
 STOPPED_BY_FILE = "stopped_by.json"  # written by mmkd.sweep.stopping (which may import Ray; we may not)
 ERROR_FILE = "error.txt"
-CONFIRM_DIR = "confirm"  # <exp>/confirm/: the confirm stage's experiment, written by mmkd.sweep.confirm
 # Tune's own bookkeeping in every result line: not a param or a metric. ``checkpoint_dir_name`` stays:
 # it names the step's checkpoint, when the step has one.
 TUNE_KEYS = frozenset(

@@ -31,8 +31,8 @@ from mmkd import config as config_mod
 from mmkd import names
 from mmkd.config import Artefacts, ConfirmConfig, SweepConfig
 from mmkd.errors import UserInputError
+from mmkd.names import CONFIRM_DIR
 
-CONFIRM_DIR = "confirm"  # <exp>/confirm/: the stage's Tune experiment (mmkd.curves.aggregate reads it)
 PLAN_FILE = "confirm_plan.json"
 CELL = ["student", "teacher", "adapter_rank", "method"]
 # What a confirm trial takes from the search trial it repeats (plus every searched ``distill.*``).

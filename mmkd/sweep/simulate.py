@@ -41,15 +41,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mmkd import names, reporting
+from mmkd import catchup, names, reporting
 from mmkd.config import DISTILL_LEVELS, SweepConfig, TrialConfig
 from mmkd.eval.task_metrics import get_task_metric
 from mmkd.reporting import Languages
 
 __all__ = ["Languages", "evaluate", "simulated_trial"]
 
-CHECKPOINT_DIR = "checkpoint"
-STATE_FILE = "state.json"
+CHECKPOINT_DIR, STATE_FILE = catchup.CHECKPOINT_DIR, catchup.STATE_FILE
 TENSOR_FILE = "trainable.safetensors"
 
 # Learning rates at which each kind of student learns best, and from which it drifts into the source
@@ -197,7 +196,14 @@ def simulated_trial(config: dict[str, Any], sweep: SweepConfig, languages: Langu
         "sim/gpu_ids": ",".join(str(g) for g in ray.get_gpu_ids()),
         "sim/started": time.time(),
     }
-    step = restored_step(tune.get_checkpoint())
+    # As the real trial does (mmkd.trial.TuneSession): continue from a checkpoint newer than Tune's, if
+    # the trial made one after Tune's last snapshot, and re-send Tune the reports it lost.
+    tune_step = restored_step(tune.get_checkpoint())
+    folder = catchup.trial_folder(trial, Path(tune.get_context().get_trial_dir()).name)
+    newer = catchup.newer(folder, tune_step, train)
+    step = tune_step if newer is None else newer.step
+    for lost in catchup.lost_reports(folder, tune_step, step, train):
+        tune.report(lost)
     cost_step, cost_eval = step_seconds(trial)
     last_checkpoint = time.monotonic()
     while step < train.max_steps:

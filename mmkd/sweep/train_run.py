@@ -213,6 +213,10 @@ class TrainSession:
     def examples_dir(self) -> Path:
         return self._examples
 
+    def resumed(self, step: int) -> None:
+        """Nothing re-sent: Train restores its run's last registered checkpoint itself, and Train's
+        reports are collective (what a killed driver's Tune lost of them is not re-sent; README)."""
+
     def report(self, metrics: dict[str, Any], folder: Path | None) -> None:
         from ray import train
 

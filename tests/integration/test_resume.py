@@ -1,6 +1,7 @@
 """Interrupt a real sweep (SIGINT, then SIGKILL of the driver) mid-way and resume it to the end:
 exactly num_samples trials, no searched config twice, finished trials untouched, no repeated rows."""
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,8 @@ import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
+
+from mmkd.curves.aggregate import trial_states
 
 from .micro import command, env, last_steps, mmkd, sets
 
@@ -87,3 +90,50 @@ def test_interrupted_sweep_resumes_to_exactly_num_samples(tmp_path, sig):
     complete = [t.user_attrs["trial_id"] for t in study.trials if t.state == TrialState.COMPLETE]
     assert sorted(complete) == sorted(df["trial_id"].unique())
     assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.FAIL}
+
+
+def _record(exp: Path, trial: str, step: int) -> Path:
+    return exp / trial / "mmkd_examples" / f"{step:06d}.metrics.json"
+
+
+def test_a_trial_that_finished_after_the_last_snapshot_is_not_trained_again(tmp_path):
+    """Tune's snapshot knows the first trial as started, not finished (periodic snapshots off; the
+    trials checkpoint at their last step only, so none is forced): on resume it continues from the final
+    checkpoint in its folder and re-sends Tune the reports it lost instead of training again."""
+    environ = {**env(tmp_path / "cache"), "TUNE_GLOBAL_CHECKPOINT_S": "3600"}
+    exp = tmp_path / "runs" / "late"
+    sweep = [*SWEEP, "--set", "search.num_samples=2", "--set", "train.checkpoint_every_s=3600"]
+    cmd = command("sweep", "run", "quickstart", "--name", "late", "--storage", str(exp.parent), *sweep)
+    with (tmp_path / "driver.log").open("w") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=environ, start_new_session=True
+        )
+        deadline = time.time() + 600
+        while not (
+            done := [p.parent.parent.name for p in exp.glob(f"*/mmkd_examples/{MAX_STEPS:06d}.metrics.json")]
+        ):
+            assert proc.poll() is None and time.time() < deadline, (tmp_path / "driver.log").read_text()
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    (first,) = done
+    states = {s.logdir: s.status for s in trial_states(exp).values()}
+    assert states.get(first) in ("PENDING", "RUNNING"), states  # what this test is about
+    record = _record(exp, first, MAX_STEPS).read_bytes()
+    checkpoints = sorted(p.name for p in (exp / first).glob("checkpoint_*"))
+    assert checkpoints == ["checkpoint_000000"]
+
+    resumed = mmkd("sweep", "resume", str(exp), env=environ)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
+    # Not trained again: a new run would rewrite the last record (its timings) and checkpoint again.
+    assert _record(exp, first, MAX_STEPS).read_bytes() == record
+    assert sorted(p.name for p in (exp / first).glob("checkpoint_*")) == checkpoints
+    df = pd.read_parquet(exp / "mmkd" / "results.parquet")
+    assert df["trial_id"].nunique() == 2
+    assert not df.duplicated(["trial_id", "step"]).any()
+    rows = df[df["trial_dir"] == first]
+    assert rows["step"].tolist() == list(range(5, MAX_STEPS + 1, 5))  # every report Tune had lost
+    assert set(rows["status"]) == {"TERMINATED"}
+    assert (rows["resumed_from"].fillna("") == "").all()  # as first reported: from step 0
+    sent = json.loads(record)["sent"]
+    assert rows.iloc[-1]["eval/score"] == sent["eval/score"]
