@@ -2,8 +2,8 @@
 teacher finetune, teacher cache, before and after Tune's first snapshot, after the first and the second
 of three trials, while the results table is written — each followed by ``mmkd sweep resume``, and once
 more to the end:
-exactly num_samples trials, no configuration twice, finished trials untouched, no repeated (trial, step),
-each artefact built once."""
+exactly num_samples trials, no configuration twice, finished trials untouched (also those that finished
+after Tune's last snapshot), no repeated (trial, step), each artefact built once."""
 
 import json
 import os
@@ -73,6 +73,11 @@ def _moments(exp: Path, zoo: Path) -> list[tuple[str, Callable[[float], bool]]]:
         ("two trials finished", lambda t0: trials_done(2, t0)),
         ("while the results table is written", lambda _: _stage(exp) == "writing results"),
     ]
+
+
+def _last_record(exp: Path, trial: str) -> Path:
+    """The record of a trial's last report (mmkd.reporting.set_aside): rewritten by any new run of it."""
+    return exp / trial / "mmkd_examples" / f"{MAX_STEPS:06d}.metrics.json"
 
 
 def _saved(exp: Path) -> bool:
@@ -146,6 +151,7 @@ def test_killed_at_any_moment_the_sweep_resumes_to_the_end(tmp_path):
     resume = command("sweep", "resume", str(exp))
     seen: dict[str, tuple[int, int]] = {}
     finished: dict[str, bytes] = {}
+    records: dict[str, bytes] = {}
     for i, (label, moment) in enumerate(_moments(exp, zoo)):
         cmd = first if i == 0 else resume
         _kill_when(cmd, resume, environ, moment, tmp_path / f"driver-{i}-{label.replace(' ', '-')}.log")
@@ -154,11 +160,18 @@ def test_killed_at_any_moment_the_sweep_resumes_to_the_end(tmp_path):
         # Finished trials as Tune's snapshot records them (TERMINATED). A trial that finished after the
         # last snapshot is run again by Tune from what the snapshot holds (PENDING: from its start;
         # RUNNING: from its checkpoint), or, unknown to it, set aside (mmkd.sweep.recover) and replaced.
-        known = {s.logdir for s in trial_states(exp).values() if s.status == "TERMINATED"}
+        states = trial_states(exp).values()
+        known = {s.logdir for s in states if s.status == "TERMINATED"}
         for trial, step in last_steps(exp).items():
             if step == MAX_STEPS and trial in known:
                 before = finished.setdefault(trial, (exp / trial / "result.json").read_bytes())
                 assert (exp / trial / "result.json").read_bytes() == before, f"{trial} touched by {label}"
+        # A trial the snapshot knows as started that finished after it is not trained again either: it
+        # ends from its final checkpoint (mmkd.catchup), so its last record is never rewritten.
+        for trial in {s.logdir for s in states}:
+            if (record := _last_record(exp, trial)).is_file():
+                before = records.setdefault(trial, record.read_bytes())
+                assert record.read_bytes() == before, f"{trial} trained again after {label}"
         if label == "teacher finetune":
             status = mmkd("sweep", "status", str(exp), env=environ)
             assert "stage: preparing (interrupted" in status.stdout, status.stdout + status.stderr
@@ -182,4 +195,6 @@ def test_killed_at_any_moment_the_sweep_resumes_to_the_end(tmp_path):
     assert df["resumed_from"].fillna("").str.fullmatch(r"|checkpoint_\d+ \(step \d+\)").all()
     for trial, before in finished.items():
         assert (exp / trial / "result.json").read_bytes() == before, trial
+    for trial, before in records.items():
+        assert _last_record(exp, trial).read_bytes() == before, trial
     assert "stage: done" in mmkd("sweep", "status", str(exp), env=environ).stdout
