@@ -52,6 +52,7 @@ import io
 import json
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -100,6 +101,11 @@ def main() -> None:
         action="store_true",
         help="only `mmkd sweep resume` the interrupted sweep under --storage, on a new simulated cluster",
     )
+    ap.add_argument(
+        "--stop-after-first",
+        action="store_true",
+        help="with --resume-only: Ctrl-C the resumed sweep once a trial has reported",
+    )
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -130,7 +136,7 @@ def main() -> None:
     cluster.wait_for_nodes()
     if args.resume_only:
         try:
-            resumed = resume(storage / "sim", cluster.address, storage / "resume.log")
+            resumed = resume(storage / "sim", cluster.address, storage / "resume.log", args.stop_after_first)
         finally:
             cluster.shutdown()
         print(json.dumps(resumed))
@@ -227,20 +233,31 @@ def main() -> None:
     )
 
 
-def resume(exp: Path, address: str, log: Path) -> dict[str, Any]:
-    """``mmkd sweep resume`` in a new process; how soon the resumed sweep reported, what it cost."""
+def resume(exp: Path, address: str, log: Path, stop_after_first: bool = False) -> dict[str, Any]:
+    """``mmkd sweep resume`` in a new process; how soon the resumed sweep reported, what it cost.
+    ``stop_after_first``: Ctrl-C it once a trial has reported (to time the resume's start only).
+    ``SIM_RESUME_PREFIX``: a command to run it under, e.g. ``py-spy record -o prof.json --``."""
     states = sorted(exp.glob("experiment_state-*.json"))
     at_interrupt = states[-1].stat().st_size / 1024 if states else None
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.getcwd()])}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started_at, started = time.time(), time.perf_counter()
+    command = [sys.executable, "-m", "mmkd.cli", "sweep", "resume", str(exp), "--address", address]
     with log.open("w") as out:
-        done = subprocess.run(
-            [sys.executable, "-m", "mmkd.cli", "sweep", "resume", str(exp), "--address", address],
+        proc = subprocess.Popen(
+            [*os.environ.get("SIM_RESUME_PREFIX", "").split(), *command],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
+            start_new_session=True,
         )
+        while stop_after_first and proc.poll() is None:
+            time.sleep(1.0)
+            # A trial writes each evaluation's metrics file into its mmkd_examples/ as it reports.
+            if any(p.stat().st_mtime > started_at for p in exp.glob("*/mmkd_examples")):
+                os.killpg(proc.pid, signal.SIGINT)
+                break
+        proc.wait()
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     # Each report's time is among what the trial kept out of Tune's report (mmkd.reporting).
@@ -250,7 +267,7 @@ def resume(exp: Path, address: str, log: Path) -> dict[str, Any]:
     ]
     reported = [t for t in reported if t > started_at]
     return {
-        "code": done.returncode,
+        "code": proc.returncode,
         "state_kb_at_interrupt": at_interrupt,
         "resume_first_result_s": min(reported) - started_at if reported else None,
         "resume_results": len(reported),

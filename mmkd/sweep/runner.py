@@ -90,7 +90,10 @@ def resume(name_or_path: str, *, storage: str | None = None, address: str | None
     """Finish whatever an interrupted sweep is missing, from any moment: complete artefacts are found,
     partial ones rebuilt; Tune's run is restored, or started under the same name if Tune never saved it."""
     exp = Experiment.locate(name_or_path, storage)
-    sweep = config_mod.load(exp.mmkd / CONFIG_FILE)
+    # Where the sweep is now: a sweep moved or mounted elsewhere since its config was written resumes
+    # there (its trials look for their newer checkpoints there: mmkd.catchup).
+    located = {"name": exp.name, "storage": str(exp.storage)}
+    sweep = config_mod.load(exp.mmkd / CONFIG_FILE).model_copy(update=located)
     _init_ray(address)
     return _prepare_and_search(sweep, exp, restore=_tune_saved(exp))
 
