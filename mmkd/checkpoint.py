@@ -17,16 +17,23 @@ import json
 import random
 import shutil
 import sys
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 MODEL_FILE, OPTIM_FILE, META_FILE = "trainable.safetensors", "optimizer.safetensors", "state.json"
 RNG_FILE = "rng.safetensors"
+# Which save each file belongs to: in state.json and in every safetensors file's metadata. Tune copies a
+# checkpoint's files one by one into its folder, over those of an older checkpoint of the same name (a
+# trial resumed from an older checkpoint reuses the names of the later ones), so a kill mid-copy can
+# leave whole files of two saves side by side.
+SAVE_KEY = "mmkd_save"
 
 Tensors = dict[str, dict[str, torch.Tensor]]  # module key -> parameter name -> tensor
 # Loads checked tensors and optimiser state (``optimizer.state_dict()``'s format) into modules and optimiser.
@@ -77,15 +84,17 @@ def write(path: Path, tensors: Tensors, optimizer_state: dict[str, Any], meta: d
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    stamp = {SAVE_KEY: uuid.uuid4().hex}
     flat = {f"{key}/{n}": t.contiguous() for key, state in tensors.items() for n, t in state.items()}
-    save_file(flat, str(tmp / MODEL_FILE))
+    save_file(flat, str(tmp / MODEL_FILE), metadata=stamp)
     opt_tensors, opt_meta = _flatten_optimizer(optimizer_state)
-    save_file(opt_tensors, str(tmp / OPTIM_FILE))
+    save_file(opt_tensors, str(tmp / OPTIM_FILE), metadata=stamp)
     rng = RNGState.capture()
-    save_file(
-        {"torch_cpu": rng.torch_cpu, **{f"cuda/{i}": t for i, t in enumerate(rng.cuda)}}, str(tmp / RNG_FILE)
+    rng_tensors = {"torch_cpu": rng.torch_cpu, **{f"cuda/{i}": t for i, t in enumerate(rng.cuda)}}
+    save_file(rng_tensors, str(tmp / RNG_FILE), metadata=stamp)
+    (tmp / META_FILE).write_text(
+        json.dumps({**meta, "optimizer": opt_meta, "rng_python": rng.python, **stamp})
     )
-    (tmp / META_FILE).write_text(json.dumps({**meta, "optimizer": opt_meta, "rng_python": rng.python}))
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)
     return path
@@ -104,16 +113,19 @@ def load(
     modules untouched."""
     tensors, meta, opt_tensors = _read(path, MODEL_FILE, META_FILE, OPTIM_FILE)
     try:  # a state.json that parses but lacks what a resume needs is as damaged as a truncated one
+        saved = meta.pop(SAVE_KEY, None)  # None: a checkpoint from before files were stamped
         rng = _read_rng(path, meta.pop("rng_python", None))
         opt_state = _unflatten_optimizer(opt_tensors, meta.pop("optimizer"))
         int(meta["step"])
     except (KeyError, ValueError, TypeError, AttributeError, IndexError) as e:
         raise CheckpointError(f"checkpoint {path} is corrupt: {META_FILE}: {type(e).__name__}: {e}") from e
-    saved = [len(g["params"]) for g in opt_state["param_groups"]]
+    if saved is not None:
+        _check_one_save(path, saved, (MODEL_FILE, OPTIM_FILE, *((RNG_FILE,) if rng is not None else ())))
+    groups = [len(g["params"]) for g in opt_state["param_groups"]]
     expected = [len(g["params"]) for g in optimizer.param_groups]
-    if saved != expected:  # checked first: the optimiser would refuse only after the modules were filled
+    if groups != expected:  # checked first: the optimiser would refuse only after the modules were filled
         raise CheckpointError(
-            f"checkpoint {path} does not match the optimiser: parameter groups of {saved} tensors, "
+            f"checkpoint {path} does not match the optimiser: parameter groups of {groups} tensors, "
             f"expected {expected}"
         )
     states = _split(path, tensors, modules)
@@ -187,6 +199,15 @@ def _read(path: Path, *names: str) -> list[Any]:
         ]
     except Exception as e:  # safetensors and json raise several types for a damaged file
         raise CheckpointError(f"checkpoint {path} is corrupt: {type(e).__name__}: {e}") from e
+
+
+def _check_one_save(path: Path, saved: str, names: tuple[str, ...]) -> None:
+    for name in names:
+        with safe_open(str(path / name), "pt") as f:
+            if (f.metadata() or {}).get(SAVE_KEY) != saved:
+                raise CheckpointError(
+                    f"checkpoint {path} is mixed: {name} is not from the save {META_FILE} is"
+                )
 
 
 def _read_rng(path: Path, python: list[Any] | None) -> RNGState | None:

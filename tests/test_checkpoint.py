@@ -135,6 +135,12 @@ def _damage(ckpt, how):
         (ckpt / checkpoint.META_FILE).write_text('{"step": 20}')
     elif how == "missing random states":
         (ckpt / checkpoint.RNG_FILE).unlink()
+    elif how in ("weights of another save", "optimiser of another save"):
+        # a kill while Tune copied a checkpoint over an older one of the same name: whole files of two
+        # saves of the same shapes side by side
+        name = checkpoint.MODEL_FILE if how.startswith("weights") else checkpoint.OPTIM_FILE
+        other = ckpt.parent.parent / "checkpoint_000001" / "checkpoint" / name
+        (ckpt / name).write_bytes(other.read_bytes())
     else:
         (ckpt / checkpoint.OPTIM_FILE).write_bytes(b"")
 
@@ -148,6 +154,8 @@ def _damage(ckpt, how):
         "state.json without the optimiser",
         "missing random states",
         "empty optimiser",
+        "weights of another save",
+        "optimiser of another save",
     ],
 )
 def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, capsys, how):
