@@ -43,6 +43,7 @@ PARTS: dict[str, tuple[list[str], list[str] | None]] = {
     "tensorboard": (["tensorboard.py"], ["tensorboard.py", "--trials", "100"]),
     "cli_latency": (["cli_latency.py"], ["cli_latency.py", "--repeats", "1"]),
     "cache_shards": (["cache_shards.py"], ["cache_shards.py", "--repeats", "2"]),
+    "actor_storm": (["actor_storm.py"], ["actor_storm.py", "--trials", "8"]),
 }
 
 #: headline figure -> (part, key in that part's JSON)
