@@ -206,7 +206,7 @@ def _check_one_save(path: Path, saved: str, names: tuple[str, ...]) -> None:
         with safe_open(str(path / name), "pt") as f:
             if (f.metadata() or {}).get(SAVE_KEY) != saved:
                 raise CheckpointError(
-                    f"checkpoint {path} is mixed: {name} is not from the save {META_FILE} is"
+                    f"checkpoint {path} is mixed: {name} is from another save than {META_FILE}"
                 )
 
 

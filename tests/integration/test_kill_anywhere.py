@@ -157,9 +157,10 @@ def test_killed_at_any_moment_the_sweep_resumes_to_the_end(tmp_path):
         _kill_when(cmd, resume, environ, moment, tmp_path / f"driver-{i}-{label.replace(' ', '-')}.log")
         for path, record in _artefacts(exp, zoo).items():
             assert seen.setdefault(path, record) == record, f"{path} rebuilt after {label}"
-        # Finished trials as Tune's snapshot records them (TERMINATED). A trial that finished after the
-        # last snapshot is run again by Tune from what the snapshot holds (PENDING: from its start;
-        # RUNNING: from its checkpoint), or, unknown to it, set aside (mmkd.sweep.recover) and replaced.
+        # Finished trials as Tune's snapshot records them (TERMINATED) keep their result.json. A trial
+        # that finished after the last snapshot is restarted by Tune (PENDING or RUNNING there) and ends
+        # from its final checkpoint (below), or, unknown to the snapshot, is set aside
+        # (mmkd.sweep.recover) and replaced.
         states = trial_states(exp).values()
         known = {s.logdir for s in states if s.status == "TERMINATED"}
         for trial, step in last_steps(exp).items():
