@@ -23,7 +23,7 @@ from transformers import ByT5Tokenizer, T5ForConditionalGeneration
 from mmkd.config import load
 from mmkd.data import get_task
 from mmkd.data.collate import batch_indices, encode_batch, token_spans
-from mmkd.distill.cache import CachedTeacher, LiveTeacher, build_cache
+from mmkd.distill.cache import CachedTeacher, LiveTeacher, build_sharded, cache_settings
 from mmkd.distill.losses import MMKDHeads
 from mmkd.models.zoo import tiny_config
 from mmkd.trial import ENCODER_LEVELS, _student_view, loss_step
@@ -74,15 +74,8 @@ def main() -> None:
     teacher_model = T5ForConditionalGeneration(tiny_config("l")).eval()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        cache = build_cache(
-            teacher_model,
-            tok,
-            train,
-            Path(tmp) / "cache.safetensors",
-            k=distill.top_k,
-            max_source_len=cfg.max_source_len,
-            max_target_len=cfg.max_target_len,
-        )
+        load_teacher = lambda: (teacher_model, tok)  # noqa: E731
+        cache = build_sharded(load_teacher, train, Path(tmp) / "cache.safetensors", 1, cache_settings(sweep))
         cached = CachedTeacher(cache)
         for student_size in ("s", "xs"):
             student = T5ForConditionalGeneration(tiny_config(student_size))

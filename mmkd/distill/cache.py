@@ -139,36 +139,6 @@ def _concat(parts: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]
     }
 
 
-def build_cache(
-    teacher: Any,
-    tokenizer: Any,
-    examples: Sequence[Example],
-    path: Path,
-    *,
-    k: int,
-    max_source_len: int,
-    max_target_len: int,
-    batch_size: int = BATCH_SIZE,
-) -> Path:
-    """The cache of ``examples`` at ``path``, computed by this process in one go."""
-
-    def write(tmp: Path) -> None:
-        tensors = compute_outputs(
-            teacher,
-            tokenizer,
-            examples,
-            k=k,
-            max_source_len=max_source_len,
-            max_target_len=max_target_len,
-            batch_size=batch_size,
-        )
-        save_file(tensors, str(tmp), metadata=_metadata(len(examples), k))
-
-    # Written to a temporary name and renamed: a concurrent reader sees no file or a whole one, and a
-    # file cut short (a kill mid-copy, a full disk) is found by its length and rebuilt.
-    return build_file_once(path, write, cache_complete)
-
-
 def _metadata(rows: int, k: int) -> dict[str, str]:
     return {"examples": str(rows), "k": str(k)}
 
@@ -286,7 +256,8 @@ def build_shard(
 
 def merge_shards(path: Path, rows: int, shards: int, settings: CacheSettings) -> Path:
     """The cache at ``path`` from its shards (all of them whole, else RuntimeError): the tensors
-    ``build_cache`` computes in one process, value for value. The shards are deleted once it is in place."""
+    ``compute_outputs`` computes for all rows in one go, value for value. The shards are deleted once it
+    is in place."""
     ranges = shard_ranges(rows, shards, settings.batch_size)
     files = [shard_path(path, i, len(ranges)) for i in range(len(ranges))]
 

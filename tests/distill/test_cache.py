@@ -1,6 +1,7 @@
 """The teacher-output cache: same losses as running the teacher, atomic, keyed by the teacher."""
 
 import json
+from dataclasses import asdict
 
 import pytest
 import torch
@@ -16,11 +17,11 @@ from mmkd.distill.cache import (
     CachedTeacher,
     CacheSettings,
     LiveTeacher,
-    build_cache,
     build_shard,
     build_sharded,
     cache_complete,
     cache_path,
+    compute_outputs,
     merge_shards,
     shard_dir,
     shard_ranges,
@@ -45,16 +46,9 @@ def setup():
 
 def test_cached_and_recomputed_teacher_give_the_same_loss(setup, tmp_path):
     tok, teacher, student, examples = setup
-    path = build_cache(
-        teacher,
-        tok,
-        examples,
-        tmp_path / "c.safetensors",
-        k=8,
-        max_source_len=128,
-        max_target_len=96,
-        batch_size=7,
-    )  # batches of 7: padding differs from the trial's
+    settings = CacheSettings(k=8, max_source_len=128, max_target_len=96, batch_size=7)
+    # batches of 7: padding differs from the trial's
+    path = build_sharded(lambda: (teacher, tok), examples, tmp_path / "c.safetensors", 1, settings)
     sweep = load("quickstart", ["distill.parallel=false"])
     idx = [3, 17, 5, 5, 0]
     batch_examples = [examples[i] for i in idx]
@@ -72,6 +66,9 @@ def test_cached_and_recomputed_teacher_give_the_same_loss(setup, tmp_path):
     assert CachedTeacher(path).hidden_size == teacher.config.d_model
 
 
+SMALL = CacheSettings(k=4, max_source_len=64, max_target_len=64)
+
+
 def test_cache_key_changes_with_the_teacher_and_the_write_is_atomic(setup, tmp_path):
     tok, teacher, _, examples = setup
     tdir = tmp_path / "teacher"
@@ -81,24 +78,23 @@ def test_cache_key_changes_with_the_teacher_and_the_write_is_atomic(setup, tmp_p
     (tdir / "mmkd_teacher.json").write_text(json.dumps({"final_loss": 0.5}))  # a retrained teacher
     assert cache_path(tmp_path, tdir, {"task": "x"}, 8) != a
     assert cache_path(tmp_path, tdir, {"task": "x"}, 16) != cache_path(tmp_path, tdir, {"task": "x"}, 8)
-    path = build_cache(teacher, tok, examples[:4], a, k=4, max_source_len=64, max_target_len=64)
+    path = build_sharded(lambda: (teacher, tok), examples[:4], a, 1, SMALL)
     # Nothing left but the builders' lock file (mmkd.atomic): no temporary copy.
     assert path == a and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [f".{a.name}.lock"]
     mtime = path.stat().st_mtime_ns
-    assert build_cache(teacher, tok, examples[:4], a, k=4, max_source_len=64, max_target_len=64) == a
+    assert build_sharded(lambda: (teacher, tok), examples[:4], a, 1, SMALL) == a
     assert path.stat().st_mtime_ns == mtime  # found, not rebuilt
 
 
 def test_a_half_written_cache_is_detected_and_rebuilt(setup, tmp_path, capsys):
     tok, teacher, _, examples = setup
     path = tmp_path / "teacher-cache-x.safetensors"
-    build = dict(k=4, max_source_len=64, max_target_len=64)
-    build_cache(teacher, tok, examples[:4], path, **build)
+    build_sharded(lambda: (teacher, tok), examples[:4], path, 1, SMALL)
     whole = path.read_bytes()
     built = {k: v.clone() for k, v in load_file(str(path)).items()}
     path.write_bytes(whole[: len(whole) - 100])  # a copy cut short
     assert not cache_complete(path)
-    assert build_cache(teacher, tok, examples[:4], path, **build) == path
+    assert build_sharded(lambda: (teacher, tok), examples[:4], path, 1, SMALL) == path
     assert cache_complete(path) and len(path.read_bytes()) == len(whole)
     rebuilt = load_file(str(path))  # (the header's metadata order differs between writes, not the tensors)
     assert set(rebuilt) == set(built) and all(torch.equal(rebuilt[k], built[k]) for k in built)
@@ -130,8 +126,11 @@ SETTINGS = CacheSettings(k=8, max_source_len=96, max_target_len=32, batch_size=4
 
 
 def _one_process(setup, rows, path):
+    """The reference: every row computed in one go and written as a cache (no shards, no merge)."""
     tok, teacher = setup[0], setup[1]
-    return build_cache(teacher, tok, rows, path, k=8, max_source_len=96, max_target_len=32, batch_size=4)
+    save_file(compute_outputs(teacher, tok, rows, **asdict(SETTINGS)), str(path),
+              metadata={"examples": str(len(rows)), "k": str(SETTINGS.k)})  # fmt: skip
+    return path
 
 
 def _same_file(a, b):

@@ -9,7 +9,7 @@ from mmkd.config import load
 from mmkd.data import Example
 from mmkd.data.collate import encode_batch, token_spans
 from mmkd.data.parallel import ParallelCorpus
-from mmkd.distill.cache import CachedTeacher, LiveTeacher, TeacherOutputs, build_cache
+from mmkd.distill.cache import CachedTeacher, CacheSettings, LiveTeacher, TeacherOutputs, build_sharded
 from mmkd.distill.losses import MMKDHeads
 from mmkd.models.langcodes import tagged
 from mmkd.models.zoo import tiny_config
@@ -94,8 +94,9 @@ def test_cached_corpus_rows_give_the_live_teachers_encoder_losses(corpus, models
     sweep = load("quickstart")
     # As ensure_cache writes it: the tagged training examples, then the corpus's English sentences.
     train = tagged("tiny", TRAIN)
-    path = build_cache(teacher, tok, tagged("tiny", TRAIN + list(corpus.english)), tmp_path / "c.safetensors",
-                       k=8, max_source_len=128, max_target_len=32, batch_size=2)  # fmt: skip
+    settings = CacheSettings(k=8, max_source_len=128, max_target_len=32, batch_size=2)
+    rows = tagged("tiny", TRAIN + list(corpus.english))
+    path = build_sharded(lambda: (teacher, tok), rows, tmp_path / "c.safetensors", 1, settings)
     heads = MMKDHeads(student.config.d_model, teacher.config.d_model)
     distill = sweep.distill.model_copy(
         update={"word": 1.0, "sentence": 1.0, "structure": 1.0, "parallel": True}
