@@ -167,10 +167,6 @@ def load_full_state(
     set_optimizer_state_dict(container, optimizer, optim, options=StateDictOptions(full_state_dict=True))
 
 
-def is_sharded(model: torch.nn.Module) -> bool:
-    return isinstance(model, FSDPModule)
-
-
 def local_share(model: torch.nn.Module) -> tuple[int, int]:
     """(elements this rank holds, elements of the whole model) of ``model``'s parameters."""
     held = total = 0

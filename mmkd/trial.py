@@ -425,7 +425,7 @@ class Recipe:
             "lapt_steps": 0 if lapt is None else lapt.steps,
             "resumed_from": self.resumed_from,
             "workers": self.accelerator.num_processes if self.config.workers else 0,  # 0: in the Tune actor
-            "strategy": "fsdp" if sharding.is_sharded(self.student) else self.config.strategy,
+            "strategy": self.config.strategy,
             **{f"lapt/{k}": v for k, v in self.lapt.items()},
         }
 

@@ -132,7 +132,7 @@ def finetune(
     start = time.perf_counter()
     last = recipe.run()
     seconds = time.perf_counter() - start
-    save_finetuned(recipe, out_dir)
+    recipe.save_model(out_dir)
     return {
         # the mean over the steps since the previous checkpoint (NaN: resumed at the last step)
         "final_loss": last.get("train/loss", float("nan")),
@@ -160,9 +160,3 @@ def _finetune_on_workers(
         "workers": sweep.teacher_workers(),
         "resumed_from": result.metrics["resumed_from"],
     }
-
-
-def save_finetuned(recipe: Recipe, out_dir: Path) -> None:
-    """The finetuned model and its tokenizer, as ``load_seq2seq`` reads them."""
-    recipe.accelerator.unwrap_model(recipe.student).save_pretrained(out_dir)
-    recipe.tokenizer.save_pretrained(out_dir)
