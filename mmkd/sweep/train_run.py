@@ -98,10 +98,14 @@ def teacher_trainer(sweep: SweepConfig, size: str, base: str, folder: str) -> An
 
 def teacher_run_dir(sweep: SweepConfig, folder: str) -> Path:
     """Where a teacher's Train run keeps its state and checkpoints (removed once the teacher is whole)."""
+    return _runs_dir(sweep) / run_name(sweep.name, f"teacher-{folder}")
+
+
+def _runs_dir(sweep: SweepConfig) -> Path:
+    """Train's storage path for the sweep's runs: ``<sweep>/mmkd/train/``."""
     from mmkd.sweep.runner import MMKD_DIR
 
-    name = run_name(sweep.name, f"teacher-{folder}")
-    return Path(sweep.storage) / sweep.name / MMKD_DIR / TRAIN_DIR / name
+    return Path(sweep.storage) / sweep.name / MMKD_DIR / TRAIN_DIR
 
 
 def _torch_trainer(
@@ -109,8 +113,6 @@ def _torch_trainer(
 ) -> Any:
     from ray import train
     from ray.train.torch import TorchConfig, TorchTrainer
-
-    from mmkd.sweep.runner import MMKD_DIR
 
     # Train V2 records its runs for the dashboard's Train view only when asked (Ray's documented variable)
     os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "1")
@@ -126,7 +128,7 @@ def _torch_trainer(
         ),
         run_config=train.RunConfig(
             name=name,
-            storage_path=str(Path(sweep.storage) / sweep.name / MMKD_DIR / TRAIN_DIR),
+            storage_path=str(_runs_dir(sweep)),
             callbacks=callbacks,
             failure_config=train.FailureConfig(max_failures=res.worker_failures),
             checkpoint_config=train.CheckpointConfig(num_to_keep=2),
