@@ -1,5 +1,6 @@
 """The floor under ``simulate.py --resume``'s first result: how soon Tune gets a first report when
-``--trials`` trials start at once on the simulated cluster, with no restore and nothing else to do.
+``--trials`` trials start at once on the simulated cluster (``simulate.simulated_cluster``), with no
+restore and nothing else to do.
 
     python benchmarks/actor_storm.py                    # 8 nodes x 8 logical GPUs, 64 trials at once
 
@@ -19,6 +20,7 @@ import time
 from typing import Any
 
 from driver import DriverTimer
+from simulate import simulated_cluster
 
 
 class FirstReports(DriverTimer):
@@ -49,12 +51,8 @@ def main() -> None:
     args = ap.parse_args()
     import ray
     from ray import tune
-    from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    for _ in range(args.nodes):
-        cluster.add_node(num_cpus=args.gpus_per_node, num_gpus=args.gpus_per_node)
-    cluster.wait_for_nodes()
+    cluster = simulated_cluster(args.nodes, args.gpus_per_node)
     timer = FirstReports()
     try:
         ray.init(address=cluster.address, log_to_driver=False)

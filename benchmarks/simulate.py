@@ -110,7 +110,6 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import ray
-    from ray.cluster_utils import Cluster
 
     from mmkd import config
     from mmkd.sweep import runner
@@ -130,10 +129,7 @@ def main() -> None:
         ],
     )
     storage = args.storage or Path(tempfile.mkdtemp(prefix="mmkd-sim-"))
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    for _ in range(args.nodes):
-        cluster.add_node(num_cpus=args.gpus_per_node, num_gpus=args.gpus_per_node)
-    cluster.wait_for_nodes()
+    cluster = simulated_cluster(args.nodes, args.gpus_per_node)
     if args.resume_only:
         try:
             resumed = resume(storage / "sim", cluster.address, storage / "resume.log", args.stop_after_first)
@@ -231,6 +227,18 @@ def main() -> None:
             }
         )
     )
+
+
+def simulated_cluster(nodes: int, gpus_per_node: int) -> Any:
+    """A local Ray cluster: a head without CPUs and ``nodes`` nodes of ``gpus_per_node`` logical GPUs and
+    as many CPUs each (``ray.cluster_utils.Cluster``), started and ready."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    for _ in range(nodes):
+        cluster.add_node(num_cpus=gpus_per_node, num_gpus=gpus_per_node)
+    cluster.wait_for_nodes()
+    return cluster
 
 
 def resume(exp: Path, address: str, log: Path, stop_after_first: bool = False) -> dict[str, Any]:
